@@ -1,0 +1,103 @@
+"""A small multi-face tracker: constant-velocity prediction, Hungarian matching, shot cuts.
+
+A face keeps its id while it is in view, through misses of up to `max_gap` seconds (a blink of
+the detector, a hand passing); a new face gets the next id; a shot cut ends every track, so two
+people on either side of a cut are never glued together. Time, not frame count, drives it, so
+it behaves the same with `--stride` and with variable frame rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from fer_video.faces.record import Faces, box_iou
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray  # x, y, w, h at `time`
+    velocity: np.ndarray  # d(box)/dt, pixels per second
+    time: float
+    hits: int = 1
+
+    def predict(self, t: float) -> np.ndarray:
+        dt = min(t - self.time, 0.5)  # don't extrapolate a stale velocity far
+        box = self.box + self.velocity * dt
+        box[2:] = np.maximum(box[2:], 4)
+        return box
+
+
+class Tracker:
+    def __init__(self, max_gap: float = 1.0, min_iou: float = 0.05, max_centre_distance: float = 1.0):
+        self.max_gap = max_gap
+        self.min_iou = min_iou
+        self.max_centre_distance = max_centre_distance  # in face widths
+        self.tracks: list[Track] = []
+        self.next_id = 1
+
+    def reset(self) -> None:
+        """End every track (a shot cut). Ids keep counting, so they stay unique in a video."""
+        self.tracks = []
+
+    def update(self, faces: Faces, time: float) -> Faces:
+        self.tracks = [t for t in self.tracks if time - t.time <= self.max_gap]
+        ids = np.full(len(faces), -1, np.int64)
+        if self.tracks and len(faces):
+            predicted = np.array([t.predict(time) for t in self.tracks])
+            cost = self._cost(predicted, faces.boxes)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < 1e6:
+                    self._follow(self.tracks[r], faces.boxes[c], time)
+                    ids[c] = self.tracks[r].id
+        for c in np.flatnonzero(ids < 0):
+            track = Track(self.next_id, faces.boxes[c].copy(), np.zeros(4, np.float32), time)
+            self.tracks.append(track)
+            ids[c] = track.id
+            self.next_id += 1
+        return faces.with_(track_ids=ids)
+
+    def _cost(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """1 - IoU plus centre distance in face widths; impossible pairs cost 1e9."""
+        iou = box_iou(predicted, boxes)
+        centre_p = predicted[:, :2] + predicted[:, 2:] / 2
+        centre_b = boxes[:, :2] + boxes[:, 2:] / 2
+        size = np.maximum(predicted[:, 2:3], boxes[:, 2][None, :])
+        distance = np.linalg.norm(centre_p[:, None, :] - centre_b[None, :, :], axis=2) / size
+        ratio = predicted[:, 2:3] / boxes[:, 2][None, :]
+        plausible = ((iou >= self.min_iou) | (distance <= self.max_centre_distance)) & (ratio > 0.5) & (ratio < 2.0)
+        return np.where(plausible, (1 - iou) + distance, 1e9)
+
+    @staticmethod
+    def _follow(track: Track, box: np.ndarray, time: float) -> None:
+        dt = time - track.time
+        if dt > 0:
+            # Smoothed velocity: detector jitter alone should not launch a track sideways.
+            track.velocity = 0.6 * track.velocity + 0.4 * (box - track.box) / dt
+        track.box = box.copy()
+        track.time = time
+        track.hits += 1
+
+
+class ShotCutDetector:
+    """Flags a frame whose grey-level histogram differs sharply from the previous one's."""
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold = threshold  # Bhattacharyya distance: 0 same, 1 disjoint
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> bool:
+        small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+        cv2.normalize(hist, hist)
+        cut = False
+        if self._previous is not None:
+            cut = cv2.compareHist(self._previous, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+        self._previous = hist
+        return cut

@@ -1,0 +1,267 @@
+"""The annotate pipeline's stages as plain functions; flows/ wires them into Prefect tasks.
+
+    probe -> analyse (decode, detect, track, crop, classify) -> smooth -> write timeline -> render
+
+Analysis streams: one frame is held at a time, and only the small per-face records are kept.
+Rendering decodes the video a second time, so the annotated video can show smoothed labels
+(a centred window or HMM needs the future) without holding frames in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from fer_video import __version__
+from fer_video.errors import InputError
+from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.align import FER_CROP, fer_crops
+from fer_video.faces.detect import make_detector
+from fer_video.faces.record import Faces
+from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.render import draw_faces
+from fer_video.smoothing import Smoothing
+from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
+from fer_video.timeline.write import write_timeline
+from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_frames
+
+__all__ = ["AnnotateOptions", "Analysis", "analyse", "annotate", "probe", "render", "smooth", "write"]
+
+CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
+
+
+@dataclass
+class AnnotateOptions:
+    out_dir: Path = Path("fer-video-out")
+    stride: int = 1
+    detector: str = "blazeface"
+    min_face: int = 40
+    smoothing: str = "window:0.5"
+    model: Path | None = None
+    video: bool = True
+    preset: str = "veryfast"
+    progress: bool = True
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        Smoothing.parse(self.smoothing)  # fail early on a bad spec
+        if self.stride < 1:
+            raise ValueError("stride must be at least 1")
+
+
+@dataclass
+class Analysis:
+    info: MediaInfo
+    rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
+    frames_decoded: int
+    detector: str
+    model_name: str = ""
+    model_version: str = ""
+
+
+@dataclass
+class Result:
+    source: str
+    timeline: Path | None = None
+    video: Path | None = None
+    image: Path | None = None
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+_models: dict = {}
+
+
+def load_classifier(model: Path | None):
+    """One classifier per model path per process: loading Keras costs seconds."""
+    from fer_video.expression.classify import ExpressionClassifier
+
+    key = str(model or "")
+    if key not in _models:
+        _models[key] = ExpressionClassifier(model)
+    return _models[key]
+
+
+def analyse(info: MediaInfo, options: AnnotateOptions) -> Analysis:
+    """Decode, detect, track, crop and classify every `stride`-th frame."""
+    detector = make_detector(options.detector, min_face=options.min_face)
+    classifier = load_classifier(options.model)
+    tracker, cuts = Tracker(), ShotCutDetector()
+    geometry = FER_CROP[detector.name]
+    stats = DecodeStats()
+    columns: dict[str, list] = {k: [] for k in ("frame_index", "timestamp_s", "boxes", "scores", "tracks", "probs")}
+    pending: list[tuple[int, float, Faces, np.ndarray]] = []
+
+    def classify_pending():
+        if not pending:
+            return
+        crops = np.concatenate([c for *_, c in pending])
+        probs = classifier(crops)
+        start = 0
+        for index, time, faces, c in pending:
+            columns["frame_index"].append(np.full(len(faces), index, np.int64))
+            columns["timestamp_s"].append(np.full(len(faces), time, np.float64))
+            columns["boxes"].append(faces.boxes)
+            columns["scores"].append(faces.scores)
+            columns["tracks"].append(faces.track_ids)
+            columns["probs"].append(probs[start : start + len(faces)])
+            start += len(faces)
+        pending.clear()
+
+    expected = (info.expected_frames or 0) // options.stride or None
+    bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
+               disable=not options.progress, leave=False, dynamic_ncols=True)
+    n_pending = 0
+    with bar:
+        for frame in read_frames(info, options.stride, stats):
+            if cuts(frame.image):
+                tracker.reset()
+            faces = tracker.update(detector(frame.image), frame.time)
+            if len(faces):
+                pending.append((frame.index, frame.time, faces, fer_crops(frame.image, faces, geometry)))
+                n_pending += len(faces)
+                if n_pending >= CLASSIFY_BATCH:
+                    classify_pending()
+                    n_pending = 0
+            bar.update(1)
+    classify_pending()
+    rows = _rows_frame(info, columns)
+    return Analysis(info, rows, stats.decoded, detector.name, classifier.name, classifier.version)
+
+
+def _rows_frame(info: MediaInfo, columns: dict[str, list]) -> pd.DataFrame:
+    def cat(key, shape, dtype):
+        parts = columns[key]
+        return np.concatenate(parts) if parts else np.zeros(shape, dtype)
+
+    boxes = cat("boxes", (0, 4), np.float32)
+    probs = cat("probs", (0, len(EMOTIONS)), np.float32)
+    rows = pd.DataFrame({
+        "video_id": Path(info.path).stem,
+        "source_path": str(Path(info.path).resolve()),
+        "frame_index": cat("frame_index", (0,), np.int64),
+        "timestamp_s": cat("timestamp_s", (0,), np.float64),
+        "track_id": cat("tracks", (0,), np.int64).astype(np.int32),
+        "x": boxes[:, 0], "y": boxes[:, 1], "w": boxes[:, 2], "h": boxes[:, 3],
+        "det_score": cat("scores", (0,), np.float32),
+    })
+    for i, name in enumerate(RAW):
+        rows[name] = probs[:, i]
+    return rows
+
+
+def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
+    """Adds p_<emotion> (smoothed per track over time), label and confidence."""
+    smoother = Smoothing.parse(smoothing)
+    rows = rows.sort_values(["frame_index", "track_id"], kind="stable").reset_index(drop=True)
+    smoothed = np.zeros((len(rows), len(EMOTIONS)), np.float32)
+    raw = rows[RAW].to_numpy(np.float64)
+    times = rows["timestamp_s"].to_numpy()
+    for _, index in rows.groupby("track_id", sort=False).indices.items():
+        smoothed[index] = smoother(raw[index], times[index])
+    for i, name in enumerate(SMOOTH):
+        rows[name] = smoothed[:, i]
+    best = smoothed.argmax(axis=1) if len(rows) else np.zeros(0, int)
+    rows["label"] = pd.Categorical.from_codes(best, categories=list(EMOTIONS))
+    rows["confidence"] = smoothed[np.arange(len(rows)), best]
+    return rows
+
+
+def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
+    info = analysis.info
+    return TimelineMetadata(
+        source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
+        fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
+        stride=options.stride, rotation=info.rotation, has_audio=info.has_audio,
+        model_name=analysis.model_name, model_version=analysis.model_version,
+        detector=analysis.detector, smoothing=str(Smoothing.parse(options.smoothing)),
+        software_version=__version__,
+    )
+
+
+def output_paths(info: MediaInfo, out_dir: Path) -> dict[str, Path]:
+    stem = Path(info.path).stem
+    media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
+    if media.resolve() == Path(info.path).resolve():
+        media = media.with_name(f"{stem}.annotated.mp4")
+    return {"timeline": out_dir / f"{stem}.parquet", "media": media}
+
+
+def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
+    path = output_paths(analysis.info, options.out_dir)["timeline"]
+    return write_timeline(rows, metadata(analysis, options), path)
+
+
+def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions) -> Path:
+    """The annotated video (or image): every source frame, with the faces of the latest analysed
+    frame within the stride drawn on it."""
+    path = output_paths(info, options.out_dir)["media"]
+    by_frame = {
+        index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
+        for index, group in rows.groupby("frame_index", sort=False)
+    }
+    if info.is_image:
+        image = next(iter(read_frames(info))).image.copy()
+        if 0 in by_frame:
+            draw_faces(image, *by_frame[0])
+        return _write_image(image, path)
+    total = info.expected_frames
+    bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
+               disable=not options.progress, leave=False, dynamic_ncols=True)
+    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                         audio_codec=info.audio_codec, preset=options.preset)
+    with bar, writer:
+        for frame in read_frames(info):
+            faces = by_frame.get(frame.index - frame.index % options.stride)
+            image = frame.image
+            if faces is not None:
+                image = image.copy()  # frombuffer arrays are read-only
+                draw_faces(image, *faces)
+            writer.write(image)
+            bar.update(1)
+    return path
+
+
+def _write_image(image: np.ndarray, path: Path) -> Path:
+    ok, data = cv2.imencode(path.suffix if path.suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png", image)
+    if not ok:
+        raise RuntimeError(f"{path}: could not encode the annotated image")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_bytes(data.tobytes())
+    os.replace(partial, path)
+    return path
+
+
+def annotate(path: str | Path, options: AnnotateOptions) -> Result:
+    """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same)."""
+    info = probe(path)
+    analysis = analyse(info, options)
+    rows = smooth(analysis.rows, options.smoothing)
+    result = summarise(info, rows, analysis)
+    result.timeline = write(rows, analysis, options)
+    if options.video or info.is_image:
+        media = render(info, rows, options)
+        if info.is_image:
+            result.image = media
+        else:
+            result.video = media
+    return result
+
+
+def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
+    return Result(
+        source=info.path, frames=analysis.frames_decoded, faces=len(rows),
+        tracks=int(rows["track_id"].nunique()) if len(rows) else 0,
+    )
+
+
+__all__ += ["InputError", "Result", "load_classifier", "metadata", "output_paths", "summarise"]

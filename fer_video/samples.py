@@ -1,0 +1,127 @@
+"""Sample clips built from a real face (scikit-image's `astronaut`, a NASA public-domain photo).
+
+Used by `fer-video demo`, the tests and the benchmarks, so that none of them needs a downloaded
+video. Each clip has moving, scaling faces over a textured background and a tone as audio.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_video.video.ffmpeg_binary import ffmpeg_exe
+
+
+def astronaut_face() -> np.ndarray:
+    """The astronaut's head and shoulders, BGR, face roughly centred (about 200x240 px)."""
+    from skimage import data
+
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return image[20:260, 130:330].copy()
+
+
+@dataclass
+class Actor:
+    """One face: where it is (as a fraction of the frame) and how wide, over time."""
+
+    x: float  # centre, fraction of width
+    y: float  # centre, fraction of height
+    width: float  # face-patch width in pixels
+    dx: float = 0.0  # horizontal travel amplitude, fraction of width
+    scale: float = 0.0  # relative size oscillation amplitude
+    period: float = 4.0  # seconds
+    flip: bool = False
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    enter: float = 0.0  # seconds; the actor is absent before
+    leave: float = 1e9
+
+
+def background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([80 + 60 * xx / width, 90 + 50 * yy / height, 120 - 40 * xx / width], axis=2)
+    noise = cv2.GaussianBlur(rng.normal(0, 25, (height, width, 3)).astype(np.float32), (0, 0), 3)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def render_frame(canvas: np.ndarray, face: np.ndarray, actors: list[Actor], t: float) -> np.ndarray:
+    frame = canvas.copy()
+    height, width = frame.shape[:2]
+    for actor in actors:
+        if not actor.enter <= t < actor.leave:
+            continue
+        phase = 2 * np.pi * t / actor.period
+        w = int(actor.width * (1 + actor.scale * np.sin(phase)))
+        patch = cv2.resize(face, (w, int(w * face.shape[0] / face.shape[1])), interpolation=cv2.INTER_AREA)
+        if actor.flip:
+            patch = patch[:, ::-1]
+        patch = np.clip(patch * np.array(actor.tint, np.float32), 0, 255).astype(np.uint8)
+        cx = int((actor.x + actor.dx * np.sin(phase)) * width)
+        cy = int(actor.y * height)
+        x0, y0 = cx - patch.shape[1] // 2, cy - patch.shape[0] // 2
+        xs, ys = max(x0, 0), max(y0, 0)
+        xe, ye = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
+        if xe > xs and ye > ys:
+            frame[ys:ye, xs:xe] = patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    return frame
+
+
+def two_actors(width: int) -> list[Actor]:
+    """A moving, scaling face and a second, smaller one, both sized relative to the frame."""
+    return [
+        Actor(x=0.33, y=0.45, width=0.22 * width, dx=0.08, scale=0.2, period=5.0),
+        Actor(x=0.72, y=0.55, width=0.15 * width, dx=0.04, scale=0.1, period=7.0, flip=True,
+              tint=(0.9, 1.0, 1.15)),
+    ]
+
+
+def make_clip(
+    path: str | Path,
+    seconds: float = 4.0,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    actors: list[Actor] | None = None,
+    audio: bool = True,
+    cut_at: float | None = None,
+    extra_output_args: list[str] | None = None,
+) -> Path:
+    """Write an H.264 MP4 of the actors (default: `two_actors`) with a 440 Hz tone.
+
+    `cut_at` switches to a different background (a shot cut) at that second.
+    `extra_output_args` go to ffmpeg before the output name (e.g. rotation metadata).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    actors = two_actors(width) if actors is None else actors
+    face = astronaut_face()
+    scenes = [background(width, height, seed=0), background(width, height, seed=1)[:, ::-1] // 2 + 60]
+    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", str(fps),
+            "-i", "pipe:"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        args += ["-c:a", "aac", "-shortest"]
+    args += (extra_output_args or []) + [str(path)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
+    for i in range(int(round(seconds * fps))):
+        t = i / fps
+        canvas = scenes[1] if cut_at is not None and t >= cut_at else scenes[0]
+        proc.stdin.write(render_frame(canvas, face, actors, t).tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed to write {path}")
+    return path
+
+
+def make_image(path: str | Path, width: int = 640, height: int = 480) -> Path:
+    path = Path(path)
+    frame = render_frame(background(width, height), astronaut_face(), two_actors(width), 0.0)
+    cv2.imwrite(str(path), frame)
+    return path

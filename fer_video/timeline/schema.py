@@ -1,0 +1,64 @@
+"""The one definition of the timeline's Parquet schema: one row per (frame, face).
+
+Keep README.md's "Parquet schema" section in step with this file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+
+from fer_video.expression.labels import EMOTIONS
+
+RAW = [f"raw_{e}" for e in EMOTIONS]
+SMOOTH = [f"p_{e}" for e in EMOTIONS]
+
+SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),  # the input's file stem
+        pa.field("source_path", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64(), nullable=False),  # among all decoded frames
+        pa.field("timestamp_s", pa.float64(), nullable=False),  # from the stream's timestamps
+        pa.field("track_id", pa.int32(), nullable=False),  # stable per face while in view
+        pa.field("x", pa.float32(), nullable=False),  # box in source pixels (upright frame)
+        pa.field("y", pa.float32(), nullable=False),
+        pa.field("w", pa.float32(), nullable=False),
+        pa.field("h", pa.float32(), nullable=False),
+        pa.field("det_score", pa.float32(), nullable=False),
+        *[pa.field(name, pa.float32(), nullable=False) for name in RAW],  # calibrated, per frame
+        *[pa.field(name, pa.float32(), nullable=False) for name in SMOOTH],  # smoothed over time
+        pa.field("label", pa.dictionary(pa.int8(), pa.string()), nullable=False),  # argmax of p_*
+        pa.field("confidence", pa.float32(), nullable=False),  # p_<label>
+    ]
+)
+COLUMNS = SCHEMA.names
+METADATA_KEY = b"fer_video"
+
+
+@dataclass
+class TimelineMetadata:
+    """Stored as JSON under the `fer_video` key of the Parquet file's metadata."""
+
+    source_path: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float | None
+    frame_count: int  # frames decoded, analysed or not
+    stride: int
+    rotation: int
+    has_audio: bool
+    model_name: str
+    model_version: str
+    detector: str
+    smoothing: str
+    software_version: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_schema(cls, schema: pa.Schema) -> "TimelineMetadata":
+        return cls(**json.loads(schema.metadata[METADATA_KEY]))

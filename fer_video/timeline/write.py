@@ -1,0 +1,36 @@
+"""Writing a timeline to Parquet atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_video.expression.labels import EMOTIONS
+from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
+
+
+def to_table(rows: pd.DataFrame, metadata: TimelineMetadata) -> pa.Table:
+    """The timeline DataFrame as a table of exactly SCHEMA (zero rows allowed)."""
+    rows = rows.copy()
+    rows["label"] = pd.Categorical(rows["label"], categories=list(EMOTIONS))
+    table = pa.Table.from_pandas(rows[SCHEMA.names], preserve_index=False)
+    table = table.cast(SCHEMA)
+    return table.replace_schema_metadata({METADATA_KEY: metadata.to_bytes()})
+
+
+def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | Path) -> Path:
+    """Write to a hidden `.<name>.part`, then rename: no reader or `*.parquet` glob ever sees a
+    half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        pq.write_table(to_table(rows, metadata), partial, compression="zstd")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path

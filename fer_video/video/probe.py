@@ -1,0 +1,98 @@
+"""What a media file holds, read from `ffmpeg -i` (imageio-ffmpeg ships no ffprobe)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from fer_video.errors import InputError
+from fer_video.video.ffmpeg_binary import ffmpeg_exe
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+# NTSC rates print rounded ("29.97 fps"); encoding at the rounded value would drift from the audio.
+_NTSC = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "59.94": Fraction(60000, 1001)}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    width: int  # upright, after rotation metadata is applied
+    height: int
+    fps: Fraction  # average rate; per-frame timestamps come from the stream itself
+    duration: float | None
+    rotation: int  # degrees the stored picture is turned to display upright
+    video_codec: str
+    audio_codec: str | None
+    is_image: bool = False
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    @property
+    def expected_frames(self) -> int | None:
+        return round(self.duration * float(self.fps)) if self.duration else None
+
+
+def _fps(stream_line: str) -> Fraction:
+    for unit in ("fps", "tbr"):
+        m = re.search(rf"([\d.]+)(k?) {unit}\b", stream_line)
+        if m:
+            text, kilo = m.group(1), m.group(2)
+            value = _NTSC.get(text) or Fraction(text).limit_denominator(1001)
+            return value * 1000 if kilo else value
+    return Fraction(25)
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Probe a video or still image; raises InputError with ffmpeg's reason when it cannot."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a video or image")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True, text=True, errors="replace", timeout=60,
+    )
+    text = result.stderr
+    video = re.search(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text)
+    if video is None:
+        reason = _ffmpeg_reason(text) or "no video stream"
+        raise InputError(path, f"not a readable video or image ({reason})")
+    codec, rest = video.group(1), video.group(2)
+    size = re.search(r", (\d{2,5})x(\d{2,5})", rest)
+    if size is None:
+        raise InputError(path, "video stream has no frame size")
+    width, height = int(size.group(1)), int(size.group(2))
+    after_video = text[video.end():]
+    next_stream = after_video.find("Stream #")
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", after_video[: None if next_stream < 0 else next_stream])
+    # ffmpeg reports the counter-clockwise angle; what matters here is whether sides swap.
+    rotation = round(float(rot.group(1))) % 360 if rot else 0
+    if rotation in (90, 270):
+        width, height = height, width
+    audio = re.search(r"Stream #\d+:\d+[^:]*: Audio: (\w+)", text)
+    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None
+    is_image = path.suffix.lower() in IMAGE_SUFFIXES or "_pipe, from" in text or codec in ("png", "bmp", "webp")
+    return MediaInfo(
+        path=str(path), width=width, height=height, fps=_fps(rest), duration=duration,
+        rotation=rotation, video_codec=codec, audio_codec=audio.group(1) if audio else None,
+        is_image=is_image,
+    )
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """ffmpeg's own last complaint, shortened to one line."""
+    for line in reversed(stderr.strip().splitlines()):
+        line = re.sub(r"^\[[^\]]+\]\s*", "", line.strip())
+        if line and not line.startswith(("At least one output", "Exiting", "Error opening input files")):
+            return line.rstrip(".")
+    return ""

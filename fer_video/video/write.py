@@ -1,0 +1,101 @@
+"""Encoding BGR frames to a browser-playable H.264 MP4 with the source's audio, atomically."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.probe import _ffmpeg_reason
+
+# Codecs an MP4 carries that browsers play: copied as they are; anything else becomes AAC.
+_MP4_AUDIO = {"aac", "mp3"}
+
+
+class VideoWriter:
+    """`with VideoWriter(out, w, h, fps, audio_from=src) as w: w.write(frame)`.
+
+    Frames go to a hidden `.<name>.part`, renamed to `out` only after ffmpeg finished cleanly, so a crash
+    never leaves a file that looks complete. yuv420p needs even sides: an odd-sized source is
+    padded by one pixel.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio_from: str | None = None,
+        audio_codec: str | None = None,
+        preset: str = "veryfast",
+        crf: int = 23,
+    ):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".{self.path.name}.part")
+        self.width, self.height = width, height
+        video = ffmpeg.input(
+            "pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}", framerate=str(fps)
+        ).video
+        if width % 2 or height % 2:
+            video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        streams = [video]
+        options: dict = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart")
+        if audio_from:
+            streams.append(ffmpeg.input(audio_from).audio)
+            options["acodec"] = "copy" if audio_codec in _MP4_AUDIO else "aac"
+        args = (
+            ffmpeg.output(*streams, str(self.partial), format="mp4", **options)
+            .global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
+            .compile(cmd=ffmpeg_exe())
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._stderr: list[bytes] = []
+        self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
+        self._drain.start()
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if image.shape != (self.height, self.width, 3):
+            raise ValueError(f"frame of shape {image.shape}, expected {(self.height, self.width, 3)}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(image).data)
+        except BrokenPipeError:
+            self._fail("ffmpeg stopped taking frames")
+        self.frames += 1
+
+    def close(self) -> Path:
+        self._proc.stdin.close()
+        self._proc.wait()
+        self._drain.join(timeout=10)
+        if self._proc.returncode != 0:
+            self._fail(f"ffmpeg exit {self._proc.returncode}")
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self.partial.unlink(missing_ok=True)
+
+    def _fail(self, fallback: str):
+        self.abort()
+        reason = _ffmpeg_reason(b"".join(self._stderr).decode("utf-8", "replace")) or fallback
+        raise RuntimeError(f"{self.path}: encoding failed ({reason})")
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
