@@ -63,6 +63,8 @@ def probe(path: str | Path) -> MediaInfo:
     )
     text = result.stderr
     video = re.search(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text)
+    if "moov atom not found" in text:
+        raise InputError(path, "truncated or unfinished MP4 (moov atom not found)")
     if video is None:
         reason = _ffmpeg_reason(text) or "no video stream"
         raise InputError(path, f"not a readable video or image ({reason})")
@@ -93,6 +95,8 @@ def _ffmpeg_reason(stderr: str) -> str:
     """ffmpeg's own last complaint, shortened to one line."""
     for line in reversed(stderr.strip().splitlines()):
         line = re.sub(r"^\[[^\]]+\]\s*", "", line.strip())
-        if line and not line.startswith(("At least one output", "Exiting", "Error opening input files")):
+        if line.startswith("Error opening input:"):
+            return line.split(":", 1)[1].strip().rstrip(".")
+        if line and not line.startswith(("At least one output", "Exiting", "Error opening input")):
             return line.rstrip(".")
     return ""

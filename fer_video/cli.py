@@ -1,0 +1,254 @@
+"""`fer-video`: the command line.
+
+Every command turns a bad input into one line on stderr naming the file and the problem and a
+non-zero exit status; `--verbose` shows tracebacks and Prefect's own logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_FAILED = 1  # some inputs failed
+EXIT_USAGE = 2
+
+
+def _environment(verbose: bool) -> None:
+    """Settings that must be in place before TensorFlow or Prefect is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if not verbose else "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        # Failed runs are reported by us in one line; Prefect would add a traceback per task.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool):
+    """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
+    file descriptor 2 while they load; hide it unless asked."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _fail(message: str) -> None:
+    print(f"fer-video: error: {message}", file=sys.stderr)
+
+
+def _annotate_options(args):
+    from fer_video.pipeline import AnnotateOptions
+
+    return AnnotateOptions(
+        out_dir=Path(args.out), stride=args.stride, detector=args.detector, min_face=args.min_face,
+        smoothing=args.smoothing, model=Path(args.model) if args.model else None,
+        video=not args.no_video, preset=args.preset, progress=not args.quiet,
+    )
+
+
+def cmd_annotate(args) -> int:
+    options = _annotate_options(args)
+    with _quiet_stderr(not args.verbose):
+        from fer_video.faces.detect import make_detector
+        from fer_video.pipeline import load_classifier
+
+        from flows.annotate import annotate_video
+
+        load_classifier(options.model)
+        make_detector(options.detector)(np.zeros((64, 64, 3), np.uint8))  # LiteRT's banner, once
+    failed = 0
+    for path in args.inputs:
+        state = annotate_video(path, options, return_state=True)
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            failed += 1
+            _report_failure(path, outcome, args.verbose)
+            continue
+        outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
+        print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
+              f"{outcome.tracks} tracks -> {outputs}")
+    if failed:
+        print(f"fer-video: {failed} of {len(args.inputs)} inputs failed", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def _report_failure(path, error: BaseException, verbose: bool) -> None:
+    from fer_video.errors import InputError
+
+    if isinstance(error, InputError):
+        _fail(str(error))
+    else:
+        _fail(f"{path}: {type(error).__name__}: {error}" + ("" if verbose else " (--verbose for details)"))
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error)
+
+
+def cmd_demo(args) -> int:
+    from fer_video.samples import make_clip
+
+    out = Path(args.out)
+    clip = make_clip(out / "sample" / "sample.mp4", seconds=args.seconds, width=1280, height=720, fps=30)
+    print(f"made a {args.seconds:g} s sample clip with two faces and a tone: {clip}")
+    args.inputs = [str(clip)]
+    args.stride, args.detector, args.min_face, args.smoothing = 1, "blazeface", 40, "window:0.5"
+    args.model, args.no_video, args.preset = None, False, "veryfast"
+    return cmd_annotate(args)
+
+
+def cmd_train(args) -> int:
+    from fer_video.expression.train import TrainConfig, train
+
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stderr)]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=args.seed, patience=args.patience, limit=args.limit,
+                         widths=tuple(int(w) for w in args.widths.split(",")))
+    with _quiet_stderr(not args.verbose):
+        import tensorflow  # noqa: F401
+    summary = train(args.dataset, run_dir, config)
+    if args.export:
+        import shutil
+
+        export = Path(args.export)
+        export.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "model.keras", export / "fer_vgg.keras")
+        shutil.copy(run_dir / "model.json", export / "fer_vgg.json")
+        print(f"exported to {export / 'fer_vgg.keras'}")
+    print(f"validation accuracy {summary['validation']['accuracy']:.4f}; model: {run_dir / 'model.keras'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from fer_video.expression.data import resolve_split
+    from fer_video.expression.evaluate import evaluate, format_report, write_report
+
+    folder = resolve_split(args.dataset, args.split)
+    with _quiet_stderr(not args.verbose):
+        import tensorflow  # noqa: F401
+    report = evaluate(args.model, folder, flip=not args.no_flip)
+    files = write_report(report, args.out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"\nwrote {files['json']} and {files['png']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-video",
+        description="Facial-expression timelines (Parquet) and annotated videos from recorded video.",
+    )
+    parser.add_argument("--version", action="version", version=f"fer-video {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p):
+        p.add_argument("--verbose", action="store_true", help="show tracebacks and Prefect's logs")
+
+    def annotate_args(p):
+        p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        common(p)
+
+    p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
+                       description="Run the annotate-video Prefect flow on each input. Writes "
+                       "<out>/<stem>.parquet and <out>/<stem>.mp4 (or an annotated image).")
+    p.add_argument("inputs", nargs="+", help="video or image files")
+    p.add_argument("--stride", type=int, default=1, help="analyse every Nth frame (default 1)")
+    p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface",
+                   help="face detector (default blazeface; see README for measurements)")
+    p.add_argument("--min-face", type=int, default=40, help="smallest face width to find, pixels (default 40)")
+    p.add_argument("--smoothing", default="window:0.5",
+                   help="none | ema[:TAU] | window[:SECONDS] | hmm[:SECONDS] (default window:0.5)")
+    p.add_argument("--model", help="expression model .keras (default: models/fer_vgg.keras)")
+    p.add_argument("--no-video", action="store_true", help="write the timeline only, no annotated MP4")
+    p.add_argument("--preset", default="veryfast", help="x264 preset for the MP4 (default veryfast)")
+    annotate_args(p)
+    p.set_defaults(func=cmd_annotate)
+
+    p = sub.add_parser("demo", help="make a sample clip and annotate it (no input needed)")
+    p.add_argument("--seconds", type=float, default=6.0, help="length of the sample clip (default 6)")
+    annotate_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train the expression model on a FER2013-layout folder (resumable)",
+                       description="Trains on DATASET/train/<class>/*.jpg, holding out part of it for "
+                       "validation. Run it again with the same --run-dir to resume.")
+    p.add_argument("dataset", help="folder with train/<class>/ images (Kaggle FER2013 layout)")
+    p.add_argument("--run-dir", default="runs/fer_vgg", help="checkpoints, log and outputs (default runs/fer_vgg)")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--patience", type=int, default=15, help="early-stopping patience, epochs")
+    p.add_argument("--widths", default="16,32,64,128", help="conv widths per block")
+    p.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
+    p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on a labelled folder")
+    p.add_argument("dataset", help="folder with <class>/ images, or a dataset root with --split inside")
+    p.add_argument("--split", default="public_test", help="subfolder to use if present (default public_test)")
+    p.add_argument("--model", help="model .keras (default: models/fer_vgg.keras)")
+    p.add_argument("--out", default="fer-video-eval", help="where report.json and confusion_matrix.png go")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time augmentation")
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def _version() -> str:
+    from fer_video import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _environment(getattr(args, "verbose", False))
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except (ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+        if args.verbose:
+            raise
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - the one place that turns any failure into a line
+        from fer_video.errors import InputError
+
+        _fail(str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}")
+        if args.verbose:
+            raise
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Prefect flows: they only wire fer_video's stages into tasks and flows."""
