@@ -9,8 +9,10 @@ Rendering decodes the video a second time, so the annotated video can show smoot
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -55,14 +57,23 @@ class AnnotateOptions:
             raise ValueError("stride must be at least 1")
 
 
+    def settings(self) -> dict:
+        """What, besides the input and the model, decides the result."""
+        return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
+                "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
+                "software": __version__}
+
+
 @dataclass
 class Analysis:
     info: MediaInfo
+    name: str  # output name and video_id: the file stem unless the caller chose another
     rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
     frames_decoded: int
     detector: str
     model_name: str = ""
     model_version: str = ""
+    model_sha256: str = ""
 
 
 @dataclass
@@ -90,7 +101,21 @@ def load_classifier(model: Path | None):
     return _models[key]
 
 
-def analyse(info: MediaInfo, options: AnnotateOptions) -> Analysis:
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) -> str:
+    """Equal keys mean the same output: same bytes in, same model, same settings."""
+    payload = json.dumps([content_sha256, model_sha256, options.settings()], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame."""
     detector = make_detector(options.detector, min_face=options.min_face)
     classifier = load_classifier(options.model)
@@ -133,11 +158,13 @@ def analyse(info: MediaInfo, options: AnnotateOptions) -> Analysis:
                     n_pending = 0
             bar.update(1)
     classify_pending()
-    rows = _rows_frame(info, columns)
-    return Analysis(info, rows, stats.decoded, detector.name, classifier.name, classifier.version)
+    name = name or Path(info.path).stem
+    rows = _rows_frame(info, name, columns)
+    return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
+                    classifier.sha256)
 
 
-def _rows_frame(info: MediaInfo, columns: dict[str, list]) -> pd.DataFrame:
+def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
     def cat(key, shape, dtype):
         parts = columns[key]
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)
@@ -145,7 +172,7 @@ def _rows_frame(info: MediaInfo, columns: dict[str, list]) -> pd.DataFrame:
     boxes = cat("boxes", (0, 4), np.float32)
     probs = cat("probs", (0, len(EMOTIONS)), np.float32)
     rows = pd.DataFrame({
-        "video_id": Path(info.path).stem,
+        "video_id": name,
         "source_path": str(Path(info.path).resolve()),
         "frame_index": cat("frame_index", (0,), np.int64),
         "timestamp_s": cat("timestamp_s", (0,), np.float64),
@@ -177,6 +204,7 @@ def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
 
 def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     info = analysis.info
+    content_sha256 = file_sha256(info.path)
     return TimelineMetadata(
         source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
         fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
@@ -184,11 +212,13 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
         model_name=analysis.model_name, model_version=analysis.model_version,
         detector=analysis.detector, smoothing=str(Smoothing.parse(options.smoothing)),
         software_version=__version__,
+        content_sha256=content_sha256,
+        job_key=job_key(content_sha256, analysis.model_sha256, options),
     )
 
 
-def output_paths(info: MediaInfo, out_dir: Path) -> dict[str, Path]:
-    stem = Path(info.path).stem
+def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
+    stem = name or Path(info.path).stem
     media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
     if media.resolve() == Path(info.path).resolve():
         media = media.with_name(f"{stem}.annotated.mp4")
@@ -196,14 +226,14 @@ def output_paths(info: MediaInfo, out_dir: Path) -> dict[str, Path]:
 
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
-    path = output_paths(analysis.info, options.out_dir)["timeline"]
+    path = output_paths(analysis.info, options.out_dir, analysis.name)["timeline"]
     return write_timeline(rows, metadata(analysis, options), path)
 
 
-def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions) -> Path:
+def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
-    path = output_paths(info, options.out_dir)["media"]
+    path = output_paths(info, options.out_dir, name)["media"]
     by_frame = {
         index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
         for index, group in rows.groupby("frame_index", sort=False)
@@ -241,19 +271,22 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def annotate(path: str | Path, options: AnnotateOptions) -> Result:
-    """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same)."""
+def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None) -> Result:
+    """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same).
+
+    The timeline is written last: a Parquet file with its job key is the mark of a finished job.
+    """
     info = probe(path)
-    analysis = analyse(info, options)
+    analysis = analyse(info, options, name)
     rows = smooth(analysis.rows, options.smoothing)
     result = summarise(info, rows, analysis)
-    result.timeline = write(rows, analysis, options)
     if options.video or info.is_image:
-        media = render(info, rows, options)
+        media = render(info, rows, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
             result.video = media
+    result.timeline = write(rows, analysis, options)
     return result
 
 

@@ -22,15 +22,16 @@ render = stage(name="render")(pipeline.render)
 
 
 @flow(name="annotate-video", flow_run_name="annotate {path}", validate_parameters=False)
-def annotate_video(path: str | Path, options: AnnotateOptions | None = None) -> Result:
+def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None) -> Result:
+    """As `fer_video.pipeline.annotate`: the timeline is written last, marking the job done."""
     options = options or AnnotateOptions()
     info = probe(path)
-    analysis = analyse(info, options)
+    analysis = analyse(info, options, name)
     rows = smooth(analysis.rows, options.smoothing)
     result = pipeline.summarise(info, rows, analysis)
-    result.timeline = write_timeline(rows, analysis, options)
     if info.is_image:
-        result.image = render(info, rows, options)
+        result.image = render(info, rows, options, analysis.name)
     elif options.video:
-        result.video = render(info, rows, options)
+        result.video = render(info, rows, options, analysis.name)
+    result.timeline = write_timeline(rows, analysis, options)
     return result

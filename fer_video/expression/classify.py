@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class ExpressionClassifier:
         self.temperature = float(self.card.get("temperature", 1.0))
         self.name = self.card.get("name", self.path.stem)
         self.version = self.card.get("code_version", "unknown")
+        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.batch_size = batch_size
         self.flip = flip
         model = keras.models.load_model(self.path, compile=False)

@@ -135,12 +135,13 @@ class BlazeFaceDetector:
             self._calls = 0
             self._recent_small = []
         windows = [self._grid[0]]
-        if len(self._grid) > 1:
-            if self._calls % self.scan_every == 0:
-                windows = self._grid
-            else:
-                windows += [self._window_around(box, width, height)
-                            for boxes in self._recent_small for box in boxes]
+        if len(self._grid) > 1 and self._calls % self.scan_every == 0:
+            windows = self._grid
+        else:
+            # Also when the grid is the whole frame alone: a face near `min_face` scores close
+            # to the threshold there and would flicker in and out without its own window.
+            windows += [self._window_around(box, width, height)
+                        for boxes in self._recent_small for box in boxes]
         self._calls += 1
         faces = self._detect(image, windows)
         faces = _clip_to_frame(faces, width, height)

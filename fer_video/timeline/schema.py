@@ -55,6 +55,8 @@ class TimelineMetadata:
     detector: str
     smoothing: str
     software_version: str
+    content_sha256: str = ""  # of the source file
+    job_key: str = ""  # content + model + settings: an equal key means the same result
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
