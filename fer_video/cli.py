@@ -28,6 +28,8 @@ def _environment(verbose: bool) -> None:
         # Failed runs are reported by us in one line; Prefect would add a traceback per task.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by Dask's worker processes too
+        logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -48,6 +50,16 @@ def _quiet_stderr(enabled: bool):
         os.close(saved)
 
 
+def _warm_up(model: Path | None, detector: str) -> None:
+    """Load the model and run the detector once, inside `_quiet_stderr`: LiteRT prints its
+    delegate banner on first use."""
+    from fer_video.faces.detect import make_detector
+    from fer_video.pipeline import load_classifier
+
+    load_classifier(model)
+    make_detector(detector)(np.zeros((64, 64, 3), np.uint8))
+
+
 def _fail(message: str) -> None:
     print(f"fer-video: error: {message}", file=sys.stderr)
 
@@ -65,13 +77,9 @@ def _annotate_options(args):
 def cmd_annotate(args) -> int:
     options = _annotate_options(args)
     with _quiet_stderr(not args.verbose):
-        from fer_video.faces.detect import make_detector
-        from fer_video.pipeline import load_classifier
-
         from flows.annotate import annotate_video
 
-        load_classifier(options.model)
-        make_detector(options.detector)(np.zeros((64, 64, 3), np.uint8))  # LiteRT's banner, once
+        _warm_up(options.model, options.detector)
     failed = 0
     for path in args.inputs:
         state = annotate_video(path, options, return_state=True)
@@ -157,6 +165,62 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _folder_parameters(args) -> dict:
+    return dict(folder=str(Path(args.folder).resolve()), out=str(Path(args.out).resolve()),
+                pattern=args.pattern, retries=args.retries, stride=args.stride, detector=args.detector,
+                min_face=args.min_face, smoothing=args.smoothing,
+                model=str(Path(args.model).resolve()) if args.model else None,
+                video=not args.no_video, preset=args.preset)
+
+
+def cmd_batch(args) -> int:
+    from fer_video.batch import discover, format_summary
+    from fer_video.smoothing import Smoothing
+
+    Smoothing.parse(args.smoothing)
+    discover(args.folder, args.pattern)  # a missing folder fails here, in one line
+    with _quiet_stderr(not args.verbose):
+        from flows.batch import folder_flow
+
+        _warm_up(Path(args.model) if args.model else None, args.detector)
+    flow = folder_flow(args.concurrency, args.dask_address, args.workers)
+    state = flow(**_folder_parameters(args), return_state=True)
+    outcomes = state.result(raise_on_failure=False)
+    if isinstance(outcomes, BaseException):
+        raise outcomes
+    print(format_summary(outcomes))
+    return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else 0
+
+
+def parse_duration(text: str) -> float:
+    """'90' or '90s', '10m', '1.5h', '1d' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise ValueError(f"--every {text!r}: use a number of seconds or e.g. 30s, 10m, 1h") from None
+    if seconds <= 0:
+        raise ValueError(f"--every {text!r}: must be positive")
+    return seconds
+
+
+def cmd_serve(args) -> int:
+    from fer_video.batch import discover
+
+    interval = parse_duration(args.every) if args.every else None
+    discover(args.folder, args.pattern)
+    with _quiet_stderr(not args.verbose):
+        from flows.batch import folder_flow
+    flow = folder_flow(args.concurrency, args.dask_address, args.workers)
+    name = args.name or f"annotate-{Path(args.folder).resolve().name}"
+    print(f"serving deployment 'annotate-folder/{name}' "
+          f"({'every ' + args.every if args.every else 'cron ' + args.cron}); Ctrl-C stops", flush=True)
+    flow.serve(name=name, interval=interval, cron=args.cron, parameters=_folder_parameters(args),
+               print_starting_message=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-video",
@@ -219,6 +283,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true", help="no mirrored test-time augmentation")
     common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    def folder_args(p):
+        p.add_argument("folder", help="folder of videos and images (searched recursively)")
+        p.add_argument("--pattern", default="*", help="only file names matching this glob (default *)")
+        p.add_argument("--concurrency", type=int, default=2, help="videos at a time in this process (default 2)")
+        p.add_argument("--retries", type=int, default=1, help="retries of a failed video (default 1)")
+        p.add_argument("--dask-address", help="run the per-video work on this Dask scheduler (tcp://HOST:PORT)")
+        p.add_argument("--workers", type=int, help="start a local Dask cluster of N processes for the work")
+        for flag in ("--stride", "--min-face"):
+            p.add_argument(flag, type=int, default=1 if flag == "--stride" else 40)
+        p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface")
+        p.add_argument("--smoothing", default="window:0.5")
+        p.add_argument("--model")
+        p.add_argument("--no-video", action="store_true")
+        p.add_argument("--preset", default="veryfast")
+        p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
+        common(p)
+
+    p = sub.add_parser("batch", help="annotate every video and image under a folder, skipping finished ones",
+                       description="Runs the annotate-folder Prefect flow: a video already annotated with the "
+                       "same content, model and settings is skipped; a failure is reported and the rest go on.")
+    folder_args(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("serve", help="serve the folder flow as a Prefect deployment on a schedule",
+                       description="Runs until stopped; each scheduled run annotates what is new in the folder. "
+                       "Uses the Prefect server in PREFECT_API_URL (see README) or an ephemeral one.")
+    folder_args(p)
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", help="interval, e.g. 30s, 10m, 1h")
+    when.add_argument("--cron", help="cron schedule, e.g. '*/10 * * * *'")
+    p.add_argument("--name", help="deployment name (default: annotate-<folder name>)")
+    p.set_defaults(func=cmd_serve)
+
+    from fer_video.cli_timeline import register as register_timeline_commands
+
+    register_timeline_commands(sub)
     return parser
 
 

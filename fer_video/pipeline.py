@@ -74,6 +74,7 @@ class Analysis:
     model_name: str = ""
     model_version: str = ""
     model_sha256: str = ""
+    content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
 
 
 @dataclass
@@ -204,7 +205,7 @@ def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
 
 def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     info = analysis.info
-    content_sha256 = file_sha256(info.path)
+    content_sha256 = analysis.content_sha256 or file_sha256(info.path)
     return TimelineMetadata(
         source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
         fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
@@ -271,13 +272,15 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None) -> Result:
+def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
+             content_sha256: str = "") -> Result:
     """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same).
 
     The timeline is written last: a Parquet file with its job key is the mark of a finished job.
     """
     info = probe(path)
     analysis = analyse(info, options, name)
+    analysis.content_sha256 = content_sha256
     rows = smooth(analysis.rows, options.smoothing)
     result = summarise(info, rows, analysis)
     if options.video or info.is_image:

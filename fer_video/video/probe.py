@@ -63,9 +63,11 @@ def probe(path: str | Path) -> MediaInfo:
     )
     text = result.stderr
     video = re.search(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text)
-    if "moov atom not found" in text:
+    if "moov atom not found" in text and _starts_like_mp4(path):
         raise InputError(path, "truncated or unfinished MP4 (moov atom not found)")
     if video is None:
+        if re.search(r"Stream #\d+:\d+[^:]*: Audio: ", text):
+            raise InputError(path, "no video stream (audio only)")
         reason = _ffmpeg_reason(text) or "no video stream"
         raise InputError(path, f"not a readable video or image ({reason})")
     codec, rest = video.group(1), video.group(2)
@@ -89,6 +91,19 @@ def probe(path: str | Path) -> MediaInfo:
         rotation=rotation, video_codec=codec, audio_codec=audio.group(1) if audio else None,
         is_image=is_image,
     )
+
+
+def _starts_like_mp4(path: Path) -> bool:
+    """An ISO media file opens with an `ftyp` (or another top-level) box: a text file named
+    .mp4 also makes ffmpeg say "moov atom not found", but it is not a truncated MP4."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")
+
+
+def _starts_like_mp4(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(12)[4:8] == b"ftyp"
 
 
 def _ffmpeg_reason(stderr: str) -> str:

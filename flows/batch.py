@@ -1,0 +1,64 @@
+"""`annotate_folder`: every video and image under a folder, a few at a time, skipping finished
+work; `serve_folder`: the same on a schedule, as a Prefect deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from fer_video import batch
+from fer_video.pipeline import AnnotateOptions
+
+annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)
+
+
+@flow(name="annotate-folder", validate_parameters=False)
+def annotate_folder(
+    folder: str,
+    out: str = "fer-video-out",
+    pattern: str = "*",
+    retries: int = 1,
+    stride: int = 1,
+    detector: str = "blazeface",
+    min_face: int = 40,
+    smoothing: str = "window:0.5",
+    model: str | None = None,
+    video: bool = True,
+    preset: str = "veryfast",
+) -> list[batch.Outcome]:
+    """Plain parameters only, so a deployment can store them. Concurrency comes from the task
+    runner the caller picks (threads here, or a Dask cluster)."""
+    options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
+                              smoothing=smoothing, model=Path(model) if model else None, video=video,
+                              preset=preset, progress=False)
+    root = Path(folder)
+    paths = batch.discover(root, pattern)
+    model_sha = batch.model_sha256(options)
+    job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
+    futures = [(p, batch.output_name(p, root), job.submit(p, batch.output_name(p, root), options, model_sha))
+               for p in paths]
+    outcomes = []
+    for path, name, future in futures:
+        result = future.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
+            outcomes.append(batch.Outcome(str(path), name, "failed", reason))
+        else:
+            outcomes.append(result)
+    return outcomes
+
+
+def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
+    """annotate_folder with a task runner: a Dask cluster (an existing one at `dask_address`, or
+    a local one of `workers` processes) or `concurrency` threads in this process."""
+    if dask_address or workers:
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=dask_address) if dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                                 "processes": True}))
+        return annotate_folder.with_options(task_runner=runner)
+    return annotate_folder.with_options(task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
