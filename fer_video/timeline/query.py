@@ -1,0 +1,150 @@
+"""SQL over a timeline folder with DuckDB, and writing any result table out.
+
+The folder's timelines are the view `timeline` (every non-hidden `*.parquet`, one row per frame
+and face, columns as in SCHEMA); `videos` has one row per file with its metadata (video_id,
+width, height, fps, duration_s, frame_count, stride, frame_step_s = stride / fps, model_name,
+detector, smoothing, ...), so that e.g. time on screen is `count(*) * any_value(frame_step_s)`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import pandas as pd
+
+from fer_video.timeline.read import load_metadata, timeline_files
+from fer_video.timeline.schema import TimelineMetadata
+
+__all__ = ["FORMATS", "connect", "query", "format_table", "write_result"]
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(path_or_folder: str | Path):
+    """An in-memory DuckDB connection with the views `timeline` and `videos` over the folder."""
+    import duckdb
+
+    files = timeline_files(path_or_folder)
+    con = duckdb.connect(":memory:")
+    listing = ", ".join(_sql_string(str(p)) for p in files)
+    con.execute(f"CREATE VIEW timeline AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+    names = [f.name for f in fields(TimelineMetadata)]
+    rows = []
+    for video_id, meta in load_metadata(path_or_folder).items():
+        record = {"video_id": video_id, **asdict(meta)}
+        record["frame_step_s"] = meta.stride / meta.fps if meta.fps else float("nan")
+        rows.append(record)
+    videos = pd.DataFrame(rows, columns=["video_id", *names[:8], "frame_step_s", *names[8:]])
+    videos["duration_s"] = videos["duration_s"].astype(float)
+    con.register("_videos_frame", videos)
+    con.execute("CREATE TABLE videos AS SELECT * FROM _videos_frame")
+    con.unregister("_videos_frame")
+    return con
+
+
+def query(path_or_folder: str | Path, sql: str) -> pd.DataFrame:
+    """The result of `sql` over the folder's `timeline` (and `videos`) as a DataFrame.
+
+    Errors in the SQL raise ValueError with DuckDB's first line ("Parser Error: ...")."""
+    import duckdb
+
+    if not sql or not sql.strip():
+        raise ValueError("empty SQL query")
+    con = connect(path_or_folder)
+    try:
+        relation = con.sql(sql)
+        return relation.df() if relation is not None else pd.DataFrame()
+    except duckdb.Error as error:
+        raise ValueError(f"SQL error: {_first_line(error)}") from None
+    finally:
+        con.close()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _cell(value) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def format_table(frame: pd.DataFrame, right: tuple[str, ...] = ()) -> str:
+    """An aligned plain-text table: numbers (and the columns named in `right`) right-aligned,
+    text left-aligned, a rule under the header, floats with at most four decimals."""
+    if frame.columns.empty:
+        return "(no columns)"
+    columns = [str(c) for c in frame.columns]
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    numeric = [(pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]))
+               or str(c) in right for c in frame.columns]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in cells]
+    out.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    return "\n".join(out)
+
+
+def write_result(frame: pd.DataFrame, fmt: str = "table", output: str | Path | None = None,
+                 table=format_table, dataset: str | Path | None = None) -> Path | None:
+    """Write `frame` as an aligned table, CSV, JSON (an array of records) or Parquet, to `output`
+    or, except Parquet, stdout. Files are written to a hidden `.part` first, then renamed.
+    `dataset` (the folder queried) guards against writing a `.parquet` into it, where it would
+    be read as a timeline."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+    if fmt == "parquet" and (output is None or str(output) == "-"):
+        raise ValueError("--format parquet needs --output FILE")
+    if output is not None and dataset is not None:
+        out, folder = Path(output).resolve(), Path(dataset).resolve()
+        if out.suffix == ".parquet" and (out.parent == folder or out == folder):
+            raise ValueError(f"{output}: would be read as a timeline of {dataset}; write it elsewhere")
+    if fmt == "parquet":
+        data = _parquet_bytes(frame)
+    elif fmt == "csv":
+        data = frame.to_csv(index=False)
+    elif fmt == "json":
+        data = frame.to_json(orient="records", date_format="iso", double_precision=10) + "\n"
+    else:
+        data = table(frame) + "\n"
+    if output is None or str(output) == "-":
+        sys.stdout.write(data)
+        sys.stdout.flush()
+        return None
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        partial.write_bytes(data if isinstance(data, bytes) else data.encode())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue()

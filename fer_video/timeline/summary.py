@@ -1,0 +1,178 @@
+"""Per track and per video summaries of timelines: what `fer-video summary` prints.
+
+Definitions (every row of a timeline is one analysed frame of one face):
+
+- frame step: `stride / fps` seconds, from the file's metadata: the stretch of video one analysed
+  frame stands for. With stride 1 at 25 fps, 0.04 s.
+- frames: analysed frames the track is in (per video: analysed frames with at least one face).
+- time_on_screen_s: frames x frame step. Exact to the frame: a face seen in frames 10 to 39 of a
+  25 fps video is on screen 30 / 25 = 1.2 s, and a track that leaves and comes back counts only
+  the frames it was seen in. (Per video: time with at least one face on screen.)
+- first_s, last_s: timestamp_s of the first and last frame the track is in.
+- share_<emotion>: the fraction of the track's frames whose smoothed label is that emotion (they
+  add up to 1). Per video: of all face frames, each face counting once per frame.
+- dominant: the emotion with the largest share; a tie goes to the larger summed p_<emotion>.
+- changes: how often the smoothed label differs from the one of the track's previous analysed
+  frame (per video: added up over its tracks).
+- peak_<emotion>_s, peak_<emotion>_p: the strongest moment of each emotion, the timestamp_s and
+  value of the highest p_<emotion> in the track (the first such frame on a tie). Per video also
+  peak_<emotion>_track, the track it belongs to.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_video.expression.labels import EMOTIONS
+from fer_video.timeline.schema import TimelineMetadata
+
+__all__ = ["summarize", "summary", "frame_step", "format_summary_table", "SHARE", "PEAK_S", "PEAK_P"]
+
+SHARE = [f"share_{e}" for e in EMOTIONS]
+PEAK_S = [f"peak_{e}_s" for e in EMOTIONS]
+PEAK_P = [f"peak_{e}_p" for e in EMOTIONS]
+
+
+def frame_step(metadata: TimelineMetadata | None) -> float:
+    """Seconds of video one analysed frame stands for: stride / fps (NaN when unknown)."""
+    if metadata is None or not metadata.fps or not math.isfinite(metadata.fps) or metadata.fps <= 0:
+        return float("nan")
+    return metadata.stride / metadata.fps
+
+
+def summary(path_or_folder: str | Path, by: str = "track", video=None, track=None,
+            start: float | None = None, end: float | None = None) -> pd.DataFrame:
+    """Load a file or folder (filters as in `load`) and summarise it per track or per video."""
+    from fer_video.timeline.read import load, load_metadata
+
+    metadata = load_metadata(path_or_folder)
+    frame = load(path_or_folder, video=video, track=track, start=start, end=end)
+    if video is not None:
+        wanted = {str(v) for v in ([video] if isinstance(video, str) else video)}
+        unknown = wanted - set(metadata) - set(frame["video_id"].unique())
+        if unknown:
+            raise ValueError(f"no video {', '.join(repr(v) for v in sorted(unknown))} in {path_or_folder} "
+                             f"(videos: {', '.join(sorted(metadata)) or 'none'})")
+        metadata = {k: v for k, v in metadata.items() if k in wanted}
+    return summarize(frame, metadata, by=by)
+
+
+def summarize(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None = None,
+              by: str = "track") -> pd.DataFrame:
+    """The summary of timeline rows (as `load` returns them), one row per (video, track) or,
+    with by="video", per video. `metadata` (by video id, as `load_metadata` returns it) gives
+    each video's frame step; videos in it without face rows still get a row per video."""
+    if by not in ("track", "video"):
+        raise ValueError(f"by must be 'track' or 'video', not {by!r}")
+    metadata = metadata or {}
+    frame = frame.sort_values(["video_id", "track_id", "frame_index"], kind="stable").reset_index(drop=True)
+    labels = frame["label"].astype(pd.CategoricalDtype(list(EMOTIONS)))
+    # time = frames * stride / fps, multiplied before dividing: 250 frames at 25 fps is 10.0 s exactly
+    stride = frame["video_id"].map(lambda v: _stride_fps(metadata.get(v))[0]).astype(float)
+    fps = frame["video_id"].map(lambda v: _stride_fps(metadata.get(v))[1]).astype(float)
+    keys = ["video_id", "track_id"] if by == "track" else ["video_id"]
+
+    codes = labels.cat.codes.to_numpy()
+    same_track = np.zeros(len(frame), bool)
+    if len(frame):
+        same_track[1:] = ((frame["video_id"].to_numpy()[1:] == frame["video_id"].to_numpy()[:-1])
+                          & (frame["track_id"].to_numpy()[1:] == frame["track_id"].to_numpy()[:-1]))
+    changed = np.zeros(len(frame), np.int64)
+    changed[1:] = same_track[1:] & (codes[1:] != codes[:-1])
+
+    work = frame[keys + ["frame_index", "timestamp_s"]].copy()
+    work["changed"] = changed
+    work["stride"], work["fps"] = stride, fps
+    onehot = pd.get_dummies(labels).reindex(columns=list(EMOTIONS), fill_value=False).astype(np.int64)
+    onehot.columns = SHARE
+    work = pd.concat([work, onehot, frame[[f"p_{e}" for e in EMOTIONS]]], axis=1)
+    groups = work.groupby(keys, sort=True)
+
+    out = pd.DataFrame(index=groups.size().index)
+    if by == "track":
+        out["frames"] = groups.size()
+    else:
+        out["tracks"] = frame.groupby("video_id")["track_id"].nunique()
+        out["frames"] = groups["frame_index"].nunique()
+    out["time_on_screen_s"] = out["frames"] * groups["stride"].first() / groups["fps"].first()
+    out["first_s"] = groups["timestamp_s"].min()
+    out["last_s"] = groups["timestamp_s"].max()
+    counts = groups[SHARE].sum()
+    sums = groups[[f"p_{e}" for e in EMOTIONS]].sum()
+    rows = groups.size().to_numpy()[:, None]
+    score = counts.to_numpy() + sums.to_numpy() / (rows + 1.0)  # counts first, summed p breaks ties
+    out["dominant"] = [EMOTIONS[i] for i in score.argmax(axis=1)] if len(out) else []
+    out["changes"] = groups["changed"].sum()
+    for name in SHARE:
+        out[name] = counts[name] / out["frames"] if by == "track" else counts[name] / rows[:, 0]
+    for e, ps, pp in zip(EMOTIONS, PEAK_S, PEAK_P):
+        best = groups[f"p_{e}"].idxmax()
+        out[ps] = frame.loc[best.to_numpy(), "timestamp_s"].to_numpy()
+        out[pp] = frame.loc[best.to_numpy(), f"p_{e}"].to_numpy().astype(np.float64)
+        if by == "video":
+            out[f"peak_{e}_track"] = frame.loc[best.to_numpy(), "track_id"].to_numpy()
+    out = out.reset_index()
+
+    if by == "track":
+        out["track_id"] = out["track_id"].astype(np.int32)
+        out["frames"] = out["frames"].astype(np.int64)
+        out["changes"] = out["changes"].astype(np.int64)
+        return out
+    # Per video: every video in the metadata, with or without faces, and its length.
+    videos = sorted(set(out["video_id"]) | set(metadata))
+    out = out.set_index("video_id").reindex(videos)
+    out.index.name = "video_id"
+    out.insert(0, "duration_s", [_duration(metadata.get(v)) for v in videos])
+    for column in ("tracks", "frames", "changes"):
+        out[column] = out[column].fillna(0).astype(np.int64)
+    out["time_on_screen_s"] = out["time_on_screen_s"].fillna(0.0)
+    for e in EMOTIONS:
+        out[f"peak_{e}_track"] = out[f"peak_{e}_track"].astype("Int32")
+    return out.reset_index()
+
+
+def _stride_fps(metadata: TimelineMetadata | None) -> tuple[float, float]:
+    step = frame_step(metadata)
+    return (float(metadata.stride), float(metadata.fps)) if math.isfinite(step) else (math.nan, math.nan)
+
+
+def _duration(metadata: TimelineMetadata | None) -> float:
+    if metadata is None:
+        return float("nan")
+    if metadata.duration_s:
+        return float(metadata.duration_s)
+    step = frame_step(metadata)
+    return metadata.frame_count * step / metadata.stride if math.isfinite(step) else float("nan")
+
+
+def format_summary_table(summary: pd.DataFrame) -> str:
+    """Two aligned tables for a terminal: time, dominant emotion, changes and shares (%), then the
+    strongest moment of each emotion as `seconds (p)`."""
+    from fer_video.timeline.query import format_table
+
+    keys = ["video_id", "track_id"] if "track_id" in summary else ["video_id"]
+    first = summary[keys].copy()
+    for column in ("duration_s", "tracks"):
+        if column in summary:
+            first[column.replace("_s", " s")] = summary[column]
+    first["frames"] = summary["frames"]
+    first["on screen s"] = summary["time_on_screen_s"]
+    first["first s"] = summary["first_s"]
+    first["last s"] = summary["last_s"]
+    first["dominant"] = summary["dominant"]
+    first["changes"] = summary["changes"]
+    for e in EMOTIONS:
+        first[e] = summary[f"share_{e}"].map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
+    second = summary[keys].copy()
+    for e in EMOTIONS:
+        second[e] = [
+            "" if pd.isna(s) else f"{s:.2f} s ({p:.2f})"
+            for s, p in zip(summary[f"peak_{e}_s"], summary[f"peak_{e}_p"])
+        ]
+    emotions = tuple(EMOTIONS)
+    return (f"{format_table(first, right=emotions)}\n\n"
+            f"strongest moment of each emotion, seconds (smoothed p):\n{format_table(second, right=emotions)}")
