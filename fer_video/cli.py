@@ -24,6 +24,9 @@ def _environment(verbose: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if not verbose else "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect waits 20 s for its ephemeral server; a first run (database migrations) on a busy
+    # machine takes longer and the whole batch failed with "Timed out while attempting to connect".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         # Failed runs are reported by us in one line; Prefect would add a traceback per task.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
@@ -70,7 +73,8 @@ def _annotate_options(args):
     return AnnotateOptions(
         out_dir=Path(args.out), stride=args.stride, detector=args.detector, min_face=args.min_face,
         smoothing=args.smoothing, model=Path(args.model) if args.model else None,
-        video=not args.no_video, preset=args.preset, progress=not args.quiet,
+        video=not args.no_video, preset=args.preset, progress=not args.quiet and args.segments == 1,
+        segments=args.segments,
     )
 
 
@@ -78,11 +82,13 @@ def cmd_annotate(args) -> int:
     options = _annotate_options(args)
     with _quiet_stderr(not args.verbose):
         from flows.annotate import annotate_video
+        from flows.runners import task_runner
 
         _warm_up(options.model, options.detector)
+    flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
     failed = 0
     for path in args.inputs:
-        state = annotate_video(path, options, return_state=True)
+        state = flow(path, options, return_state=True)
         outcome = state.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             failed += 1
@@ -118,6 +124,7 @@ def cmd_demo(args) -> int:
     args.inputs = [str(clip)]
     args.stride, args.detector, args.min_face, args.smoothing = 1, "blazeface", 40, "window:0.5"
     args.model, args.no_video, args.preset = None, False, "veryfast"
+    args.segments, args.workers, args.dask_address = 1, None, None
     return cmd_annotate(args)
 
 
@@ -250,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="expression model .keras (default: models/fer_vgg.keras)")
     p.add_argument("--no-video", action="store_true", help="write the timeline only, no annotated MP4")
     p.add_argument("--preset", default="veryfast", help="x264 preset for the MP4 (default veryfast)")
+    p.add_argument("--segments", type=int, default=1,
+                   help="analyse a long video as N time segments in parallel, stitched into one timeline")
+    p.add_argument("--workers", type=int, help="run segments on a local Dask cluster of N processes")
+    p.add_argument("--dask-address", help="run segments on this Dask scheduler (tcp://HOST:PORT)")
     annotate_args(p)
     p.set_defaults(func=cmd_annotate)
 

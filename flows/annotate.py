@@ -15,7 +15,8 @@ from fer_video.pipeline import AnnotateOptions, Result
 stage = task(cache_policy=NO_CACHE)
 
 probe = stage(name="probe")(pipeline.probe)
-analyse = stage(name="analyse")(pipeline.analyse)
+analyse = stage(name="analyse", task_run_name="analyse frames {first}-{last}")(pipeline.analyse)
+stitch = stage(name="stitch-segments")(pipeline.stitch)
 smooth = stage(name="smooth")(pipeline.smooth)
 write_timeline = stage(name="write-timeline")(pipeline.write)
 render = stage(name="render")(pipeline.render)
@@ -23,10 +24,17 @@ render = stage(name="render")(pipeline.render)
 
 @flow(name="annotate-video", flow_run_name="annotate {path}", validate_parameters=False)
 def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None) -> Result:
-    """As `fer_video.pipeline.annotate`: the timeline is written last, marking the job done."""
+    """As `fer_video.pipeline.annotate`: the timeline is written last, marking the job done.
+    With `options.segments` > 1 a video is analysed in time segments in parallel, then stitched."""
     options = options or AnnotateOptions()
     info = probe(path)
-    analysis = analyse(info, options, name)
+    ranges = pipeline.plan_segments(info, options)
+    if len(ranges) == 1:
+        analysis = analyse(info, options, name)
+    else:
+        # Segments run at once on the flow's task runner (threads, or Dask workers).
+        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
+        analysis = stitch([f.result() for f in futures], ranges)
     rows = smooth(analysis.rows, options.smoothing)
     result = pipeline.summarise(info, rows, analysis)
     if info.is_image:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_video import batch
 from fer_video.pipeline import AnnotateOptions
+from flows.runners import task_runner
 
 annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)
 
@@ -38,8 +38,8 @@ def annotate_folder(
     paths = batch.discover(root, pattern)
     model_sha = batch.model_sha256(options)
     job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
-    futures = [(p, batch.output_name(p, root), job.submit(p, batch.output_name(p, root), options, model_sha))
-               for p in paths]
+    futures = [(p, name, job.submit(p, name, options, model_sha))
+               for p, name in zip(paths, batch.output_names(paths, root))]
     outcomes = []
     for path, name, future in futures:
         result = future.result(raise_on_failure=False)
@@ -54,11 +54,4 @@ def annotate_folder(
 def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
     """annotate_folder with a task runner: a Dask cluster (an existing one at `dask_address`, or
     a local one of `workers` processes) or `concurrency` threads in this process."""
-    if dask_address or workers:
-        from prefect_dask import DaskTaskRunner
-
-        runner = (DaskTaskRunner(address=dask_address) if dask_address else
-                  DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                                 "processes": True}))
-        return annotate_folder.with_options(task_runner=runner)
-    return annotate_folder.with_options(task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
+    return annotate_folder.with_options(task_runner=task_runner(concurrency, dask_address, workers))

@@ -144,7 +144,8 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     history_csv = run_dir / "history.csv"
     best_path = run_dir / "best.keras"
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Kept after a finished run too, so a later run with more --epochs continues from it.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
             str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=_best_so_far(history_csv),

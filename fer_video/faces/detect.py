@@ -127,7 +127,10 @@ class BlazeFaceDetector:
         self._calls = 0
         self._recent_small: list[np.ndarray] = []  # boxes of small faces, last few frames
 
-    def __call__(self, image: np.ndarray) -> Faces:
+    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
+        """`position`: the frame's place among analysed frames. The tile scans fall on positions
+        that are multiples of `scan_every`, so a run that starts mid-video (a segment) scans on
+        the same frames as a single pass; without it, calls are counted."""
         height, width = image.shape[:2]
         if self._frame_size != (width, height):
             self._grid = plan_windows(width, height, self.min_face, self.INPUT, self.MIN_FACE_INPUT)
@@ -135,7 +138,8 @@ class BlazeFaceDetector:
             self._calls = 0
             self._recent_small = []
         windows = [self._grid[0]]
-        if len(self._grid) > 1 and self._calls % self.scan_every == 0:
+        step = self._calls if position is None else position
+        if len(self._grid) > 1 and step % self.scan_every == 0:
             windows = self._grid
         else:
             # Also when the grid is the whole frame alone: a face near `min_face` scores close
@@ -226,7 +230,7 @@ class HaarDetector:
             raise RuntimeError(f"OpenCV Haar cascade not found at {path} (opencv-python 5 ships none)")
         self.min_face = min_face
 
-    def __call__(self, image: np.ndarray) -> Faces:
+    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         rects, _, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face),

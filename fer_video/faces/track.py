@@ -55,7 +55,10 @@ class Tracker:
                 if cost[r, c] < 1e6:
                     self._follow(self.tracks[r], faces.boxes[c], time)
                     ids[c] = self.tracks[r].id
-        for c in np.flatnonzero(ids < 0):
+        # New faces are numbered left to right, not in the detector's output order, so that ids
+        # do not depend on detector internals (and a segmented run numbers them as one pass).
+        new = np.flatnonzero(ids < 0)
+        for c in new[np.lexsort((faces.boxes[new, 1], faces.boxes[new, 0]))]:
             track = Track(self.next_id, faces.boxes[c].copy(), np.zeros(4, np.float32), time)
             self.tracks.append(track)
             ids[c] = track.id

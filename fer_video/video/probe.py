@@ -94,14 +94,8 @@ def probe(path: str | Path) -> MediaInfo:
 
 
 def _starts_like_mp4(path: Path) -> bool:
-    """An ISO media file opens with an `ftyp` (or another top-level) box: a text file named
-    .mp4 also makes ffmpeg say "moov atom not found", but it is not a truncated MP4."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")
-
-
-def _starts_like_mp4(path: Path) -> bool:
+    """An MP4 opens with an `ftyp` box: a text file named .mp4 also makes ffmpeg say
+    "moov atom not found", but it is not a truncated MP4."""
     with open(path, "rb") as f:
         return f.read(12)[4:8] == b"ftyp"
 

@@ -39,8 +39,11 @@ class DecodeStats:
     decoded: int = 0  # frames ffmpeg decoded, strided-out ones included
 
 
-def read_frames(info: MediaInfo, stride: int = 1, stats: DecodeStats | None = None) -> Iterator[Frame]:
-    """Every `stride`-th frame of the video (or the one frame of an image).
+def read_frames(
+    info: MediaInfo, stride: int = 1, stats: DecodeStats | None = None, first: int = 0, last: int | None = None
+) -> Iterator[Frame]:
+    """Every `stride`-th frame of the video (or the one frame of an image), optionally only
+    frames `first` to `last` (inclusive, by index among all frames) for a segment.
 
     Raises InputError if ffmpeg fails or the video ends far short of its stated duration
     (a truncated file), after yielding what it could decode. `stats`, if given, receives the
@@ -55,10 +58,19 @@ def read_frames(info: MediaInfo, stride: int = 1, stats: DecodeStats | None = No
     # showinfo sits before select, so it numbers every decoded frame and the timestamps of the
     # frames that select keeps can be looked up by their index.
     stream = ffmpeg.input(info.path).video.filter("showinfo", checksum=0)
-    if stride > 1:
+    output: dict = {"format": "rawvideo", "pix_fmt": "bgr24", "fps_mode": "passthrough"}
+    if first or last is not None:
+        # A segment: frames before `first` are decoded and dropped (decoding is cheap next to
+        # analysis, and counting from the start keeps indices exact even at variable frame rates);
+        # ffmpeg stops after the segment's last frame.
+        upper = "" if last is None else f"*lte(n,{last})"
+        stream = stream.filter("select", f"gte(n,{first}){upper}*not(mod(n-{first},{stride}))")
+        if last is not None:
+            output["frames:v"] = (last - first) // stride + 1
+    elif stride > 1:
         stream = stream.filter("select", f"not(mod(n,{stride}))")
     args = (
-        stream.output("pipe:", format="rawvideo", pix_fmt="bgr24", fps_mode="passthrough")
+        stream.output("pipe:", **output)
         .global_args("-hide_banner", "-nostdin", "-loglevel", "info")
         .compile(cmd=ffmpeg_exe())
     )
@@ -77,7 +89,7 @@ def read_frames(info: MediaInfo, stride: int = 1, stats: DecodeStats | None = No
             data = proc.stdout.read(frame_bytes)
             if len(data) < frame_bytes:
                 break
-            index = emitted * stride
+            index = first + emitted * stride
             emitted += 1
             while index not in pending:
                 item = timestamps.get(timeout=60)
@@ -99,7 +111,8 @@ def read_frames(info: MediaInfo, stride: int = 1, stats: DecodeStats | None = No
     while (item := timestamps.get()) is not None:
         seen = max(seen, item[0] + 1)
     stats.decoded = seen
-    _check_complete(info, proc.returncode, seen, b"\n".join(other_lines))
+    expected = info.expected_frames if last is None else min(info.expected_frames or last + 1, last + 1)
+    _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), expected)
 
 
 def _collect_stderr(pipe, timestamps: queue.Queue, other_lines: list[bytes]) -> None:
@@ -113,11 +126,10 @@ def _collect_stderr(pipe, timestamps: queue.Queue, other_lines: list[bytes]) -> 
     timestamps.put(None)
 
 
-def _check_complete(info: MediaInfo, returncode: int, decoded: int, stderr: bytes) -> None:
+def _check_complete(info: MediaInfo, returncode: int, decoded: int, stderr: bytes, expected: int | None) -> None:
     text = stderr.decode("utf-8", "replace")
     if returncode != 0:
         raise InputError(info.path, f"ffmpeg could not decode it ({_ffmpeg_reason(text) or f'exit {returncode}'})")
-    expected = info.expected_frames
     if decoded == 0:
         raise InputError(info.path, f"no decodable video frames ({_ffmpeg_reason(text) or 'empty stream'})")
     if expected and decoded < 0.9 * expected - 1:

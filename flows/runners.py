@@ -1,0 +1,15 @@
+"""Where tasks run: threads in this process, a local Dask cluster, or an existing one."""
+
+from __future__ import annotations
+
+
+def task_runner(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
+    if dask_address or workers:
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=max(1, concurrency))
