@@ -1,0 +1,143 @@
+"""BlazeFace vs Haar, as fer-video runs them: speed and detection rate (what chose the default).
+
+    .venv/bin/python bench/detectors.py                      # 10 s clip, 20 placements per size
+    .venv/bin/python bench/detectors.py --seconds 1 --trials 2
+
+(a) The two-face sample clip (1280x720): ms per frame and, per face, the share of frames where a
+    detection's centre falls inside that face's pasted patch; other detections are false positives.
+    Detectors run on consecutive frames as in the pipeline (BlazeFace re-scans its small-face
+    tiles every 8th frame).
+(b) The astronaut patch (head and shoulders) pasted at one width into a 1280x720 background, at
+    `--trials` random places: recall per width and false positives per frame. Each frame is a new
+    image, so BlazeFace scans its tiles on every frame here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+import common
+from common import Timer, table
+
+WIDTHS = (24, 32, 40, 50, 64, 100, 200, 400)
+W, H = 1280, 720
+
+
+def patch_box(actor, t: float, face_shape, width: int = W, height: int = H) -> tuple[int, int, int, int]:
+    """Where fer_video.samples.render_frame pastes `actor` at time t: (x, y, w, h)."""
+    phase = 2 * np.pi * t / actor.period
+    w = int(actor.width * (1 + actor.scale * np.sin(phase)))
+    h = int(w * face_shape[0] / face_shape[1])
+    cx, cy = int((actor.x + actor.dx * np.sin(phase)) * width), int(actor.y * height)
+    return cx - w // 2, cy - h // 2, w, h
+
+
+def match(boxes: np.ndarray, targets: list[tuple]) -> tuple[list[bool], int]:
+    """Which targets have a detection centred inside them, and how many detections hit none."""
+    centres = boxes[:, :2] + boxes[:, 2:4] / 2 if len(boxes) else np.zeros((0, 2))
+    inside = np.array([[x <= cx < x + w and y <= cy < y + h for (x, y, w, h) in targets] for cx, cy in centres],
+                      bool).reshape(len(centres), len(targets))
+    return list(inside.any(axis=0)), int((~inside.any(axis=1)).sum())
+
+
+def on_clip(names: list[str], seconds: float) -> list[dict]:
+    from fer_video.faces.detect import make_detector
+    from fer_video.samples import astronaut_face, two_actors
+    from fer_video.video import probe, read_frames
+
+    clip = common.clip(seconds)
+    info, actors, shape = probe(clip), two_actors(W), astronaut_face().shape
+    rows = []
+    for name in names:
+        with common.quiet_stderr():
+            detector = make_detector(name)
+            detector(np.zeros((H, W, 3), np.uint8))
+        found, false_pos, busy, frames = np.zeros(len(actors)), 0, 0.0, 0
+        for frame in read_frames(info):
+            with Timer() as t:
+                faces = detector(frame.image)
+            busy += t.seconds
+            targets = [patch_box(a, frame.index / float(info.fps), shape) for a in actors]
+            hits, fp = match(faces.boxes, targets)
+            found += hits
+            false_pos += fp
+            frames += 1
+        rows.append({"detector": name, "ms_per_frame": 1000 * busy / frames, "frames": frames,
+                     "face_1_large": found[0] / frames, "face_2_small": found[1] / frames,
+                     "false_pos_per_frame": false_pos / frames})
+    return rows
+
+
+def pasted(names: list[str], trials: int, seed: int = 0) -> tuple[list[dict], float]:
+    import cv2
+
+    from fer_video.faces.detect import make_detector
+    from fer_video.samples import astronaut_face, background
+
+    face = astronaut_face()
+    rng = np.random.default_rng(seed)
+    scenes = [background(W, H, seed=s) for s in range(min(trials, 5))]
+    with common.quiet_stderr():
+        detectors = {n: make_detector(n, **({"scan_every": 1} if n == "blazeface" else {})) for n in names}
+        for d in detectors.values():
+            d(scenes[0])
+    big = cv2.resize(face, (400, 480), interpolation=cv2.INTER_AREA)
+    frame = scenes[0].copy()
+    frame[100:580, 400:800] = big
+    faces = detectors.get("blazeface", next(iter(detectors.values())))(frame)
+    face_fraction = float(faces.boxes[:, 2].max() / 400) if len(faces) else float("nan")
+
+    rows = []
+    for width in WIDTHS:
+        height = int(width * face.shape[0] / face.shape[1])
+        patch = cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
+        frames = []
+        for i in range(trials):
+            x, y = int(rng.integers(0, W - width)), int(rng.integers(0, H - height))
+            frame = scenes[i % len(scenes)].copy()
+            frame[y : y + height, x : x + width] = patch
+            frames.append((frame, (x, y, width, height)))
+        row = {"patch_px": width, "face_px": round(width * face_fraction)}
+        for name, detector in detectors.items():
+            hits, fps, busy = 0, 0, 0.0
+            for frame, target in frames:
+                with Timer() as t:
+                    found = detector(frame)
+                busy += t.seconds
+                (hit,), fp = match(found.boxes, [target])
+                hits, fps = hits + hit, fps + fp
+            row[f"{name}_recall"] = hits / trials
+            row[f"{name}_fp"] = fps / trials
+            row[f"{name}_ms"] = 1000 * busy / trials
+        rows.append(row)
+    return rows, face_fraction
+
+
+def main() -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=10, help="length of the two-face clip (default 10)")
+    p.add_argument("--trials", type=int, default=20, help="placements per pasted width (default 20)")
+    p.add_argument("--detectors", default="blazeface,haar")
+    args = p.parse_args()
+    names = args.detectors.split(",")
+    results = {"machine": common.print_machine()}
+
+    results["clip"] = on_clip(names, args.seconds)
+    table(results["clip"], ["detector", "ms_per_frame", "frames", "face_1_large", "face_2_small", "false_pos_per_frame"],
+          f"(a) two-face clip, 1280x720, {args.seconds:g} s: share of frames where each face is found "
+          "(face 1 ~220-340 px patch, face 2 ~170-210 px, flipped and tinted)")
+
+    rows, fraction = pasted(names, args.trials)
+    results["pasted"], results["face_fraction_of_patch"] = rows, fraction
+    columns = ["patch_px", "face_px"] + [f"{n}_{k}" for n in names for k in ("recall", "fp", "ms")]
+    table(rows, columns, f"(b) astronaut patch pasted into a 1280x720 frame, {args.trials} places per width; "
+          f"face_px ~ {fraction:.2f} x patch (BlazeFace box at 400 px); fp = false positives per frame; "
+          "min_face 40 as shipped")
+    common.emit_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Label flicker of each smoothing method on the two-face clip: label changes per minute per track.
+
+    .venv/bin/python bench/smoothing.py [--seconds 60] [--methods none,ema:0.3,window:0.5,hmm:1]
+
+The clip is analysed once in-process with smoothing "none" (raw rows cached under bench/out/,
+keyed by clip and model file); then `fer_video.pipeline.smooth(rows, spec)` is applied per method.
+The faces in the sample clip do not change expression, so every change is flicker.
+`agree_raw` is the share of face rows whose label equals the unsmoothed one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+import common
+from common import OUT, table
+
+
+def raw_rows(seconds: float, detector: str) -> tuple[pd.DataFrame, str]:
+    from fer_video.expression.classify import DEFAULT_MODEL
+
+    clip = common.clip(seconds)
+    stat = DEFAULT_MODEL.stat()
+    cache = OUT / "smoothing" / f"{clip.stem}_{detector}_{stat.st_size}_{int(stat.st_mtime)}.parquet"
+    if cache.exists():
+        return pd.read_parquet(cache), f"{clip.name} (cached rows {cache.name})"
+    with common.quiet_stderr():
+        from fer_video.pipeline import AnnotateOptions, analyse, probe
+
+        analysis = analyse(probe(clip), AnnotateOptions(detector=detector, smoothing="none", progress=False))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    analysis.rows.to_parquet(cache)
+    return analysis.rows, clip.name
+
+
+def flicker(rows: pd.DataFrame) -> dict[int, float]:
+    """Label changes per minute of each track (rows sorted by frame)."""
+    out = {}
+    for track, group in rows.sort_values("frame_index").groupby("track_id"):
+        labels = group["label"].to_numpy()
+        times = group["timestamp_s"].to_numpy()
+        minutes = max(times[-1] - times[0], 1e-9) / 60
+        if len(labels) >= 2:
+            out[int(track)] = float((labels[1:] != labels[:-1]).sum()) / minutes
+    return out
+
+
+def main() -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=60, help="clip length (default 60)")
+    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar"])
+    p.add_argument("--methods", default="none,ema:0.3,window:0.5,hmm:1")
+    args = p.parse_args()
+    results = {"machine": common.print_machine()}
+    from fer_video.pipeline import smooth
+
+    rows, source = raw_rows(args.seconds, args.detector)
+    tracks = rows.groupby("track_id")["timestamp_s"].agg(["count", "min", "max"])
+    print(f"timeline: {source}: {len(rows)} face rows; tracks " + ", ".join(
+        f"{t} ({int(r['count'])} rows, {r['max'] - r['min']:.1f} s)" for t, r in tracks.iterrows()))
+    base = smooth(rows, "none")
+    table_rows = []
+    for spec in args.methods.split(","):
+        smoothed = smooth(rows, spec)
+        per_track = flicker(smoothed)
+        row = {"method": spec, **{f"track_{t}": v for t, v in per_track.items()},
+               "mean": float(np.mean(list(per_track.values()))) if per_track else float("nan"),
+               "agree_raw": float((smoothed["label"].to_numpy() == base["label"].to_numpy()).mean())}
+        table_rows.append(row)
+    columns = ["method"] + [f"track_{int(t)}" for t in tracks.index] + ["mean", "agree_raw"]
+    table(table_rows, columns, "label changes per minute, per track (lower = steadier)")
+    results["source"], results["rows"] = source, table_rows
+    common.emit_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
