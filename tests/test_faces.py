@@ -1,0 +1,219 @@
+"""Faces: the columnar record, the detector's window plan, the detectors on a real face, and the
+FER2013-style crop."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_video.faces.align import FER_CROP, fer_crops, roll_degrees
+from fer_video.faces.detect import BlazeFaceDetector, Window, make_detector, plan_windows
+from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
+from fer_video.samples import Actor, astronaut_face, background, render_frame
+from helpers import ncc
+
+# The astronaut patch is 200x240 with the face in its upper middle: the detector's box is about
+# 0.55 of the patch width, centred about 0.1 patch widths above the patch centre.
+FACE_PER_PATCH = 0.55
+
+
+@pytest.fixture(scope="module")
+def face():
+    return astronaut_face()
+
+
+def scene(face, width, height, patch_width, x=0.5, y=0.5, t=0.0, **actor):
+    return render_frame(background(width, height), face, [Actor(x=x, y=y, width=patch_width, **actor)], t)
+
+
+# --- Faces record ------------------------------------------------------------------------------
+
+def make_faces(n: int) -> Faces:
+    rng = np.random.default_rng(n)
+    return Faces(rng.uniform(0, 100, (n, 4)), rng.uniform(0, 1, n), rng.uniform(0, 100, (n, N_KEYPOINTS, 2)))
+
+
+def test_faces_defaults_and_dtypes():
+    f = make_faces(3)
+    assert len(f) == 3
+    assert f.boxes.dtype == np.float32 and f.boxes.shape == (3, 4)
+    assert f.scores.dtype == np.float32 and f.keypoints.shape == (3, N_KEYPOINTS, 2)
+    assert f.track_ids.dtype == np.int64 and (f.track_ids == -1).all()
+    assert f.probs.shape == (3, N_EMOTIONS) and np.isnan(f.probs).all()
+    empty = Faces.empty()
+    assert len(empty) == 0 and empty.boxes.shape == (0, 4) and empty.probs.shape == (0, N_EMOTIONS)
+
+
+def test_faces_indexing_keeps_columns_aligned():
+    f = make_faces(5).with_(track_ids=np.arange(10, 15))
+    for index in (np.array([True, False, True, False, True]), np.array([4, 0]), slice(1, 3)):
+        part = f[index]
+        np.testing.assert_array_equal(part.boxes, f.boxes[index])
+        np.testing.assert_array_equal(part.track_ids, f.track_ids[index])
+        np.testing.assert_array_equal(part.keypoints, f.keypoints[index])
+        np.testing.assert_array_equal(part.scores, f.scores[index])
+    assert len(f[np.zeros(5, bool)]) == 0
+
+
+def test_faces_with_replaces_a_column_only():
+    f = make_faces(2)
+    g = f.with_(track_ids=np.array([7, 8]))
+    assert g.track_ids.tolist() == [7, 8] and (f.track_ids == -1).all()
+    np.testing.assert_array_equal(g.boxes, f.boxes)
+
+
+def test_faces_xyxy_and_concat():
+    f = Faces(np.array([[10, 20, 30, 40]]), np.array([0.9]), np.zeros((1, N_KEYPOINTS, 2)))
+    np.testing.assert_array_equal(f.xyxy, [[10, 20, 40, 60]])
+    joined = Faces.concat([make_faces(2), Faces.empty(), make_faces(3)])
+    assert len(joined) == 5 and joined.probs.shape == (5, N_EMOTIONS)
+    assert len(Faces.concat([])) == 0
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10], [100, 100, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [50, 50, 5, 5]], np.float32)
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])
+    np.testing.assert_allclose(iou[1], 0.0)
+
+
+# --- window plan -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width, height, min_face", [
+    (640, 360, 40), (1280, 720, 40), (1920, 1080, 20), (1080, 1920, 30), (3840, 2160, 40), (641, 361, 24),
+])
+def test_plan_windows_covers_the_frame_at_enough_resolution(width, height, min_face):
+    size, min_input = BlazeFaceDetector.INPUT, BlazeFaceDetector.MIN_FACE_INPUT
+    windows = plan_windows(width, height, min_face, size, min_input)
+    assert windows[0] == Window(0, 0, max(width, height))
+    # Every pixel is in some window.
+    covered = np.zeros((height, width), bool)
+    for w in windows:
+        covered[max(w.y, 0) : w.y + w.side, max(w.x, 0) : w.x + w.side] = True
+    assert covered.all()
+    # Every min_face-sized face lies wholly inside a window that shows it at enough model pixels
+    # (the whole frame alone is used only when it gives at least 3/4 of them).
+    step = max(1, min_face // 3)
+    ys, xs = np.mgrid[0 : height - min_face + 1 : step, 0 : width - min_face + 1 : step]
+    xs, ys = xs.ravel(), ys.ravel()
+    found = np.zeros(len(xs), bool)
+    for w in windows:
+        sharp = min_face * size / w.side >= 0.75 * min_input
+        inside = (xs >= w.x) & (xs + min_face <= w.x + w.side) & (ys >= w.y) & (ys + min_face <= w.y + w.side)
+        found |= inside & sharp
+    assert found.all(), f"{(~found).sum()} face positions in no window"
+    if len(windows) > 1:
+        assert all(min_face * size / w.side >= min_input for w in windows[1:])
+
+
+# --- detectors on the astronaut ------------------------------------------------------------------
+
+def assert_found(faces: Faces, image_width: int, image_height: int, patch_width: float, x=0.5, y=0.5):
+    assert len(faces) == 1, faces.boxes
+    bx, by, bw, bh = faces.boxes[0]
+    target = FACE_PER_PATCH * patch_width
+    assert 0.75 * target < bw < 1.25 * target, (bw, target)
+    centre = np.array([bx + bw / 2, by + bh / 2])
+    assert np.linalg.norm(centre - [x * image_width, y * image_height]) < 0.35 * patch_width
+
+
+@pytest.mark.parametrize("face_width", [60, 300])
+def test_blazeface_finds_the_astronaut_in_720p(face, face_width):
+    patch = face_width / FACE_PER_PATCH
+    image = scene(face, 1280, 720, patch, x=0.6)
+    faces = make_detector("blazeface")(image)
+    assert_found(faces, 1280, 720, patch, x=0.6)
+    assert faces.scores[0] > 0.5
+    assert np.isfinite(faces.keypoints).all()
+    # Eyes (keypoints 0 and 1) are level and inside the box.
+    bx, by, bw, bh = faces.boxes[0]
+    eyes = faces.keypoints[0, :2]
+    assert ((eyes[:, 0] > bx) & (eyes[:, 0] < bx + bw) & (eyes[:, 1] > by) & (eyes[:, 1] < by + bh)).all()
+    assert abs(roll_degrees(faces.keypoints[0])) < 5
+
+
+@pytest.mark.parametrize("width, height, face_width", [(1280, 720, 60), (640, 360, 45)])
+def test_blazeface_keeps_a_small_moving_face_in_every_frame(face, width, height, face_width):
+    """Small faces get a window of their own after the first find, at any frame size."""
+    detector = make_detector("blazeface")
+    patch = face_width / FACE_PER_PATCH
+    found = [len(detector(scene(face, width, height, patch, x=0.3, dx=0.2, scale=0.1, period=1.0, t=i / 25)))
+             for i in range(24)]
+    assert found == [1] * 24
+
+
+def test_blazeface_finds_nothing_on_a_faceless_frame():
+    assert len(make_detector("blazeface")(background(1280, 720))) == 0
+
+
+def test_haar_finds_the_astronaut(face):
+    patch = 300 / FACE_PER_PATCH
+    faces = make_detector("haar")(scene(face, 1280, 720, patch))
+    assert_found(faces, 1280, 720, patch)
+    assert np.isnan(faces.keypoints).all()  # Haar gives no landmarks
+
+
+def test_unknown_detector_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown detector"):
+        make_detector("yunet")
+
+
+# --- FER crop ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def upright(face):
+    image = scene(face, 640, 480, 300)
+    faces = make_detector("blazeface")(image)
+    assert len(faces) == 1
+    return image, faces
+
+
+def test_fer_crops_shape_and_dtype(upright):
+    image, faces = upright
+    two = Faces.concat([faces, faces])
+    crops = fer_crops(image, two, FER_CROP["blazeface"])
+    assert crops.shape == (2, 48, 48) and crops.dtype == np.uint8
+    assert crops.std() > 10  # a picture, not a flat patch
+    grey = fer_crops(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), faces, FER_CROP["blazeface"])
+    assert np.abs(grey[0].astype(int) - crops[0]).max() <= 1
+    empty = fer_crops(image, Faces.empty(), FER_CROP["blazeface"])
+    assert empty.shape == (0, 48, 48) and empty.dtype == np.uint8
+
+
+def test_fer_crop_of_a_face_at_the_frame_edge(upright):
+    image, faces = upright
+    moved = faces.with_(boxes=faces.boxes - [faces.boxes[0, 0] + faces.boxes[0, 2] / 2, 0, 0, 0],
+                        keypoints=np.full_like(faces.keypoints, np.nan))
+    crops = fer_crops(image, moved, FER_CROP["blazeface"])
+    assert crops.shape == (1, 48, 48)
+
+
+@pytest.mark.parametrize("angle", [-20, 20])
+def test_fer_crop_levels_the_eyes(upright, angle):
+    """A tilted head gives nearly the upright head's crop; without levelling it would not."""
+    image, faces = upright
+    reference = fer_crops(image, faces, FER_CROP["blazeface"])[0]
+    height, width = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    tilted = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
+    found = make_detector("blazeface")(tilted)
+    assert len(found) == 1
+    assert abs(abs(roll_degrees(found.keypoints[0])) - abs(angle)) < 6
+    levelled = fer_crops(tilted, found, FER_CROP["blazeface"])[0]
+    not_levelled = fer_crops(tilted, found, FER_CROP["blazeface"], level_eyes=False)[0]
+    assert ncc(levelled, reference) > 0.85
+    assert ncc(levelled, reference) > ncc(not_levelled, reference) + 0.2
+
+
+def test_roll_degrees():
+    points = np.full((N_KEYPOINTS, 2), np.nan, np.float32)
+    assert roll_degrees(points) == 0.0
+    points[0], points[1] = (10, 10), (20, 20)
+    assert roll_degrees(points) == pytest.approx(45.0)
+    points[0], points[1] = (20, 20), (10, 10)  # order of the eyes does not matter
+    assert roll_degrees(points) == pytest.approx(45.0)
+    points[0], points[1] = (10, 10), (12, 40)  # clipped to the largest roll levelled
+    assert roll_degrees(points) == pytest.approx(45.0)

@@ -1,0 +1,113 @@
+"""The tracker and the shot-cut detector on synthetic boxes and frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_video.faces.record import N_KEYPOINTS, Faces
+from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.samples import Actor, astronaut_face, background, render_frame
+
+FPS = 25
+
+
+def faces(boxes) -> Faces:
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return Faces(boxes, np.ones(len(boxes)), np.full((len(boxes), N_KEYPOINTS, 2), np.nan))
+
+
+@pytest.mark.parametrize("offset", [10, 15, 30])
+def test_two_faces_crossing_close_keep_their_ids(offset):
+    """Face A moves right, face B left, `offset` px apart vertically (60 px faces, so their boxes
+    overlap heavily where they cross); detector order alternates and boxes jitter."""
+    rng = np.random.default_rng(offset)
+    tracker = Tracker()
+    ids_a, ids_b = [], []
+    for i in range(50):
+        a = [100 + 8 * i, 100, 60, 60]
+        b = [500 - 8 * i, 100 + offset, 60, 60]
+        boxes = np.array([a, b], float) + rng.normal(0, 1.5, (2, 4))
+        order = [1, 0] if i % 2 else [0, 1]
+        tracked = tracker.update(faces(boxes[order]), i / FPS)
+        ids = dict(zip(order, tracked.track_ids.tolist()))
+        ids_a.append(ids[0])
+        ids_b.append(ids[1])
+    assert set(ids_a) == {ids_a[0]} and set(ids_b) == {ids_b[0]} and ids_a[0] != ids_b[0]
+
+
+def test_face_missing_for_a_few_frames_keeps_its_id():
+    tracker = Tracker()
+    seen = []
+    for i in range(40):
+        box = [100 + 3 * i, 80, 70, 70]
+        missing = 10 <= i < 18  # 0.32 s without a detection
+        tracked = tracker.update(faces([] if missing else [box]), i / FPS)
+        if not missing:
+            seen.append(int(tracked.track_ids[0]))
+    assert set(seen) == {seen[0]}
+
+
+def test_face_gone_longer_than_max_gap_gets_a_new_id():
+    tracker = Tracker(max_gap=1.0)
+    first = tracker.update(faces([[100, 80, 70, 70]]), 0.0).track_ids[0]
+    tracker.update(faces([]), 0.5)
+    again = tracker.update(faces([[100, 80, 70, 70]]), 1.6).track_ids[0]
+    assert again != first
+
+
+def test_new_face_gets_a_new_id_and_the_old_keeps_its_own():
+    tracker = Tracker()
+    a = tracker.update(faces([[100, 80, 70, 70]]), 0.0).track_ids[0]
+    tracked = tracker.update(faces([[101, 80, 70, 70], [400, 90, 60, 60]]), 0.04)
+    assert tracked.track_ids[0] == a
+    assert tracked.track_ids[1] not in (a, -1)
+
+
+def test_reset_gives_new_ids_that_stay_unique():
+    tracker = Tracker()
+    before = tracker.update(faces([[100, 80, 70, 70], [300, 80, 70, 70]]), 0.0).track_ids
+    tracker.reset()
+    after = tracker.update(faces([[100, 80, 70, 70], [300, 80, 70, 70]]), 0.04).track_ids
+    assert set(before).isdisjoint(after)
+    assert len(set(after)) == 2
+
+
+def test_tracker_works_in_seconds_not_frames():
+    """The same motion sampled every frame or every 3rd (a stride) keeps one id."""
+    for step in (1, 3):
+        tracker = Tracker()
+        ids = {int(tracker.update(faces([[50 + 100 * t, 80, 70, 70]]), t).track_ids[0])
+               for t in np.arange(0, 2, step / FPS)}
+        assert len(ids) == 1
+
+
+def test_empty_frame_gives_empty_faces():
+    tracked = Tracker().update(Faces.empty(), 0.0)
+    assert len(tracked) == 0 and tracked.track_ids.shape == (0,)
+
+
+# --- shot cuts ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenes():
+    width, height = 320, 180
+    face = astronaut_face()
+    actors = [Actor(x=0.4, y=0.5, width=100, dx=0.1, scale=0.1, period=2.0)]
+    first, second = background(width, height, seed=0), background(width, height, seed=1)[:, ::-1] // 2 + 60
+    return [render_frame(first if i < 20 else second, face, actors, i / FPS) for i in range(40)]
+
+
+def test_shot_cut_detector_flags_the_cut_and_only_the_cut(scenes):
+    detector = ShotCutDetector()
+    flags = [detector(frame) for frame in scenes]
+    assert np.flatnonzero(flags).tolist() == [20]
+
+
+def test_shot_cut_detector_ignores_a_repeated_frame_and_a_brightness_drift(scenes):
+    detector = ShotCutDetector()
+    frame = scenes[0]
+    assert not detector(frame)
+    assert not detector(frame)
+    for gain in np.linspace(1.0, 0.8, 10):  # a slow fade
+        assert not detector(np.clip(frame * gain, 0, 255).astype(np.uint8))

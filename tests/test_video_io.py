@@ -1,0 +1,99 @@
+"""Video in and out through the ffmpeg binary: probe, frame streaming, the atomic writer."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from fer_video.samples import background
+from fer_video.video import DecodeStats, VideoWriter, probe, read_frames
+from helpers import encode_frames, ffmpeg_info, hidden_partials
+
+
+def test_probe_two_face_clip(two_face_clip):
+    info = probe(two_face_clip.path)
+    assert (info.width, info.height) == (640, 360)
+    assert info.fps == 25 and info.rotation == 0
+    assert info.duration == pytest.approx(4.0, abs=0.05)
+    assert info.expected_frames == two_face_clip.frames
+    assert info.video_codec == "h264" and info.audio_codec == "aac" and info.has_audio
+    assert not info.is_image
+
+
+def test_probe_still_image(still_image):
+    info = probe(still_image.path)
+    assert info.is_image and (info.width, info.height) == (640, 480)
+    frames = list(read_frames(info))
+    assert len(frames) == 1 and frames[0].image.shape == (480, 640, 3) and frames[0].time == 0.0
+
+
+def test_probe_ntsc_rate_is_exact(tmp_path):
+    path = encode_frames(tmp_path / "ntsc.mp4", [background(160, 96)] * 15, 160, 96, "30000/1001",
+                         ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+    assert probe(path).fps == Fraction(30000, 1001)
+
+
+def test_read_frames_streams_every_frame_with_its_time(two_face_clip):
+    stats = DecodeStats()
+    frames = list(read_frames(probe(two_face_clip.path), stats=stats))
+    assert [f.index for f in frames] == list(range(two_face_clip.frames))
+    np.testing.assert_allclose([f.time for f in frames], np.arange(two_face_clip.frames) / 25, atol=1e-3)
+    assert frames[0].image.shape == (360, 640, 3) and frames[0].image.dtype == np.uint8
+    assert stats.decoded == two_face_clip.frames
+
+
+def test_read_frames_with_stride(two_face_clip):
+    stats = DecodeStats()
+    frames = list(read_frames(probe(two_face_clip.path), stride=3, stats=stats))
+    assert [f.index for f in frames] == list(range(0, two_face_clip.frames, 3))
+    np.testing.assert_allclose([f.time for f in frames], [f.index / 25 for f in frames], atol=1e-3)
+    assert stats.decoded == two_face_clip.frames  # strided-out frames were decoded too
+    whole = {f.index: f.image for f in read_frames(probe(two_face_clip.path))}
+    assert all(np.array_equal(f.image, whole[f.index]) for f in frames)
+
+
+def test_video_writer_is_atomic(tmp_path):
+    out = tmp_path / "written.mp4"
+    frame = background(160, 96)
+    with VideoWriter(out, 160, 96, Fraction(25)) as writer:
+        for _ in range(10):
+            writer.write(frame)
+        assert not out.exists(), "the final name appears only when the file is complete"
+        assert hidden_partials(tmp_path) == [tmp_path / ".written.mp4.part"]
+    assert out.exists() and hidden_partials(tmp_path) == []
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (160, 96, 25) and not info.has_audio
+    assert sum(1 for _ in read_frames(info)) == 10
+
+
+def test_video_writer_leaves_nothing_when_the_work_fails(tmp_path):
+    out = tmp_path / "failed.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, 160, 96, Fraction(25)) as writer:
+            writer.write(background(160, 96))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_writer_refuses_a_wrong_frame_size(tmp_path):
+    writer = VideoWriter(tmp_path / "x.mp4", 160, 96, Fraction(25))
+    try:
+        with pytest.raises(ValueError, match="shape"):
+            writer.write(background(100, 96))
+    finally:
+        writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_writer_copies_the_audio(tmp_path, two_face_clip):
+    out = tmp_path / "with_audio.mp4"
+    source = probe(two_face_clip.path)
+    with VideoWriter(out, 640, 360, source.fps, audio_from=str(two_face_clip.path),
+                     audio_codec=source.audio_codec, preset="ultrafast") as writer:
+        for frame in read_frames(source):
+            writer.write(frame.image)
+    text = ffmpeg_info(out)
+    assert "Video: h264" in text and "yuv420p" in text and "Audio: aac" in text
+    assert probe(out).duration == pytest.approx(source.duration, abs=0.1)
