@@ -180,8 +180,11 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
         "train_seconds_this_session": round(train_seconds, 1),
         "code_version": code_version(),
     }
+    # The shipped file holds the network alone: no optimiser state, a third of the size.
+    export = build_model(config.widths, config.dropout)
+    export.set_weights(best.get_weights())
     tmp = run_dir / "model.tmp.keras"
-    best.save(tmp)
+    export.save(tmp)
     tmp.replace(run_dir / "model.keras")
     (run_dir / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("done: validation accuracy %.4f, temperature %.3f", summary["validation"]["accuracy"], temperature)
