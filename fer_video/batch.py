@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +51,22 @@ def discover(folder: str | Path, pattern: str = "*") -> list[Path]:
 
 
 def output_name(path: Path, folder: Path) -> str:
-    """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder, no name collisions."""
+    """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder (see `output_names`)."""
     relative = path.relative_to(folder).with_suffix("")
     return "__".join(relative.parts)
+
+
+def output_names(paths: list[Path], folder: Path) -> list[str]:
+    """`output_name` of each input, made unique: inputs that would share a name (`a.mp4` beside
+    `a.jpg`, or `sub/a.mp4` beside `sub__a.mp4`) would overwrite each other's timeline and be
+    redone on every run. Those keep their extension (`a.mp4`, `a.jpg`), then if still equal get
+    a hash of their relative path."""
+    names = [output_name(p, folder) for p in paths]
+    counts = Counter(names)
+    names = [n + p.suffix if counts[n] > 1 else n for n, p in zip(names, paths)]
+    counts = Counter(names)
+    return [f"{n}-{hashlib.sha1(p.relative_to(folder).as_posix().encode()).hexdigest()[:8]}"
+            if counts[n] > 1 else n for n, p in zip(names, paths)]
 
 
 def model_sha256(options: AnnotateOptions) -> str:
@@ -129,4 +144,4 @@ def format_summary(outcomes: list[Outcome]) -> str:
 
 
 __all__ = ["Outcome", "annotate_job", "claim", "discover", "format_summary", "model_sha256",
-           "output_name", "output_paths", "probe"]
+           "output_name", "output_names", "output_paths", "probe"]

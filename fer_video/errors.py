@@ -12,3 +12,7 @@ class InputError(Exception):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+
+    def __reduce__(self):
+        # Crosses process boundaries intact (Dask workers, Prefect results).
+        return (InputError, (self.path, self.problem))
