@@ -1,0 +1,70 @@
+"""Speed-up from 1 to N workers: a folder of clips (`fer-video batch`) and one long video split
+into time segments (`fer-video annotate --segments N`), each on a local Dask cluster of N
+processes, through the CLI (start-up included, as a user would run it).
+
+    .venv/bin/python bench/batch.py                       # 1 and 2 workers (this machine has 2 cores)
+    .venv/bin/python bench/batch.py --workers 1,2,4,8     # on a bigger machine
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import common
+from common import OUT, table
+
+ANNOTATE = ["--no-video", "--quiet"]
+
+
+def fer_video(*args: str) -> float:
+    """Wall seconds of one `fer-video` command (run_measured raises if it fails)."""
+    return common.run_measured([str(common.ROOT / ".venv" / "bin" / "fer-video"), *args])["wall_s"]
+
+
+def folder_of_clips(n: int, seconds: float) -> str:
+    folder = OUT / "batch" / f"folder_{n}x{seconds:g}s"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        source = common.clip(seconds, width=640, height=360, fps=30)
+        for i in range(n):
+            shutil.copy(source, folder / f"clip{i}.mp4")
+            # Each copy must be its own job (jobs are keyed on content): a few trailing bytes
+            # differ, which MP4 demuxers ignore.
+            with open(folder / f"clip{i}.mp4", "ab") as f:
+                f.write(b"\0" * (i + 1))
+    return str(folder)
+
+
+def main() -> None:
+    p = common.parser(__doc__)
+    p.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    p.add_argument("--clips", type=int, default=4, help="clips in the folder (default 4)")
+    p.add_argument("--clip-seconds", type=float, default=20.0)
+    p.add_argument("--long-seconds", type=float, default=120.0, help="length of the long video (default 120)")
+    args = p.parse_args()
+    info = common.print_machine()
+    counts = [int(w) for w in args.workers.split(",")]
+    folder = folder_of_clips(args.clips, args.clip_seconds)
+    long_video = str(common.clip(args.long_seconds, width=640, height=360, fps=30))
+    rows = []
+    for workers in counts:
+        out = OUT / "batch" / f"out_{workers}"
+        shutil.rmtree(out, ignore_errors=True)
+        folder_s = fer_video("batch", folder, "--out", str(out / "folder"), "--workers", str(workers), "--no-video")
+        long_s = fer_video("annotate", long_video, "--out", str(out / "long"), "--segments", str(workers),
+                           "--workers", str(workers), *ANNOTATE)
+        rows.append({"workers": workers, "folder_s": folder_s, "long_video_s": long_s})
+    base = rows[0]
+    for r in rows:
+        r["folder_speedup"] = base["folder_s"] / r["folder_s"]
+        r["long_video_speedup"] = base["long_video_s"] / r["long_video_s"]
+    table(rows, ["workers", "folder_s", "folder_speedup", "long_video_s", "long_video_speedup"],
+          title=f"folder: {args.clips} clips of {args.clip_seconds:g} s; long video: {args.long_seconds:g} s; "
+                "640x360 30 fps, timelines only; wall seconds, start-up included")
+    if args.json:
+        print(json.dumps({"machine": info, "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
