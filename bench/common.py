@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -79,19 +78,7 @@ def n_frames(seconds: float, fps: int = 30) -> int:
     return int(round(seconds * fps))
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """Hides what TensorFlow and LiteRT print straight to file descriptor 2 while they load."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+from fer_video.cli import quiet_stderr  # noqa: E402,F401  (re-exported for the scripts)
 
 
 class Timer:

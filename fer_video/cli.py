@@ -36,7 +36,7 @@ def _environment(verbose: bool) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_stderr(enabled: bool):
+def quiet_stderr(enabled: bool = True):
     """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
     file descriptor 2 while they load; hide it unless asked."""
     if not enabled:
@@ -80,7 +80,7 @@ def _annotate_options(args):
 
 def cmd_annotate(args) -> int:
     options = _annotate_options(args)
-    with _quiet_stderr(not args.verbose):
+    with quiet_stderr(not args.verbose):
         from flows.annotate import annotate_video
         from flows.runners import task_runner
 
@@ -138,7 +138,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, patience=args.patience, limit=args.limit,
                          widths=tuple(int(w) for w in args.widths.split(",")))
-    with _quiet_stderr(not args.verbose):
+    with quiet_stderr(not args.verbose):
         import tensorflow  # noqa: F401
     summary = train(args.dataset, run_dir, config)
     if args.export:
@@ -160,7 +160,7 @@ def cmd_evaluate(args) -> int:
     from fer_video.expression.evaluate import evaluate, format_report, write_report
 
     folder = resolve_split(args.dataset, args.split)
-    with _quiet_stderr(not args.verbose):
+    with quiet_stderr(not args.verbose):
         import tensorflow  # noqa: F401
     report = evaluate(args.model, folder, flip=not args.no_flip)
     files = write_report(report, args.out)
@@ -186,7 +186,7 @@ def cmd_batch(args) -> int:
 
     Smoothing.parse(args.smoothing)
     discover(args.folder, args.pattern)  # a missing folder fails here, in one line
-    with _quiet_stderr(not args.verbose):
+    with quiet_stderr(not args.verbose):
         from flows.batch import folder_flow
 
         _warm_up(Path(args.model) if args.model else None, args.detector)
@@ -214,10 +214,12 @@ def parse_duration(text: str) -> float:
 
 def cmd_serve(args) -> int:
     from fer_video.batch import discover
+    from fer_video.smoothing import Smoothing
 
     interval = parse_duration(args.every) if args.every else None
+    Smoothing.parse(args.smoothing)  # a bad spec fails here, not in every scheduled run
     discover(args.folder, args.pattern)
-    with _quiet_stderr(not args.verbose):
+    with quiet_stderr(not args.verbose):
         from flows.batch import folder_flow
     flow = folder_flow(args.concurrency, args.dask_address, args.workers)
     name = args.name or f"annotate-{Path(args.folder).resolve().name}"
