@@ -225,9 +225,26 @@ def cmd_serve(args) -> int:
     name = args.name or f"annotate-{Path(args.folder).resolve().name}"
     print(f"serving deployment 'annotate-folder/{name}' "
           f"({'every ' + args.every if args.every else 'cron ' + args.cron}); Ctrl-C stops", flush=True)
+    _stop_within(10.0)
     flow.serve(name=name, interval=interval, cron=args.cron, parameters=_folder_parameters(args),
                print_starting_message=False)
     return 0
+
+
+def _stop_within(seconds: float) -> None:
+    """Ctrl-C (or SIGTERM) stops `serve`: Prefect's runner is asked to shut down as usual, but
+    it waits on runs in flight, so the process exits with 130 after `seconds` regardless."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        timer = threading.Timer(seconds, os._exit, args=(130,))
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
