@@ -21,7 +21,7 @@ import numpy as np
 import common
 from common import Timer, table
 
-WIDTHS = (24, 32, 40, 50, 64, 100, 200, 400)
+WIDTHS = (32, 50, 64, 80, 100, 128, 200, 400)  # patch widths; the face is about half
 W, H = 1280, 720
 
 
