@@ -19,3 +19,20 @@ def test_prediction_does_not_depend_on_a_faces_contrast_or_brightness():
     b = model(to_model_input(flat), training=False).numpy()
     np.testing.assert_allclose(a, b, atol=0.05)
     assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_matching_training_sharpness_blurs_only_when_the_model_asks():
+    import cv2
+
+    from fer_video.expression.preprocess import match_training_sharpness
+
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    assert match_training_sharpness(faces, 0.0) is faces
+    blurred = match_training_sharpness(faces, 3.25)
+    assert blurred.shape == faces.shape and blurred.dtype == np.uint8
+
+    def sharpness(x):
+        return np.mean([cv2.Laplacian(f.astype(np.float32), cv2.CV_32F).var() for f in x])
+
+    assert sharpness(blurred) < sharpness(faces) / 100

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_video.expression.calibration import softmax
-from fer_video.expression.preprocess import to_model_input
+from fer_video.expression.preprocess import match_training_sharpness, to_model_input
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = MODELS_DIR / "fer_vgg.keras"
@@ -38,6 +38,7 @@ class ExpressionClassifier:
         card = model_card_path(self.path)
         self.card = json.loads(card.read_text()) if card.exists() else {}
         self.temperature = float(self.card.get("temperature", 1.0))
+        self.blur_sigma = float(self.card.get("input_blur_sigma", 0.0))
         self.name = self.card.get("name", self.path.stem)
         self.version = self.card.get("code_version", "unknown")
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
@@ -50,7 +51,7 @@ class ExpressionClassifier:
         )
 
     def logits(self, faces: np.ndarray) -> np.ndarray:
-        x = to_model_input(faces)
+        x = to_model_input(match_training_sharpness(np.asarray(faces), self.blur_sigma))
         out = np.empty((len(x), 7), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]

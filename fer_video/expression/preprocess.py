@@ -22,6 +22,19 @@ def to_model_input(faces: np.ndarray) -> np.ndarray:
     return faces.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def match_training_sharpness(faces: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur sharp faces (N, 48, 48) uint8 to the sharpness of the faces a model was trained on.
+
+    The FER2013 copy our model was trained on has a blurred train split (mean Laplacian variance
+    6.5, where faces cut from video or FER2013's public_test have hundreds to thousands); a
+    Gaussian of sigma 3.0 px brings our own video crops to the same value (bench/sharpness.py).
+    The model card records the sigma; 0 leaves faces as they are.
+    """
+    if sigma <= 0 or len(faces) == 0:
+        return faces
+    return np.stack([cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) for f in faces])
+
+
 def read_face_image(path: str) -> np.ndarray:
     """A dataset image as a 48x48 uint8 grey face (resized if the file is another size)."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
