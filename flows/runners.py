@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def task_runner(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
     if dask_address or workers:
@@ -9,7 +11,10 @@ def task_runner(concurrency: int = 2, dask_address: str | None = None, workers: 
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+        # Each worker process gets its share of the cores for its models (fer_video.resources).
+        share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                              "env": {"FER_VIDEO_THREADS": share}})
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=max(1, concurrency))

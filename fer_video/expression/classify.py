@@ -10,6 +10,7 @@ import numpy as np
 
 from fer_video.expression.calibration import softmax
 from fer_video.expression.preprocess import match_training_sharpness, to_model_input
+from fer_video.resources import model_threads
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = MODELS_DIR / "fer_vgg.keras"
@@ -31,6 +32,11 @@ class ExpressionClassifier:
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 256, flip: bool = True):
         import keras
         import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(model_threads())
+        except RuntimeError:
+            pass  # TensorFlow already ran something in this process; it keeps its pool
 
         self.path = Path(model_path) if model_path else DEFAULT_MODEL
         if not self.path.exists():

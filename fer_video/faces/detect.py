@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from fer_video.faces.record import N_KEYPOINTS, Faces, box_iou
+from fer_video.resources import model_threads
 
 DETECTORS = ("blazeface", "haar")
 # Faces narrower than this many model pixels in the whole-frame pass are followed with a window of
@@ -114,8 +115,10 @@ class BlazeFaceDetector:
     MIN_FACE_INPUT = 12.0
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, scan_every: int = 8,
-                 threads: int = 2):
+                 threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
+
+        threads = threads or model_threads()
 
         self.min_score = min_score
         self.min_face = min_face
