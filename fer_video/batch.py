@@ -26,8 +26,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from fer_video.expression.classify import DEFAULT_MODEL
-from fer_video.pipeline import AnnotateOptions, annotate, file_sha256, job_key, output_paths, probe
-from fer_video.timeline.schema import METADATA_KEY, TimelineMetadata
+from fer_video.pipeline import AnnotateOptions, annotate, file_sha256, job_key
+from fer_video.timeline.schema import TimelineMetadata
 from fer_video.video.probe import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -144,4 +144,4 @@ def format_summary(outcomes: list[Outcome]) -> str:
 
 
 __all__ = ["Outcome", "annotate_job", "claim", "discover", "format_summary", "model_sha256",
-           "output_name", "output_names", "output_paths", "probe"]
+           "output_name", "output_names"]

@@ -1,6 +1,6 @@
 """The annotate pipeline's stages as plain functions; flows/ wires them into Prefect tasks.
 
-    probe -> analyse (decode, detect, track, crop, classify) -> smooth -> write timeline -> render
+    probe -> analyse (decode, detect, track, crop, classify) -> smooth -> render -> write timeline
 
 Analysis streams: one frame is held at a time, and only the small per-face records are kept.
 Rendering decodes the video a second time, so the annotated video can show smoothed labels
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,7 +21,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_video import __version__
-from fer_video.errors import InputError
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
@@ -33,7 +32,8 @@ from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
 from fer_video.timeline.write import write_timeline
 from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_frames
 
-__all__ = ["AnnotateOptions", "Analysis", "analyse", "annotate", "probe", "render", "smooth", "write"]
+__all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmented", "annotate", "load_classifier",
+           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "stitch", "summarise", "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
 
@@ -56,7 +56,6 @@ class AnnotateOptions:
         Smoothing.parse(self.smoothing)  # fail early on a bad spec
         if self.stride < 1:
             raise ValueError("stride must be at least 1")
-
 
     def settings(self) -> dict:
         """What, besides the input and the model, decides the result."""
@@ -87,7 +86,6 @@ class Result:
     frames: int = 0
     faces: int = 0
     tracks: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 _models: dict = {}
@@ -382,5 +380,3 @@ def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result
         tracks=int(rows["track_id"].nunique()) if len(rows) else 0,
     )
 
-
-__all__ += ["InputError", "Result", "load_classifier", "metadata", "output_paths", "summarise"]

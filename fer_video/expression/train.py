@@ -11,7 +11,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,6 @@ class TrainConfig:
     dropout: float = 0.4
     augment: bool = True
     limit: int | None = None  # use only the first N training images (tests, quick trials)
-    extra: dict = field(default_factory=dict)
 
 
 def _augmenter(seed: int):
