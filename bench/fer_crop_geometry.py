@@ -50,13 +50,14 @@ def measure(name: str, paths: list[Path], min_score: float = 0.5) -> dict:
     from fer_video.faces.align import FER_CROP
     from fer_video.faces.detect import make_detector
 
-    options = {"min_face": 40, **({"scan_every": 1, "min_score": min_score} if name == "blazeface" else {})}
+    options = {"min_face": 40, **({"min_score": min_score} if name == "blazeface" else {})}
     with common.quiet_stderr():
         detector = make_detector(name, **options)
         detector(np.zeros((64, 64, 3), np.uint8))  # LiteRT's start-up banner
     boxes = []
     for path in paths:
         image, pad = prepared(path)
+        detector.reset()  # each image is a new scene: nothing followed from the last one
         faces = detector(image)
         if not len(faces):
             continue

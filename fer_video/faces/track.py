@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from fer_video.faces.detect import shrink
 from fer_video.faces.record import Faces, box_iou
 
 
@@ -95,7 +96,7 @@ class ShotCutDetector:
         self._previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> bool:
-        small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+        small = shrink(image, 64, 36)
         hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         cv2.normalize(hist, hist)
