@@ -42,6 +42,7 @@ def test_read_frames_streams_every_frame_with_its_time(two_face_clip):
     np.testing.assert_allclose([f.time for f in frames], np.arange(two_face_clip.frames) / 25, atol=1e-3)
     assert frames[0].image.shape == (360, 640, 3) and frames[0].image.dtype == np.uint8
     assert stats.decoded == two_face_clip.frames
+    assert stats.skipped == 0 and stats.work == two_face_clip.frames  # a whole pass never seeks
 
 
 def test_read_frames_with_stride(two_face_clip):

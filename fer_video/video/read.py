@@ -8,6 +8,7 @@ frame's pts_time on stderr, which a reader thread collects.
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import subprocess
@@ -22,7 +23,10 @@ import numpy as np
 
 from fer_video.errors import InputError
 from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.probe import MediaInfo, _ffmpeg_reason
+
+log = logging.getLogger("fer_video.video")
 
 _PTS = re.compile(rb"\] n:\s*(\d+) pts:\s*-?\d+\s+pts_time:(-?[\d.e+-]+)")
 
@@ -36,7 +40,29 @@ class Frame:
 
 @dataclass
 class DecodeStats:
-    decoded: int = 0  # frames ffmpeg decoded, strided-out ones included
+    decoded: int = 0  # frames of the video up to where decoding stopped, strided-out ones included
+    skipped: int = 0  # of those, frames before a segment's seek point, which ffmpeg never decoded
+
+    @property
+    def work(self) -> int:
+        """Frames ffmpeg actually decoded."""
+        return self.decoded - self.skipped
+
+
+class _Misaligned(Exception):
+    """A seek did not land where the frame index said; raised before any frame is yielded."""
+
+
+@dataclass(frozen=True)
+class _Seek:
+    at: float  # seconds for -ss (before the keyframe to start decoding from)
+    gate: float  # seconds between frame `first - 1` and frame `first`
+    skipped: int  # frames before the seek point
+    index: FrameIndex
+
+
+SEEK_ATTEMPTS = 2  # keyframes tried, latest first, before decoding from the start
+TIME_TOLERANCE_S = 5e-4  # a frame's pts_time and its index time agree within this (pts_time prints in us)
 
 
 def read_frames(
@@ -44,6 +70,11 @@ def read_frames(
 ) -> Iterator[Frame]:
     """Every `stride`-th frame of the video (or the one frame of an image), optionally only
     frames `first` to `last` (inclusive, by index among all frames) for a segment.
+
+    A segment starts decoding at the keyframe before `first`, found with a demux-only frame
+    index (fer_video.video.index), and yields the frames, indices and timestamps a single pass
+    would. Where no exact index can be had (see that module), or the seek does not land on
+    frame `first`, it decodes from the start and drops the frames before `first`.
 
     Raises InputError if ffmpeg fails or the video ends far short of its stated duration
     (a truncated file), after yielding what it could decode. `stats`, if given, receives the
@@ -55,23 +86,51 @@ def read_frames(
         stats.decoded = 1
         return
     stride = max(1, int(stride))
-    # showinfo sits before select, so it numbers every decoded frame and the timestamps of the
-    # frames that select keeps can be looked up by their index.
-    stream = ffmpeg.input(info.path).video.filter("showinfo", checksum=0)
+    first = max(0, int(first))
+    if first > 0:
+        index = frame_index(info.path)
+        points = index.seek_points(first)[:SEEK_ATTEMPTS] if index is not None else []
+        for at, skipped in points:
+            try:
+                yield from _decode(info, stride, stats, first, last, _Seek(at, index.gate(first), skipped, index))
+                return
+            except _Misaligned as e:
+                log.info("%s: seeking to %.3f s for frame %d: %s", info.path, at, first, e)
+        if points:
+            log.warning("%s: frame %d decoded from the start: seeking did not land on it", info.path, first)
+    yield from _decode(info, stride, stats, first, last, None)
+
+
+def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: int | None,
+            seek: _Seek | None) -> Iterator[Frame]:
     output: dict = {"format": "rawvideo", "pix_fmt": "bgr24", "fps_mode": "passthrough"}
-    if first or last is not None:
-        # A segment: frames before `first` are decoded and dropped (decoding is cheap next to
-        # analysis, and counting from the start keeps indices exact even at variable frame rates);
-        # ffmpeg stops after the segment's last frame.
-        upper = "" if last is None else f"*lte(n,{last})"
-        stream = stream.filter("select", f"gte(n,{first}){upper}*not(mod(n-{first},{stride}))")
-        if last is not None:
-            output["frames:v"] = (last - first) // stride + 1
-    elif stride > 1:
-        stream = stream.filter("select", f"not(mod(n,{stride}))")
+    if last is not None:
+        output["frames:v"] = (last - first) // stride + 1  # ffmpeg stops after the segment's last frame
+    if seek is not None:
+        # -copyts -start_at_zero: timestamps as a single pass has them (the file's start time
+        # subtracted), not restarted at the seek point. The select drops what lies between the
+        # keyframe and frame `first`, so showinfo numbers frames from `first`.
+        stream = (ffmpeg.input(info.path, ss=f"{seek.at:.6f}").video
+                  .filter("select", f"gte(t,{seek.gate:.6f})").filter("showinfo", checksum=0))
+        if stride > 1:
+            stream = stream.filter("select", f"not(mod(n,{stride}))")
+        global_args = ["-copyts", "-start_at_zero"]
+        base = first
+    else:
+        # showinfo sits before select, so it numbers every decoded frame and the timestamps of
+        # the frames that select keeps can be looked up by their index. A segment that could not
+        # seek decodes the frames before `first` and drops them.
+        stream = ffmpeg.input(info.path).video.filter("showinfo", checksum=0)
+        if first or last is not None:
+            upper = "" if last is None else f"*lte(n,{last})"
+            stream = stream.filter("select", f"gte(n,{first}){upper}*not(mod(n-{first},{stride}))")
+        elif stride > 1:
+            stream = stream.filter("select", f"not(mod(n,{stride}))")
+        global_args = []
+        base = 0
     args = (
         stream.output("pipe:", **output)
-        .global_args("-hide_banner", "-nostdin", "-loglevel", "info")
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "info", *global_args)
         .compile(cmd=ffmpeg_exe())
     )
     frame_bytes = info.width * info.height * 3
@@ -81,8 +140,9 @@ def read_frames(
     drain = threading.Thread(target=_collect_stderr, args=(proc.stderr, timestamps, other_lines), daemon=True)
     drain.start()
     pending: dict[int, float] = {}
-    seen = 0  # frames ffmpeg has decoded so far, strided-out ones included
+    seen = base  # frames of the video up to the last one ffmpeg reported, strided-out ones included
     finished = False
+    warned = False
     try:
         emitted = 0
         while True:
@@ -95,12 +155,21 @@ def read_frames(
                 item = timestamps.get(timeout=60)
                 if item is None:
                     raise InputError(info.path, "ffmpeg gave a frame without a timestamp")
-                pending[item[0]] = item[1]
-                seen = max(seen, item[0] + 1)
+                pending[base + item[0]] = item[1]
+                seen = max(seen, base + item[0] + 1)
             time = pending.pop(index)
             for stale in [k for k in pending if k < index]:
                 del pending[stale]
+            if seek is not None and not warned and not _agrees(seek.index, index, time):
+                if emitted == 1:
+                    raise _Misaligned(f"the first frame decoded is at {time:.6f} s, frame {first} at "
+                                      f"{seek.index.times[first]:.6f} s")
+                log.warning("%s: frame %d is at %.6f s, the frame index says otherwise: indices after it may "
+                            "differ from a single pass", info.path, index, time)
+                warned = True
             yield Frame(index, time, np.frombuffer(data, np.uint8).reshape(info.height, info.width, 3))
+        if seek is not None and emitted == 0:
+            raise _Misaligned("no frame decoded after the seek point")
         finished = True
     finally:
         if not finished:
@@ -109,10 +178,18 @@ def read_frames(
         proc.wait()
         drain.join(timeout=10)
     while (item := timestamps.get()) is not None:
-        seen = max(seen, item[0] + 1)
+        seen = max(seen, base + item[0] + 1)
     stats.decoded = seen
+    stats.skipped = seek.skipped if seek is not None else 0
+    if seek is not None and last is None and seen != len(seek.index) and proc.returncode == 0 and not warned:
+        log.warning("%s: %d frames decoded to the end, the frame index lists %d: indices may differ from a "
+                    "single pass", info.path, seen, len(seek.index))
     expected = info.expected_frames if last is None else min(info.expected_frames or last + 1, last + 1)
     _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), expected)
+
+
+def _agrees(index: FrameIndex, position: int, time: float) -> bool:
+    return position < len(index) and abs(index.times[position] - time) <= TIME_TOLERANCE_S
 
 
 def _collect_stderr(pipe, timestamps: queue.Queue, other_lines: list[bytes]) -> None:
