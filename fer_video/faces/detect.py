@@ -222,6 +222,7 @@ class BlazeFaceDetector:
     WINDOW_SCALE = 3.0  # window side / face side: the face spans ~43 of the 128 input pixels,
     # mid-range for the short-range model, with room for a face's motion between frames
     FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
+    WINDOW_GRID = 8
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, scan_every: int = 5, tile_every: int = 15,
                  threads: int | None = None):
@@ -310,9 +311,12 @@ class BlazeFaceDetector:
         return Faces.concat(kept)
 
     def _window_around(self, box: np.ndarray) -> Window:
-        side = max(int(max(box[2], box[3]) * self.WINDOW_SCALE), 16)
+        # On an 8-pixel grid: runs whose histories differ by a pixel (a segment started
+        # mid-video) place the same windows, so they find the same boxes from then on.
+        grid = self.WINDOW_GRID
+        side = max(int(np.ceil(max(box[2], box[3]) * self.WINDOW_SCALE / grid)) * grid, 2 * grid)
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        return Window(int(cx - side / 2), int(cy - side / 2), side)
+        return Window(int(round((cx - side / 2) / grid)) * grid, int(round((cy - side / 2) / grid)) * grid, side)
 
 
 class HaarDetector:
