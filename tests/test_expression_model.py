@@ -36,3 +36,18 @@ def test_matching_training_sharpness_blurs_only_when_the_model_asks():
         return np.mean([cv2.Laplacian(f.astype(np.float32), cv2.CV_32F).var() for f in x])
 
     assert sharpness(blurred) < sharpness(faces) / 100
+
+
+def test_matching_training_sharpness_is_the_face_by_face_blur_exactly():
+    """It blurs all faces in one call (side by side, each padded with its own reflection): the
+    result must be what blurring each face alone gives, to the bit."""
+    import cv2
+
+    from fer_video.expression.preprocess import match_training_sharpness
+
+    faces = np.random.default_rng(2).integers(0, 256, (33, 48, 48)).astype(np.uint8)
+    for sigma in (0.5, 1.0, 3.0, 3.25, 7.9, 20.0):
+        alone = np.stack([cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) for f in faces])
+        np.testing.assert_array_equal(match_training_sharpness(faces, sigma), alone, err_msg=f"sigma {sigma}")
+    np.testing.assert_array_equal(match_training_sharpness(faces[:1], 3.25)[0],
+                                  cv2.GaussianBlur(faces[0], (0, 0), 3.25, borderType=cv2.BORDER_REFLECT))

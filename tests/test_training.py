@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fer_video.expression.data import load_folder, resolve_split, stratified_split
+from fer_video.expression.export import file_sha256
 from fer_video.expression.labels import EMOTIONS
 from helpers import run_cli
 
@@ -62,7 +63,7 @@ def trained(dataset, tmp_path_factory):
 
 def test_train_writes_model_card_history_log_and_export(trained):
     run = trained.run_dir
-    for name in ("model.keras", "model.json", "history.csv", "train.log"):
+    for name in ("model.keras", "model.json", "model.tflite", "history.csv", "train.log"):
         assert (run / name).exists(), name
     assert [int(r["epoch"]) for r in trained.history_1] == [0, 1]
     assert "epoch 1/2" in trained.log_1 and "epoch 2/2" in trained.log_1
@@ -74,6 +75,10 @@ def test_train_writes_model_card_history_log_and_export(trained):
     assert card["validation"]["images"] == n_val
     assert card["config"]["widths"] == [8, 16] and card["config"]["epochs"] == 2
     assert (trained.export / "fer_vgg.keras").exists() and (trained.export / "fer_vgg.json").exists()
+    assert json.loads((run / "model.json").read_text())["tflite_from_keras_sha256"] == file_sha256(run / "model.keras")
+    exported = json.loads((trained.export / "fer_vgg.json").read_text())
+    assert exported["tflite_from_keras_sha256"] == file_sha256(trained.export / "fer_vgg.keras")
+    assert exported["tflite_sha256"] == file_sha256(trained.export / "fer_vgg.tflite")
     assert "Traceback" not in trained.first.stderr
 
 
@@ -93,6 +98,7 @@ def test_exported_model_classifies(trained, dataset):
     from fer_video.expression.classify import ExpressionClassifier
 
     classifier = ExpressionClassifier(trained.export / "fer_vgg.keras")
+    assert classifier.backend == "tflite (fer_vgg.tflite)", "--export writes a fresh .tflite"
     card = json.loads((trained.export / "fer_vgg.json").read_text())
     assert classifier.temperature == pytest.approx(card["temperature"])
     assert classifier.name == "fer_vgg"

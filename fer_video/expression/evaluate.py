@@ -12,13 +12,15 @@ from fer_video.expression.data import load_folder
 from fer_video.expression.labels import EMOTIONS
 
 
-def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool = True) -> dict:
-    """The report for every image under folder/<class>/, as the pipeline would classify them."""
+def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool = True, backend: str = "auto") -> dict:
+    """The report for every image under folder/<class>/, as the pipeline would classify them:
+    through the pipeline's own `ExpressionClassifier` (the TFLite model, see classify.py);
+    backend="keras" evaluates the .keras through TensorFlow instead, for comparison."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     from fer_video.expression.classify import ExpressionClassifier
 
-    classifier = ExpressionClassifier(model_path, flip=flip)
+    classifier = ExpressionClassifier(model_path, flip=flip, backend=backend)
     faces, labels, _ = load_folder(folder)
     probs = classifier(faces)
     predicted = probs.argmax(axis=1)
@@ -34,6 +36,7 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool = Tru
         "model": str(classifier.path),
         "model_version": classifier.version,
         "flip_tta": flip,
+        "backend": classifier.backend,
         "temperature": classifier.temperature,
         "ece": expected_calibration_error(probs, labels),
         "per_class": {

@@ -102,6 +102,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     import keras
     import tensorflow as tf
 
+    from fer_video.expression.export import export_tflite
     from fer_video.expression.model import build_model
     from fer_video.versioning import code_version
 
@@ -186,5 +187,8 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     export.save(tmp)
     tmp.replace(run_dir / "model.keras")
     (run_dir / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # model.tflite, what the pipeline runs; model.json records the sha256 of the .keras it came from.
+    export_tflite(run_dir / "model.keras")
+    summary = json.loads((run_dir / "model.json").read_text())
     log.info("done: validation accuracy %.4f, temperature %.3f", summary["validation"]["accuracy"], temperature)
     return summary

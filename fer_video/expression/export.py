@@ -1,0 +1,144 @@
+"""Converting a trained .keras expression model to a LiteRT (.tflite) model for inference.
+
+    .venv/bin/python -m fer_video.expression.export models/fer_vgg.keras [--dynamic-range]
+
+writes models/fer_vgg.tflite beside the .keras and records in its card (models/fer_vgg.json) the
+sha256 of the .keras it was converted from (`tflite_from_keras_sha256`) and of the .tflite itself
+(`tflite_sha256`). `ExpressionClassifier` runs the .tflite only while both still match, so an
+edited or retrained .keras never runs through an old conversion.
+
+TensorFlow is imported inside the functions that convert: reading the card and checking a
+.tflite (`fresh_tflite`) needs no TensorFlow, which is what keeps it out of the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+TFLITE_KERAS_SHA_KEY = "tflite_from_keras_sha256"
+TFLITE_SHA_KEY = "tflite_sha256"
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tflite_path(keras_path: str | Path) -> Path:
+    """models/fer_vgg.keras -> models/fer_vgg.tflite"""
+    return Path(keras_path).with_suffix(".tflite")
+
+
+def card_path(keras_path: str | Path) -> Path:
+    """The JSON beside a model: its classes, temperature, metrics and conversion record."""
+    return Path(keras_path).with_suffix(".json")
+
+
+def fresh_tflite(keras_path: str | Path, card: dict, keras_sha256: str | None = None) -> tuple[Path | None, str]:
+    """(the .tflite beside keras_path, "") when the card says it was converted from this very
+    .keras and the .tflite is the file then written; else (None, why not)."""
+    path = tflite_path(keras_path)
+    if not path.exists():
+        return None, f"no {path.name} beside {Path(keras_path).name}"
+    keras_sha256 = keras_sha256 or file_sha256(keras_path)
+    recorded = card.get(TFLITE_KERAS_SHA_KEY)
+    if recorded != keras_sha256:
+        return None, (f"{path.name} is stale: converted from a .keras with sha256 {str(recorded)[:12]}..., "
+                      f"but {Path(keras_path).name} has {keras_sha256[:12]}...")
+    if card.get(TFLITE_SHA_KEY) not in (None, file_sha256(path)):
+        return None, f"{path.name} is not the file recorded in the model card (sha256 differs)"
+    return path, ""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, then os.replace: readers see the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def convert(model, dynamic_range: bool = False) -> bytes:
+    """A Keras model (or the path of a .keras) as a float32 TFLite flatbuffer with a dynamic batch
+    dimension (input (-1, 48, 48, 1), output (-1, 7) logits), TFLite builtin ops only: LiteRT
+    runs it with its default XNNPACK delegate and without TensorFlow.
+
+    `TFLiteConverter.from_keras_model` (TF 2.21, Keras 3) freezes the weights and folds batch norm
+    into the convolutions. `model.export(format="litert")` would also allow SELECT_TF_OPS, i.e.
+    a model LiteRT alone might not run; a concrete function of `model(x)` keeps Keras 3's
+    variables as resource reads (READ_VARIABLE ops, no weights in the file).
+
+    `dynamic_range`: int8 weights, activations quantised per face at run time. For the shipped
+    model on 2 cores: 3.6x the images/s of float32, but public_test accuracy 53.22% instead of
+    53.39% (with flip) and logits off by up to 0.04; so float32 is the default (MODEL_CARD.md)."""
+    import keras
+    import tensorflow as tf
+
+    if not isinstance(model, keras.Model):
+        model = keras.models.load_model(model, compile=False)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if dynamic_range:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+    return _quietly(converter.convert)
+
+
+def _quietly(fn):
+    """The converter prints the SavedModel's signature and MLIR pass logs to stdout/stderr; a
+    `fer-video train --json` or a test's captured output has no use for them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            return fn()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def export_tflite(keras_path: str | Path, dynamic_range: bool = False) -> Path:
+    """Write <stem>.tflite beside keras_path and record the conversion in <stem>.json (created if
+    missing, other keys kept)."""
+    keras_path = Path(keras_path)
+    keras_sha256 = file_sha256(keras_path)
+    data = convert(keras_path, dynamic_range)
+    out = tflite_path(keras_path)
+    _write_atomically(out, data)
+    card_file = card_path(keras_path)
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    card[TFLITE_KERAS_SHA_KEY] = keras_sha256
+    card[TFLITE_SHA_KEY] = hashlib.sha256(data).hexdigest()
+    card["tflite_quantization"] = "dynamic_range" if dynamic_range else "none"
+    _write_atomically(card_file, (json.dumps(card, indent=2) + "\n").encode())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    paths = [a for a in args if a != "--dynamic-range"]
+    if not paths or any(p.startswith("-") for p in paths):
+        print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
+        return 2
+    for path in paths:
+        print(f"wrote {export_tflite(path, dynamic_range='--dynamic-range' in args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
