@@ -63,6 +63,39 @@ def _warm_up(model: Path | None, detector: str) -> None:
     make_detector(detector)(np.zeros((64, 64, 3), np.uint8))
 
 
+class _PrefectServerStart:
+    """Starts Prefect's ephemeral API server (a subprocess, ~6 s to boot) in the background, so it
+    boots while this process loads the models; `wait()` before the first flow run. Nothing
+    happens when a server is configured (PREFECT_API_URL) or ephemeral mode is off."""
+
+    def __init__(self):
+        import threading
+
+        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+        self._thread = None
+        self._error: BaseException | None = None
+        if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+            self._thread = threading.Thread(target=self._start, name="prefect-server-start", daemon=True)
+            self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except BaseException as error:  # noqa: BLE001 - re-raised by wait()
+            self._error = error
+
+    def wait(self) -> None:
+        # Prefect's own start() returns at once for a server that is still booting, so the flow
+        # must not run before this thread is done.
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _fail(message: str) -> None:
     print(f"fer-video: error: {message}", file=sys.stderr)
 
@@ -81,10 +114,12 @@ def _annotate_options(args):
 def cmd_annotate(args) -> int:
     options = _annotate_options(args)
     with quiet_stderr(not args.verbose):
+        server = _PrefectServerStart()
         from flows.annotate import annotate_video
         from flows.runners import task_runner
 
         _warm_up(options.model, options.detector)
+        server.wait()
     flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
     failed = 0
     for path in args.inputs:
@@ -123,7 +158,7 @@ def cmd_demo(args) -> int:
     print(f"made a {args.seconds:g} s sample clip with two faces and a tone: {clip}")
     args.inputs = [str(clip)]
     args.stride, args.detector, args.min_face, args.smoothing = 1, "blazeface", 40, "window:0.5"
-    args.model, args.no_video, args.preset = None, False, "veryfast"
+    args.model, args.no_video, args.preset = None, False, "ultrafast"
     args.segments, args.workers, args.dask_address = 1, None, None
     return cmd_annotate(args)
 
@@ -148,6 +183,8 @@ def cmd_train(args) -> int:
         export.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.keras", export / "fer_vgg.keras")
         shutil.copy(run_dir / "model.json", export / "fer_vgg.json")
+        from fer_video.expression.export import export_tflite
+        export_tflite(export / "fer_vgg.keras")  # fer_vgg.tflite; its source's sha256 in fer_vgg.json
         print(f"exported to {export / 'fer_vgg.keras'}")
     print(f"validation accuracy {summary['validation']['accuracy']:.4f}; model: {run_dir / 'model.keras'}")
     return 0
@@ -187,9 +224,11 @@ def cmd_batch(args) -> int:
     Smoothing.parse(args.smoothing)
     discover(args.folder, args.pattern)  # a missing folder fails here, in one line
     with quiet_stderr(not args.verbose):
+        server = _PrefectServerStart()
         from flows.batch import folder_flow
 
         _warm_up(Path(args.model) if args.model else None, args.detector)
+        server.wait()
     flow = folder_flow(args.concurrency, args.dask_address, args.workers)
     state = flow(**_folder_parameters(args), return_state=True)
     outcomes = state.result(raise_on_failure=False)
@@ -275,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none | ema[:TAU] | window[:SECONDS] | hmm[:SECONDS] (default window:0.5)")
     p.add_argument("--model", help="expression model .keras (default: models/fer_vgg.keras)")
     p.add_argument("--no-video", action="store_true", help="write the timeline only, no annotated MP4")
-    p.add_argument("--preset", default="veryfast", help="x264 preset for the MP4 (default veryfast)")
+    p.add_argument("--preset", default="ultrafast",
+                   help="x264 preset for the MP4 (default ultrafast; veryfast: files about 5x smaller, "
+                        "render about 25%% slower)")
     p.add_argument("--segments", type=int, default=1,
                    help="analyse a long video as N time segments in parallel, stitched into one timeline")
     p.add_argument("--workers", type=int, help="run segments on a local Dask cluster of N processes")
@@ -327,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--smoothing", default="window:0.5")
         p.add_argument("--model")
         p.add_argument("--no-video", action="store_true")
-        p.add_argument("--preset", default="veryfast")
+        p.add_argument("--preset", default="ultrafast")
         p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
         common(p)
 

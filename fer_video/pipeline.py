@@ -47,7 +47,7 @@ class AnnotateOptions:
     smoothing: str = "window:0.5"
     model: Path | None = None
     video: bool = True
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
     progress: bool = True
     segments: int = 1  # split a video into this many time segments, analysed in parallel
 

@@ -27,7 +27,7 @@ def annotate_folder(
     smoothing: str = "window:0.5",
     model: str | None = None,
     video: bool = True,
-    preset: str = "veryfast",
+    preset: str = "ultrafast",
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
     runner the caller picks (threads here, or a Dask cluster)."""
