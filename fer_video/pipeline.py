@@ -119,7 +119,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
     `last` only, for one segment of a video)."""
-    detector = make_detector(options.detector, min_face=options.min_face)
+    detector = make_detector(options.detector, min_face=options.min_face,
+                             frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
     geometry = FER_CROP[detector.name]

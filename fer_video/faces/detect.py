@@ -35,7 +35,7 @@ def make_detector(name: str = "blazeface", **options) -> "BlazeFaceDetector | Ha
     if name == "blazeface":
         return BlazeFaceDetector(**options)
     if name == "haar":
-        return HaarDetector(**{k: v for k, v in options.items() if k in ("min_face",)})
+        return HaarDetector(**{k: v for k, v in options.items() if k in ("min_face",)})  # no state to pace
     raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 
@@ -209,8 +209,8 @@ class BlazeFaceDetector:
     Discovery runs on analysed-frame positions that are multiples of `scan_every` (the whole
     frame) and of `tile_every` (the tiles too), so a run that starts mid-video (a segment) scans on
     the same frames as a single pass; also whenever no face is being followed, and after `reset()`
-    (the pipeline calls it at a shot cut). A new face waits at most `scan_every` frames to be
-    found, a new small one `tile_every`.
+    (the pipeline calls it at a shot cut). Given the rate of analysed frames, both are set from
+    SCAN_SECONDS and TILE_SECONDS: a new face is found within 0.1 s, a new small one within 0.5 s.
     """
 
     name = "blazeface"
@@ -224,13 +224,19 @@ class BlazeFaceDetector:
     FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
     WINDOW_GRID = 8
 
-    def __init__(self, min_score: float = 0.5, min_face: int = 40, scan_every: int = 5, tile_every: int = 15,
-                 threads: int | None = None):
+    SCAN_SECONDS = 0.1
+    TILE_SECONDS = 0.5
+
+    def __init__(self, min_score: float = 0.5, min_face: int = 40, frame_rate: float | None = None,
+                 scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None):
+        """`frame_rate`: analysed frames per second (the video's rate / stride), which sets
+        `scan_every` and `tile_every` unless they are given; without it, 30 is assumed."""
         threads = threads or model_threads()
+        rate = frame_rate if frame_rate and frame_rate > 0 else 30.0
         self.min_score = min_score
         self.min_face = min_face
-        self.scan_every = scan_every
-        self.tile_every = tile_every
+        self.scan_every = scan_every or max(1, round(rate * self.SCAN_SECONDS))
+        self.tile_every = tile_every or max(1, round(rate * self.TILE_SECONDS))
         self._full = _BlazeFaceModel("face_detection_full_range.tflite", self.FULL_INPUT, [(4, 1)], threads,
                                      resizable=False)
         self._short = _BlazeFaceModel("face_detection_short_range.tflite", self.WINDOW_INPUT,
