@@ -132,7 +132,7 @@ def main() -> int:
     cli = [cli_run(clip, video=False, args=args), cli_run(clip, video=True, args=args)]
     results["cli"] = cli
     table(cli, ["run", "frames", "wall_s", "fps", "rss_python_mb", "rss_with_ffmpeg_mb", "tracks"],
-          "1. fer-video annotate (subprocess; wall includes Prefect + TensorFlow start-up, ~6-11 s)")
+          "1. fer-video annotate (subprocess; wall includes the start-up: Prefect's ephemeral server, model loading)")
 
     stages = in_process(clip, args)
     results["in_process"] = stages
