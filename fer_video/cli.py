@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.server import EphemeralServer
+
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2
 
@@ -63,39 +65,6 @@ def _warm_up(model: Path | None, detector: str) -> None:
     make_detector(detector)(np.zeros((64, 64, 3), np.uint8))
 
 
-class _PrefectServerStart:
-    """Starts Prefect's ephemeral API server (a subprocess, ~6 s to boot) in the background, so it
-    boots while this process loads the models; `wait()` before the first flow run. Nothing
-    happens when a server is configured (PREFECT_API_URL) or ephemeral mode is off."""
-
-    def __init__(self):
-        import threading
-
-        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-        self._thread = None
-        self._error: BaseException | None = None
-        if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            self._thread = threading.Thread(target=self._start, name="prefect-server-start", daemon=True)
-            self._thread.start()
-
-    def _start(self) -> None:
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-        except BaseException as error:  # noqa: BLE001 - re-raised by wait()
-            self._error = error
-
-    def wait(self) -> None:
-        # Prefect's own start() returns at once for a server that is still booting, so the flow
-        # must not run before this thread is done.
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 def _fail(message: str) -> None:
     print(f"fer-video: error: {message}", file=sys.stderr)
 
@@ -113,13 +82,13 @@ def _annotate_options(args):
 
 def cmd_annotate(args) -> int:
     options = _annotate_options(args)
+    server = EphemeralServer(args.verbose)  # boots while the pipeline is imported and the models load
     with quiet_stderr(not args.verbose):
-        server = _PrefectServerStart()
         from flows.annotate import annotate_video
         from flows.runners import task_runner
 
         _warm_up(options.model, options.detector)
-        server.wait()
+        server.attach()
     flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
     failed = 0
     for path in args.inputs:
@@ -223,12 +192,12 @@ def cmd_batch(args) -> int:
 
     Smoothing.parse(args.smoothing)
     discover(args.folder, args.pattern)  # a missing folder fails here, in one line
+    server = EphemeralServer(args.verbose)
     with quiet_stderr(not args.verbose):
-        server = _PrefectServerStart()
         from flows.batch import folder_flow
 
         _warm_up(Path(args.model) if args.model else None, args.detector)
-        server.wait()
+        server.attach()
     flow = folder_flow(args.concurrency, args.dask_address, args.workers)
     state = flow(**_folder_parameters(args), return_state=True)
     outcomes = state.result(raise_on_failure=False)
@@ -258,8 +227,11 @@ def cmd_serve(args) -> int:
     interval = parse_duration(args.every) if args.every else None
     Smoothing.parse(args.smoothing)  # a bad spec fails here, not in every scheduled run
     discover(args.folder, args.pattern)
+    server = EphemeralServer(args.verbose)
     with quiet_stderr(not args.verbose):
         from flows.batch import folder_flow
+
+        server.attach()
     flow = folder_flow(args.concurrency, args.dask_address, args.workers)
     name = args.name or f"annotate-{Path(args.folder).resolve().name}"
     print(f"serving deployment 'annotate-folder/{name}' "

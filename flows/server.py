@@ -1,0 +1,125 @@
+"""Prefect's ephemeral API server, started as a command's first act.
+
+Left to itself, Prefect boots its ephemeral server (a uvicorn subprocess, about 3 s here) at the
+first flow run, after this process has imported the server's own modules (about 2 s) only to
+launch it: some 6 s before any work starts. Launched first, from a socket this process has
+already bound, the server boots on one core while this process imports the pipeline and loads
+the models on the other.
+
+It is the server Prefect's ephemeral mode runs (the same app factory and ephemeral flags, so no
+UI and no background services, the same database under PREFECT_HOME). Prefect is then pointed at
+it through PREFECT_API_URL, so Dask workers and the run processes of `serve` inherit it too.
+A server configured by the user (PREFECT_API_URL in the environment or the active Prefect
+profile) always wins, and so does a profile that turns ephemeral mode off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+# What Prefect's SubprocessASGIServer sets for its uvicorn process (prefect/server/api/server.py).
+_EPHEMERAL_FLAGS = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+
+
+def _die_with_parent() -> None:
+    """In the server process: ask Linux to terminate it when this command dies, however it dies
+    (exit hooks do not run on SIGTERM or kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EphemeralServer:
+    """`server = EphemeralServer()` first thing; `server.attach()` once Prefect may be imported
+    and before the first flow run. Stopped when the process exits."""
+
+    def __init__(self, verbose: bool = False):
+        self.url: str | None = None
+        self._proc: subprocess.Popen | None = None
+        self._attached = False
+        if os.environ.get("PREFECT_API_URL"):
+            return
+        # uvicorn serves the socket bound here (--fd): no search for a free port, and no race
+        # with another command starting its own server at the same moment.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        port = listener.getsockname()[1]
+        self._log = None if verbose else tempfile.TemporaryFile()
+        command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+                   "--fd", str(listener.fileno()), "--log-level", "info" if verbose else "error", "--lifespan", "on"]
+        try:
+            self._proc = subprocess.Popen(command, pass_fds=(listener.fileno(),), env={**os.environ, **_EPHEMERAL_FLAGS},
+                                          stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                          preexec_fn=_die_with_parent)
+        finally:
+            listener.close()  # the server holds its own copy
+        self.url = f"http://127.0.0.1:{port}/api"
+        atexit.register(self.stop)  # registered before Prefect's own exit hooks, so it runs after them
+
+    def attach(self) -> None:
+        """Wait until the server answers and point this process's Prefect settings and the
+        environment (for child processes) at it, unless Prefect is configured otherwise."""
+        if self._proc is None:
+            return
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+
+        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+            self.stop()  # the profile names a server, or forbids ephemeral ones: Prefect's choice stands
+            return
+        self._wait(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        os.environ["PREFECT_API_URL"] = self.url
+        refresh_global_settings_context()
+        self._attached = True
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"Prefect's ephemeral server exited with code {self._proc.returncode}"
+                                   f"{self._output()}")
+            try:
+                # The socket already listens, so this waits for the app rather than being refused.
+                with urllib.request.urlopen(f"{self.url}/health", timeout=max(0.1, deadline - time.monotonic())):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Prefect's ephemeral server did not answer within {timeout:g} s{self._output()}")
+
+    def _output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        lines = self._log.read().decode("utf-8", "replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._attached:
+            from prefect.context import refresh_global_settings_context
+
+            if os.environ.get("PREFECT_API_URL") == self.url:
+                del os.environ["PREFECT_API_URL"]
+            refresh_global_settings_context()
+            self._attached = False
