@@ -31,6 +31,7 @@ from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
 from fer_video.timeline.write import write_timeline
 from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_frames
+from fer_video.video.read import frame_layout
 
 __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmented", "annotate", "load_classifier",
            "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "stitch", "summarise", "write"]
@@ -330,16 +331,19 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     total = info.expected_frames
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
+    pix_fmt, _ = frame_layout(info.width, info.height)
     writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset)
+                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
     with bar, writer:
         for frame in read_frames(info):
             faces = by_frame.get(frame.index - frame.index % options.stride)
-            image = frame.image
-            if faces is not None:
-                image = image.copy()  # frombuffer arrays are read-only
+            if faces is None:
+                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+            else:
+                # OpenCV draws in BGR; frames go out in the layout they came in.
+                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
                 draw_faces(image, *faces)
-            writer.write(image)
+                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
             bar.update(1)
     return path
 

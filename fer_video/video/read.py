@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -35,7 +36,16 @@ _PTS = re.compile(rb"\] n:\s*(\d+) pts:\s*-?\d+\s+pts_time:(-?[\d.e+-]+)")
 class Frame:
     index: int  # position among all decoded frames, strided or not
     time: float  # seconds, from the stream's own timestamps
-    image: np.ndarray  # H x W x 3 uint8, BGR, upright
+    pixels: np.ndarray  # upright, as decoded: I420 planes (H*3/2 x W) for even sizes, else H x W x 3 BGR
+
+    @property
+    def is_i420(self) -> bool:
+        return self.pixels.ndim == 2
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """H x W x 3 uint8 BGR."""
+        return cv2.cvtColor(self.pixels, cv2.COLOR_YUV2BGR_I420) if self.is_i420 else self.pixels
 
 
 @dataclass
@@ -101,9 +111,19 @@ def read_frames(
     yield from _decode(info, stride, stats, first, last, None)
 
 
+def frame_layout(width: int, height: int) -> tuple[str, tuple[int, ...]]:
+    """ffmpeg pixel format and array shape of a decoded frame. Even-sized video comes as I420,
+    the decoder's own layout: half the bytes of BGR through the pipe, no conversion in ffmpeg,
+    and OpenCV converts it in a tenth of a millisecond when BGR is wanted (measured at 720p)."""
+    if width % 2 == 0 and height % 2 == 0:
+        return "yuv420p", (height * 3 // 2, width)
+    return "bgr24", (height, width, 3)
+
+
 def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: int | None,
             seek: _Seek | None) -> Iterator[Frame]:
-    output: dict = {"format": "rawvideo", "pix_fmt": "bgr24", "fps_mode": "passthrough"}
+    pix_fmt, shape = frame_layout(info.width, info.height)
+    output: dict = {"format": "rawvideo", "pix_fmt": pix_fmt, "fps_mode": "passthrough"}
     if last is not None:
         output["frames:v"] = (last - first) // stride + 1  # ffmpeg stops after the segment's last frame
     if seek is not None:
@@ -133,7 +153,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         .global_args("-hide_banner", "-nostdin", "-loglevel", "info", *global_args)
         .compile(cmd=ffmpeg_exe())
     )
-    frame_bytes = info.width * info.height * 3
+    frame_bytes = int(np.prod(shape))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes)
     timestamps: queue.Queue[tuple[int, float] | None] = queue.Queue()
     other_lines: list[bytes] = []
@@ -167,7 +187,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
                 log.warning("%s: frame %d is at %.6f s, the frame index says otherwise: indices after it may "
                             "differ from a single pass", info.path, index, time)
                 warned = True
-            yield Frame(index, time, np.frombuffer(data, np.uint8).reshape(info.height, info.width, 3))
+            yield Frame(index, time, np.frombuffer(data, np.uint8).reshape(shape))
         if seek is not None and emitted == 0:
             raise _Misaligned("no frame decoded after the seek point")
         finished = True

@@ -19,7 +19,8 @@ _MP4_AUDIO = {"aac", "mp3"}
 
 
 class VideoWriter:
-    """`with VideoWriter(out, w, h, fps, audio_from=src) as w: w.write(frame)`.
+    """`with VideoWriter(out, w, h, fps, audio_from=src) as w: w.write(frame)`, frames BGR (H x W x 3)
+    or, with `pix_fmt="yuv420p"`, I420 planes (H*3/2 x W) as `read_frames` gives them.
 
     Frames go to a hidden `.<name>.part`, renamed to `out` only after ffmpeg finished cleanly, so a crash
     never leaves a file that looks complete. yuv420p needs even sides: an odd-sized source is
@@ -36,12 +37,14 @@ class VideoWriter:
         audio_codec: str | None = None,
         preset: str = "veryfast",
         crf: int = 23,
+        pix_fmt: str = "bgr24",
     ):
         self.path = Path(path)
         self.partial = self.path.with_name(f".{self.path.name}.part")
         self.width, self.height = width, height
+        self.shape = {"bgr24": (height, width, 3), "yuv420p": (height * 3 // 2, width)}[pix_fmt]
         video = ffmpeg.input(
-            "pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}", framerate=str(fps)
+            "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=str(fps)
         ).video
         if width % 2 or height % 2:
             video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
@@ -63,8 +66,8 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
-        if image.shape != (self.height, self.width, 3):
-            raise ValueError(f"frame of shape {image.shape}, expected {(self.height, self.width, 3)}")
+        if image.shape != self.shape:
+            raise ValueError(f"frame of shape {image.shape}, expected {self.shape}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(image).data)
         except BrokenPipeError:
