@@ -98,3 +98,43 @@ def test_video_writer_copies_the_audio(tmp_path, two_face_clip):
     text = ffmpeg_info(out)
     assert "Video: h264" in text and "yuv420p" in text and "Audio: aac" in text
     assert probe(out).duration == pytest.approx(source.duration, abs=0.1)
+
+
+def _ffmpeg_bgr(path, width: int, height: int) -> np.ndarray:
+    """The first frame as ffmpeg itself converts it to BGR."""
+    import subprocess
+
+    from fer_video.video.ffmpeg_binary import ffmpeg_exe
+
+    data = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
+                           "-pix_fmt", "bgr24", "pipe:"], capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(height, width, 3)
+
+
+def test_even_sized_frames_come_as_i420_and_convert_like_ffmpeg(two_face_clip):
+    frame = next(iter(read_frames(probe(two_face_clip.path))))
+    assert frame.is_i420 and frame.pixels.shape == (360 * 3 // 2, 640)
+    # OpenCV's conversion against swscale's: the same picture up to chroma interpolation.
+    difference = np.abs(frame.image.astype(int) - _ffmpeg_bgr(two_face_clip.path, 640, 360))
+    assert difference.mean() < 2 and np.percentile(difference, 99) <= 6
+
+
+def test_odd_sized_frames_come_as_bgr(odd_clip):
+    frame = next(iter(read_frames(probe(odd_clip.path))))
+    assert not frame.is_i420 and frame.pixels.shape == (361, 641, 3)
+    assert np.array_equal(frame.image, _ffmpeg_bgr(odd_clip.path, 641, 361))
+
+
+def test_video_writer_takes_i420_frames_as_decoded(tmp_path, two_face_clip):
+    """I420 in, I420 out: frames passed through are re-encoded, not converted."""
+    source = probe(two_face_clip.path)
+    frames = [f.pixels for f in read_frames(source)][:10]
+    out = tmp_path / "i420.mp4"
+    with VideoWriter(out, 640, 360, source.fps, pix_fmt="yuv420p", preset="ultrafast", crf=0) as writer:
+        for pixels in frames:
+            writer.write(pixels)
+        with pytest.raises(ValueError, match="shape"):
+            writer.write(np.zeros((360, 640, 3), np.uint8))  # BGR to an I420 writer
+    again = [f.pixels for f in read_frames(probe(out))]
+    assert len(again) == 10
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again))  # crf 0: lossless
