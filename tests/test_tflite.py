@@ -144,3 +144,30 @@ def test_classifying_with_the_shipped_model_does_not_import_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["tflite (fer_vgg.tflite)", "[]"]
+
+
+def test_one_classifier_serves_threads_at_once():
+    """Batch jobs and segments in threads share the process's classifier; each call must get its
+    own faces' probabilities (unguarded, LiteRT raised or swapped inputs between threads)."""
+    import threading
+
+    classifier = ExpressionClassifier()
+    rng = np.random.default_rng(3)
+    inputs = [rng.integers(0, 256, (n, 48, 48), np.uint8) for n in (3, 5, 7, 9) * 3]
+    expected = [classifier(x) for x in inputs]
+    errors: list = []
+
+    def work(offset: int) -> None:
+        try:
+            for _ in range(20):
+                for i in range(offset, len(inputs), 2):
+                    np.testing.assert_allclose(classifier(inputs[i]), expected[i], atol=1e-6)
+        except Exception as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,10 @@ class ExpressionClassifier:
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.batch_size = int(batch_size)
         self.flip = flip
+        # One classifier serves every thread of a process (batch jobs, segments), but an
+        # interpreter's input, invoke and output are one unit: two threads inside it at once
+        # raise or swap each other's results.
+        self._lock = threading.Lock()
         threads = model_threads()
         images = self.batch_size * (2 if flip else 1)
         if backend == "keras":
@@ -147,11 +152,10 @@ class ExpressionClassifier:
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
             n = len(chunk)
-            if self.flip:
-                both = self._logits(np.concatenate([chunk, chunk[:, :, ::-1]]))
-                out[start : start + n] = (both[:n] + both[n:]) / 2
-            else:
-                out[start : start + n] = self._logits(chunk)
+            batch = np.concatenate([chunk, chunk[:, :, ::-1]]) if self.flip else chunk
+            with self._lock:
+                logits = self._logits(batch)
+            out[start : start + n] = (logits[:n] + logits[n:]) / 2 if self.flip else logits
         return out
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
