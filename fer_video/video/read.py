@@ -148,6 +148,10 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
             stream = stream.filter("select", f"not(mod(n,{stride}))")
         global_args = []
         base = 0
+    if pix_fmt == "yuv420p":
+        # Full-range sources (many phones) to the limited range that OpenCV's conversion and the
+        # encoder assume; a no-op for the usual limited-range video.
+        stream = stream.filter("scale", out_range="tv")
     args = (
         stream.output("pipe:", **output)
         .global_args("-hide_banner", "-nostdin", "-loglevel", "info", *global_args)
