@@ -29,12 +29,11 @@ def annotate_video(path: str | Path, options: AnnotateOptions | None = None, nam
     options = options or AnnotateOptions()
     info = probe(path)
     ranges = pipeline.plan_segments(info, options)
-    if len(ranges) == 1:
-        analysis = analyse(info, options, name)
-    else:
-        # Segments run at once on the flow's task runner (threads, or Dask workers).
-        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
-        analysis = stitch([f.result() for f in futures], ranges)
+    # Segments run at once on the flow's task runner: threads, or Dask workers (a single segment
+    # too, so that a cluster, not this process, does the work).
+    futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
+    parts = [f.result() for f in futures]
+    analysis = parts[0] if len(parts) == 1 else stitch(parts, ranges)
     rows = smooth(analysis.rows, options.smoothing)
     result = pipeline.summarise(info, rows, analysis)
     if info.is_image:
