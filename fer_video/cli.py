@@ -35,6 +35,8 @@ def _environment(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by Dask's worker processes too
         logging.getLogger("distributed").setLevel(logging.ERROR)
+        # Stopping `serve` cancels Prefect's open connections; asyncio logs each as an error.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -227,15 +229,16 @@ def cmd_serve(args) -> int:
     interval = parse_duration(args.every) if args.every else None
     Smoothing.parse(args.smoothing)  # a bad spec fails here, not in every scheduled run
     discover(args.folder, args.pattern)
-    server = EphemeralServer(args.verbose)
+    server = EphemeralServer(args.verbose, services=True)  # its scheduler makes the scheduled runs
     with quiet_stderr(not args.verbose):
         from flows.batch import folder_flow
 
         server.attach()
     flow = folder_flow(args.concurrency, args.dask_address, args.workers)
     name = args.name or f"annotate-{Path(args.folder).resolve().name}"
+    where = f"; runs in Prefect's UI at {server.url.removesuffix('/api')}" if server.url else ""
     print(f"serving deployment 'annotate-folder/{name}' "
-          f"({'every ' + args.every if args.every else 'cron ' + args.cron}); Ctrl-C stops", flush=True)
+          f"({'every ' + args.every if args.every else 'cron ' + args.cron}){where}; Ctrl-C stops", flush=True)
     _stop_within(10.0)
     flow.serve(name=name, interval=interval, cron=args.cron, parameters=_folder_parameters(args),
                print_starting_message=False)

@@ -9,6 +9,8 @@ the models on the other.
 It is the server Prefect's ephemeral mode runs (the same app factory and ephemeral flags, so no
 UI and no background services, the same database under PREFECT_HOME). Prefect is then pointed at
 it through PREFECT_API_URL, so Dask workers and the run processes of `serve` inherit it too.
+`serve` asks for the background services as well (and the UI), as `prefect server start` runs
+them: without the scheduler service a deployment's schedule never makes a run.
 A server configured by the user (PREFECT_API_URL in the environment or the active Prefect
 profile) always wins, and so does a profile that turns ephemeral mode off.
 """
@@ -26,6 +28,8 @@ import urllib.request
 
 # What Prefect's SubprocessASGIServer sets for its uvicorn process (prefect/server/api/server.py).
 _EPHEMERAL_FLAGS = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+# What `prefect server start` runs: the app with its services (scheduler, late runs, ...) and UI.
+_WITH_SERVICES_FLAGS = {"PREFECT__SERVER_FINAL": "1"}
 
 
 def _die_with_parent() -> None:
@@ -40,9 +44,10 @@ def _die_with_parent() -> None:
 
 class EphemeralServer:
     """`server = EphemeralServer()` first thing; `server.attach()` once Prefect may be imported
-    and before the first flow run. Stopped when the process exits."""
+    and before the first flow run. Stopped when the process exits. `services=True` also runs
+    Prefect's background services and UI (for schedules)."""
 
-    def __init__(self, verbose: bool = False):
+    def __init__(self, verbose: bool = False, services: bool = False):
         self.url: str | None = None
         self._proc: subprocess.Popen | None = None
         self._attached = False
@@ -58,7 +63,8 @@ class EphemeralServer:
         command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
                    "--fd", str(listener.fileno()), "--log-level", "info" if verbose else "error", "--lifespan", "on"]
         try:
-            self._proc = subprocess.Popen(command, pass_fds=(listener.fileno(),), env={**os.environ, **_EPHEMERAL_FLAGS},
+            flags = _WITH_SERVICES_FLAGS if services else _EPHEMERAL_FLAGS
+            self._proc = subprocess.Popen(command, pass_fds=(listener.fileno(),), env={**os.environ, **flags},
                                           stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
                                           preexec_fn=_die_with_parent)
         finally:

@@ -559,6 +559,45 @@ def test_serve_runs_the_flow_on_a_schedule(workdir, inputs, prefect_server, serv
     assert meta(out / "a.parquet").job_key
 
 
+def test_serve_without_a_server_runs_the_schedule(workdir, inputs, ephemeral_env):
+    """No PREFECT_API_URL: `serve` starts a server of its own with Prefect's scheduler service
+    (an ephemeral server has none, so no scheduled run would ever start), says where its UI is,
+    annotates the folder, and stops on SIGINT without a traceback."""
+    folder = workdir / "serve-ephemeral" / "in"
+    folder.mkdir(parents=True)
+    shutil.copy(inputs / "a.mp4", folder / "a.mp4")
+    out = workdir / "serve-ephemeral" / "out"
+    env = {**ephemeral_env, "PREFECT_RUNNER_POLL_FREQUENCY": "3", "PREFECT_RUNNER_PROCESS_LIMIT": "2"}
+    proc = subprocess.Popen([*_cli(), "serve", str(folder), "--out", str(out), "--every", "5s", "--no-video"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: proc.poll() is None and (out / "a.parquet").exists(), timeout=240, interval=2,
+                 what="a scheduled run's timeline")
+        # To serve alone, as `kill -INT` or a service manager would stop it (Ctrl-C in a terminal
+        # also interrupts the run processes Prefect has started, which may print their own traceback).
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            code = _stop_group(proc, grace=30)
+        output = proc.communicate(timeout=30)[0]
+        print(output)
+    assert code in (0, 130, -signal.SIGINT), f"serve exit {code}:\n{output}"
+    ui = re.search(r"runs in Prefect's UI at (http://127\.0\.0\.1:\d+)", output)
+    assert ui, output
+    assert "Traceback" not in output
+    assert not _answers(ui.group(1) + "/api/health"), "the server outlived serve"
+    assert visible(out) == {"a.parquet"} and leftovers(out) == []
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _deployment(server: PrefectServer, name: str) -> dict | None:
     found = server.post("/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
     return found[0] if found else None
