@@ -6,6 +6,8 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_video import pipeline
 from fer_video.pipeline import AnnotateOptions, Result
@@ -22,6 +24,11 @@ write_timeline = stage(name="write-timeline")(pipeline.write)
 render = stage(name="render")(pipeline.render)
 
 
+def _tasks_run_elsewhere() -> bool:
+    """Whether this flow run's task runner sends tasks to other processes (a Dask cluster)."""
+    return not isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
+
+
 @flow(name="annotate-video", flow_run_name="annotate {path}", validate_parameters=False)
 def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None) -> Result:
     """As `fer_video.pipeline.annotate`: the timeline is written last, marking the job done.
@@ -29,11 +36,14 @@ def annotate_video(path: str | Path, options: AnnotateOptions | None = None, nam
     options = options or AnnotateOptions()
     info = probe(path)
     ranges = pipeline.plan_segments(info, options)
-    # Segments run at once on the flow's task runner: threads, or Dask workers (a single segment
-    # too, so that a cluster, not this process, does the work).
-    futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
-    parts = [f.result() for f in futures]
-    analysis = parts[0] if len(parts) == 1 else stitch(parts, ranges)
+    if len(ranges) == 1 and not _tasks_run_elsewhere():
+        analysis = analyse(info, options, name)  # in this thread, which Ctrl-C stops at once
+    else:
+        # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
+        # too, so that the cluster, not this process, does the work).
+        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
+        parts = [f.result() for f in futures]
+        analysis = parts[0] if len(parts) == 1 else stitch(parts, ranges)
     rows = smooth(analysis.rows, options.smoothing)
     result = pipeline.summarise(info, rows, analysis)
     if info.is_image:

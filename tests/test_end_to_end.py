@@ -168,3 +168,35 @@ def test_stride_analyses_every_third_frame_and_renders_every_frame(stride_run, t
     info = probe(stride_run.video)
     assert (info.width, info.height) == (two_face_clip.width, two_face_clip.height)
     assert sum(1 for _ in read_frames(info)) == two_face_clip.frames
+
+
+def test_ctrl_c_stops_a_run_at_once_and_leaves_no_output(tmp_path):
+    """SIGINT in the middle of the analysis: exit 130 with one line, promptly (the analysis runs
+    in the flow's own thread, not a pool thread that would run on to the end), nothing written."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from fer_video.samples import make_clip
+    from helpers import REPO, cli_command
+
+    clip = make_clip(tmp_path / "long.mp4", seconds=90, width=640, height=360, fps=25)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*cli_command(), "annotate", str(clip), "--out", str(out)], cwd=REPO,
+                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "analyse long.mp4" not in seen:  # tqdm's bar: the analysis has started
+        char = proc.stderr.read(1)
+        assert char, f"the run ended before its analysis started: {seen}"
+        seen += char
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 5, "finishing the analysis of the 90 s clip takes longer"
+    assert proc.returncode == 130, stderr
+    lines = [line for line in (seen + stderr).replace("\r", "\n").splitlines()
+             if line.strip() and "analyse long.mp4" not in line]
+    assert lines == ["fer-video: error: interrupted"], lines
+    assert not out.exists() or [p.name for p in out.iterdir()] == []
