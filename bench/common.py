@@ -78,7 +78,7 @@ def n_frames(seconds: float, fps: int = 30) -> int:
     return int(round(seconds * fps))
 
 
-from fer_video.cli import quiet_stderr  # noqa: E402,F401  (re-exported for the scripts)
+from fer_video.resources import quiet_stderr  # noqa: E402,F401  (re-exported for the scripts)
 
 
 class Timer:

@@ -7,7 +7,6 @@ non-zero exit status; `--verbose` shows tracebacks and Prefect's own logs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_video.resources import quiet_stderr
 from flows.server import EphemeralServer
 
 EXIT_FAILED = 1  # some inputs failed
@@ -39,27 +39,8 @@ def _environment(verbose: bool) -> None:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
-@contextlib.contextmanager
-def quiet_stderr(enabled: bool = True):
-    """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
-    file descriptor 2 while they load; hide it unless asked."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _warm_up(model: Path | None, detector: str) -> None:
-    """Load the model and run the detector once, inside `_quiet_stderr`: LiteRT prints its
-    delegate banner on first use."""
+    """Load the model and run the detector once, so the first input does not pay for it."""
     from fer_video.faces.detect import make_detector
     from fer_video.pipeline import load_classifier
 

@@ -1,8 +1,11 @@
-"""How many threads the models may use in this process."""
+"""What the models take from the process: threads, and the standard error their C++ runtimes
+write to."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 
 def model_threads() -> int:
@@ -11,3 +14,36 @@ def model_threads() -> int:
     each model kernel spreading over all cores in every process only adds contention."""
     value = os.environ.get("FER_VIDEO_THREADS")
     return max(1, int(value)) if value else len(os.sched_getaffinity(0))
+
+
+@contextlib.contextmanager
+def quiet_stderr(enabled: bool = True):
+    """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
+    file descriptor 2; hide it while they load."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def new_interpreter(input_shape: list[int], **options):
+    """A LiteRT `Interpreter(**options)` with its input resized to `input_shape` and its tensors
+    allocated, and that input's index. The first allocation in a process prints an INFO banner
+    (the XNNPACK delegate) from C++, wherever it happens: a Dask worker, a scheduled run. Failures
+    still raise, with their message."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_stderr():
+        interpreter = Interpreter(**options)
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, input_shape)
+        interpreter.allocate_tensors()
+    return interpreter, index

