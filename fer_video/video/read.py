@@ -111,13 +111,17 @@ def read_frames(
     yield from _decode(info, stride, stats, first, last, None)
 
 
+def frame_shape(pix_fmt: str, width: int, height: int) -> tuple[int, ...]:
+    """The array shape of one raw frame: I420 planes stacked (yuv420p), or H x W x 3 (bgr24)."""
+    return {"yuv420p": (height * 3 // 2, width), "bgr24": (height, width, 3)}[pix_fmt]
+
+
 def frame_layout(width: int, height: int) -> tuple[str, tuple[int, ...]]:
     """ffmpeg pixel format and array shape of a decoded frame. Even-sized video comes as I420,
     the decoder's own layout: half the bytes of BGR through the pipe, no conversion in ffmpeg,
     and OpenCV converts it in a tenth of a millisecond when BGR is wanted (measured at 720p)."""
-    if width % 2 == 0 and height % 2 == 0:
-        return "yuv420p", (height * 3 // 2, width)
-    return "bgr24", (height, width, 3)
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "bgr24"
+    return pix_fmt, frame_shape(pix_fmt, width, height)
 
 
 def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: int | None,

@@ -13,6 +13,7 @@ import numpy as np
 
 from fer_video.video.ffmpeg_binary import ffmpeg_exe
 from fer_video.video.probe import _ffmpeg_reason
+from fer_video.video.read import frame_shape
 
 # Codecs an MP4 carries that browsers play: copied as they are; anything else becomes AAC.
 _MP4_AUDIO = {"aac", "mp3"}
@@ -42,7 +43,7 @@ class VideoWriter:
         self.path = Path(path)
         self.partial = self.path.with_name(f".{self.path.name}.part")
         self.width, self.height = width, height
-        self.shape = {"bgr24": (height, width, 3), "yuv420p": (height * 3 // 2, width)}[pix_fmt]
+        self.shape = frame_shape(pix_fmt, width, height)
         video = ffmpeg.input(
             "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=str(fps)
         ).video
