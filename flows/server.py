@@ -83,6 +83,7 @@ class EphemeralServer:
 
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             self.stop()  # the profile names a server, or forbids ephemeral ones: Prefect's choice stands
+            self.url = None  # not the server in use
             return
         self._wait(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
         os.environ["PREFECT_API_URL"] = self.url

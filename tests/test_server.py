@@ -75,14 +75,14 @@ def test_a_server_in_the_prefect_profile_wins(tmp_path):
         launched = server.url
         server.attach()
         from prefect.settings import PREFECT_API_URL
-        print(launched is not None, server._proc is None, PREFECT_API_URL.value())
+        print(launched is not None, server._proc is None, server.url, PREFECT_API_URL.value())
     """)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_PROFILES_PATH"] = str(profiles)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "True", "http://127.0.0.1:9/api"]
+    assert proc.stdout.split() == ["True", "True", "None", "http://127.0.0.1:9/api"]
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm", "sigkill"])
