@@ -124,6 +124,7 @@ def cmd_train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, patience=args.patience, limit=args.limit, crop=args.crop,
+                         tta=args.tta, recall_floor=args.recall_floor,
                          widths=tuple(int(w) for w in args.widths.split(",")))
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).
@@ -154,7 +155,10 @@ def cmd_evaluate(args) -> int:
     folder = resolve_split(args.dataset, args.split)
     with quiet_stderr(not args.verbose):
         import tensorflow  # noqa: F401
-    report = evaluate(args.model, folder, flip=not args.no_flip)
+    flip = {"model": None, "flip": True, "none": False}[args.tta]
+    train = Path(args.dataset) / "train"
+    twins_of = train if train.is_dir() and folder.resolve() != train.resolve() else None
+    report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
     files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -300,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs (default 0: none)")
     p.add_argument("--widths", default="24,48,96,192", help="conv widths per block (default 24,48,96,192)")
     p.add_argument("--crop", type=int, default=40, help="face crop the network sees, px of 48 (default 40)")
+    p.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="test-time augmentation the exported model asks the pipeline for (default none)")
+    p.add_argument("--recall-floor", type=float, default=0.5,
+                   help="per-class validation recall the fitted logit bias aims for; 0 for none (default 0.5)")
     p.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
     common(p)
@@ -311,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model .keras (default: models/fer_vgg.keras)")
     p.add_argument("--out", default="fer-video-eval", help="where report.json and confusion_matrix.png go")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time augmentation")
+    p.add_argument("--tta", choices=("model", "flip", "none"), default="model",
+                   help="test-time augmentation: the one the model card names, as the pipeline runs it "
+                        "(default), mirrored faces averaged in, or none")
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
