@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-GRACE = 1.2  # seconds from the signal to the hard exit
+GRACE = 1.0  # seconds from the signal to the hard exit
 CANCELLED = threading.Event()
 _partials: set[Path] = set()
 _lock = threading.Lock()
@@ -92,7 +92,7 @@ def interrupted() -> bool:
     return bool(_received)
 
 
-def end_children(timeout: float = 0.5) -> None:
+def end_children(timeout: float = 0.3) -> None:
     """Terminate, then kill, every process this one started (ffmpeg, a Prefect server, Dask
     workers, scheduled runs), which a SIGTERM to this process alone does not reach."""
     try:
@@ -127,8 +127,16 @@ def announce() -> None:
     global _announced
     if not _announced:
         _announced = True
-        with contextlib.suppress(Exception):
-            print("fer-video: error: interrupted", file=sys.stderr, flush=True)
+        with contextlib.suppress(BaseException):
+            sys.stderr.flush()
+        # Straight to the file descriptor: the interrupted thread may hold sys.stderr's lock.
+        with contextlib.suppress(OSError):
+            os.write(2, b"\nfer-video: error: interrupted\n" if _mid_line() else b"fer-video: error: interrupted\n")
+
+
+def _mid_line() -> bool:
+    """Whether a progress bar may have left the cursor mid-line on a terminal."""
+    return sys.stderr.isatty() if sys.stderr else False
 
 
 def hard_exit(code: int | None = None) -> None:
