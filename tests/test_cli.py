@@ -336,3 +336,34 @@ def _ctrl_c_after_result(clip: Path, out: Path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- Messages name the file and the problem ----------------------------------------------------------
+
+def _timeline_folder(tmp_path: Path) -> Path:
+    """A folder with one real timeline (annotated in this process, no Prefect)."""
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.samples import make_clip
+
+    clip = make_clip(tmp_path / "in" / "t.mp4", seconds=0.2, **SMALL)
+    out = tmp_path / "timelines"
+    annotate(clip, AnnotateOptions(out_dir=out, video=False, progress=False))
+    return out
+
+
+@pytest.mark.parametrize("damage, says", [("garbage", "not a readable Parquet file"),
+                                          ("metadata", "bad fer_video metadata")])
+def test_a_broken_timeline_is_named(damage, says, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _timeline_folder(tmp_path)
+    bad = folder / "broken.parquet"
+    if damage == "garbage":
+        bad.write_bytes(b"not parquet at all\n" * 10)
+    else:
+        pq.write_table(pa.table({"x": [1]}).replace_schema_metadata({"fer_video": "{not json"}), bad)
+    proc = cli("summary", folder)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fer-video: error: {bad}: ") and says in lines[0], lines
