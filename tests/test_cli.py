@@ -367,3 +367,29 @@ def test_a_broken_timeline_is_named(damage, says, tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fer-video: error: {bad}: ") and says in lines[0], lines
+
+
+def test_a_full_disk_names_the_timeline_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    """ENOSPC half-way through writing the Parquet: the error names the file being written and
+    the hidden temp file is gone."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full_disk(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    from fer_video.pipeline import AnnotateOptions, analyse, probe, smooth, write
+    from fer_video.samples import make_clip
+
+    clip = make_clip(tmp_path / "t.mp4", seconds=0.2, **SMALL)
+    options = AnnotateOptions(out_dir=tmp_path / "out", video=False, progress=False)
+    analysis = analyse(probe(clip), options)
+    rows = smooth(analysis.rows, options.smoothing)
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    with pytest.raises(OSError) as caught:
+        write(rows, analysis, options)
+    assert str(tmp_path / "out" / "t.parquet") in str(caught.value), caught.value
+    assert "No space left on device" in str(caught.value)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -36,7 +36,10 @@ def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | P
 
 def _write(rows: pd.DataFrame, metadata: TimelineMetadata, path: Path, partial: Path) -> None:
     try:
-        pq.write_table(to_table(rows, metadata), partial, compression="zstd")
-        os.replace(partial, path)
+        try:
+            pq.write_table(to_table(rows, metadata), partial, compression="zstd")
+            os.replace(partial, path)
+        except OSError as error:  # a full disk, a folder gone: name the file, not only errno
+            raise OSError(error.errno, f"{path}: cannot write the timeline: {error.strerror or error}") from error
     finally:
         partial.unlink(missing_ok=True)
