@@ -393,3 +393,48 @@ def test_a_full_disk_names_the_timeline_and_leaves_no_temp_file(tmp_path, monkey
     assert str(tmp_path / "out" / "t.parquet") in str(caught.value), caught.value
     assert "No space left on device" in str(caught.value)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def odd_inputs(tmp_path_factory) -> dict[str, Path]:
+    from helpers import ffmpeg
+
+    folder = tmp_path_factory.mktemp("odd_inputs")
+    made = {"tiny video": folder / "tiny.mp4", "tiny image": folder / "tiny.png", "cover art": folder / "song.mp3"}
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=8x8:rate=10:duration=0.5", "-c:v", "libx264", "-pix_fmt", "yuv444p",
+           made["tiny video"])
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=6x6:rate=1", "-frames:v", "1", made["tiny image"])
+    cover = folder / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=1", "-frames:v", "1", cover)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-i", cover, "-map", "0:a", "-map", "1:v",
+           "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", made["cover art"])
+    return made
+
+
+@pytest.mark.parametrize("kind, says", [("tiny video", "8x8 pixels: too small"), ("tiny image", "6x6 pixels: too small"),
+                                        ("cover art", "no video stream (audio with cover art only)")])
+def test_odd_inputs_say_what_they_are(kind, says, odd_inputs):
+    from fer_video.errors import InputError
+    from fer_video.video import probe
+
+    with pytest.raises(InputError) as caught:
+        probe(odd_inputs[kind])
+    assert str(caught.value) == f"{odd_inputs[kind]}: {caught.value.problem}" and says in caught.value.problem
+
+
+def test_a_fifo_is_not_an_empty_file_to_probe(tmp_path):
+    from fer_video.errors import InputError
+    from fer_video.video import probe
+
+    os.mkfifo(tmp_path / "pipe.mp4")
+    with pytest.raises(InputError) as caught:
+        probe(tmp_path / "pipe.mp4")
+    assert "FIFO" in caught.value.problem and "empty" not in caught.value.problem
+
+
+def test_the_progress_line_is_no_reason():
+    from fer_video.video.probe import _ffmpeg_reason
+
+    text = ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] stream 0, offset 0x30: partial file\n"
+            "frame=   12 fps=0.0 q=-0.0 Lsize=N/A time=00:00:00.48 bitrate=N/A speed=10.1x\n")
+    assert _ffmpeg_reason(text) == "stream 0, offset 0x30: partial file"
