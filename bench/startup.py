@@ -1,14 +1,15 @@
 """Whole `fer-video` commands, as a user runs them: cold, fresh processes, median of N.
 
-    .venv/bin/python bench/startup.py [--repeats 5] [--code PATH] [--no-server] [--json]
+    .venv/bin/python bench/startup.py [--repeats 5] [--code PATH ...] [--no-server] [--json]
 
 Times, each in a new process:
 - `annotate` of a 3-frame clip (640x360, with audio, MP4 written);
 - a `batch` rerun with nothing to do (its inputs annotated beforehand);
 - the time to the command's first line (what it will do);
 both with no Prefect server configured and with one (`prefect server start` on 127.0.0.1,
-started here, reached through PREFECT_API_URL). `--code PATH` runs another checkout's code
-(PYTHONPATH=PATH, e.g. the main branch) for a before/after comparison under the same load.
+started here, reached through PREFECT_API_URL). `--code PATH` (repeatable) runs those checkouts'
+code (PYTHONPATH=PATH, e.g. `--code . --code ../main` for after/before), their runs interleaved so
+that both see the same background load.
 If the `fer` peer venv exists (bench/setup_fer_venv.sh), also a 20 s 640x360 clip through
 `fer-video annotate` (MP4 written) against the `fer` package's whole process (bench/peer_fer.py).
 """
@@ -53,16 +54,19 @@ def timed(args: list[str], env: dict) -> tuple[float, float]:
     return total, first if first is not None else total
 
 
-def median_of(repeats: int, args: list[str], env: dict, before=None) -> dict:
-    totals, firsts = [], []
+def medians(repeats: int, args: list[str], envs: list[dict], before=None) -> list[dict]:
+    """Each env's figures; the runs alternate between the envs."""
+    totals = [[] for _ in envs]
+    firsts = [[] for _ in envs]
     for _ in range(repeats):
-        if before:
-            before()
-        total, first = timed(args, env)
-        totals.append(total)
-        firsts.append(first)
-    return {"median_s": round(statistics.median(totals), 2), "min_s": round(min(totals), 2),
-            "max_s": round(max(totals), 2), "first_line_s": round(statistics.median(firsts), 2)}
+        for i, env in enumerate(envs):
+            if before:
+                before()
+            total, first = timed(args, env)
+            totals[i].append(total)
+            firsts[i].append(first)
+    return [{"median_s": round(statistics.median(t), 2), "min_s": round(min(t), 2), "max_s": round(max(t), 2),
+             "first_line_s": round(statistics.median(f), 2)} for t, f in zip(totals, firsts)]
 
 
 def prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
@@ -90,12 +94,13 @@ def prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--code", type=Path, default=ROOT, help="checkout whose code runs (default: this one)")
+    p.add_argument("--code", type=Path, action="append", help="checkout whose code runs (default: this one; repeatable)")
     p.add_argument("--no-server", action="store_true", help="skip the runs against a Prefect server")
     args = p.parse_args()
+    codes = [c.resolve() for c in args.code or [ROOT]]
     info = print_machine()
     work = Path(tempfile.mkdtemp(prefix="fer-video-bench-startup-"))
-    results: dict = {"machine": info, "code": str(args.code), "rows": []}
+    results: dict = {"machine": info, "codes": [str(c) for c in codes], "rows": []}
     server = None
     try:
         from fer_video.samples import make_clip
@@ -111,24 +116,26 @@ def main() -> int:
             server, url = prefect_server(server_home)
             modes.append(("Prefect server configured", url))
         for mode, url in modes:
-            env = _env(args.code, home, url)
+            envs = [_env(code, home, url) for code in codes]
             out = work / f"out-{len(results['rows'])}"
             annotate = [str(FER_VIDEO), "annotate", str(three), "--out", str(out)]  # not --quiet: its first line
-            row = median_of(args.repeats, annotate, env, before=lambda: shutil.rmtree(out, ignore_errors=True))
-            results["rows"].append({"command": "annotate, 3-frame clip", "prefect": mode, **row})
+            for code, row in zip(codes, medians(args.repeats, annotate, envs,
+                                                before=lambda: shutil.rmtree(out, ignore_errors=True))):
+                results["rows"].append({"command": "annotate, 3-frame clip", "prefect": mode, "code": code.name, **row})
             batch = [str(FER_VIDEO), "batch", str(folder), "--out", str(out)]
-            timed(batch, env)  # does the work once
-            row = median_of(args.repeats, batch, env)
-            results["rows"].append({"command": "batch rerun, nothing to do", "prefect": mode, **row})
-        table(results["rows"], ["command", "prefect", "median_s", "min_s", "max_s", "first_line_s"],
-              title=f"whole commands, median of {args.repeats} fresh processes ({args.code})")
+            timed(batch, envs[0])  # does the work once
+            for code, row in zip(codes, medians(args.repeats, batch, envs)):
+                results["rows"].append({"command": "batch rerun, nothing to do", "prefect": mode, "code": code.name,
+                                        **row})
+        table(results["rows"], ["command", "prefect", "code", "median_s", "min_s", "max_s", "first_line_s"],
+              title=f"whole commands, median of {args.repeats} fresh processes each")
 
         peer = BENCH / ".venv-fer" / "bin" / "python"
         if peer.exists():
             twenty = clip(20, 640, 360, 30)
-            env = _env(args.code, home)
-            ours = median_of(1, [str(FER_VIDEO), "annotate", str(twenty), "--out", str(work / "peer-out"),
-                                 "--quiet"], env)["median_s"]
+            env = _env(codes[0], home)
+            ours = medians(1, [str(FER_VIDEO), "annotate", str(twenty), "--out", str(work / "peer-out"),
+                                 "--quiet"], [env])[0]["median_s"]
             started = time.perf_counter()
             subprocess.run([str(peer), str(BENCH / "peer_fer.py"), str(twenty), "--max-frames", "0"], check=True,
                            capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -438,3 +438,12 @@ def test_the_progress_line_is_no_reason():
     text = ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] stream 0, offset 0x30: partial file\n"
             "frame=   12 fps=0.0 q=-0.0 Lsize=N/A time=00:00:00.48 bitrate=N/A speed=10.1x\n")
     assert _ffmpeg_reason(text) == "stream 0, offset 0x30: partial file"
+
+
+def test_report_takes_track_like_plot(tmp_path):
+    folder = _timeline_folder(tmp_path)
+    plot = cli("plot", folder, "--video", "t", "--track", "1")
+    report = cli("report", folder, "--video", "t", "--track", "1")
+    assert plot.returncode == 0 and report.returncode == 0, plot.stderr + report.stderr
+    assert (folder / "t.track1.timeline.png").exists() and (folder / "t.track1.report.html").exists()
+    assert not (folder / "t.report.html").exists()
