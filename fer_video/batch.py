@@ -22,13 +22,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
-
-from fer_video.expression.classify import DEFAULT_MODEL
-from fer_video.pipeline import AnnotateOptions, annotate, file_sha256, job_key
-from fer_video.timeline.schema import TimelineMetadata
 from fer_video.video.probe import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from fer_video.jobs import AnnotateOptions
+
+# The pipeline (OpenCV, pandas, the models) and pyarrow are imported where they are used, so
+# that finding the inputs (the CLI's first check) costs nothing.
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".3gp", ".mts", ".m2ts", ".ts"}
@@ -70,11 +72,17 @@ def output_names(paths: list[Path], folder: Path) -> list[str]:
 
 
 def model_sha256(options: AnnotateOptions) -> str:
-    return file_sha256(options.model or DEFAULT_MODEL)
+    from fer_video import jobs
+
+    return jobs.model_sha256(options)
 
 
 def finished_key(out_dir: Path, name: str) -> str | None:
     """The job key stored in an existing timeline, or None if there is none (or it is unreadable)."""
+    import pyarrow.parquet as pq
+
+    from fer_video.timeline.schema import TimelineMetadata
+
     path = out_dir / f"{name}.parquet"
     try:
         return TimelineMetadata.from_schema(pq.read_schema(path)).job_key
@@ -118,6 +126,7 @@ class Outcome:
 
 def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str) -> Outcome:
     """One input of a batch: skip if finished with the same key, else claim it and annotate."""
+    from fer_video.jobs import file_sha256, job_key
     started = time.monotonic()
     content = file_sha256(path)
     key = job_key(content, model_sha, options)
@@ -128,8 +137,74 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
             return Outcome(str(path), name, "busy", "another batch is annotating it")
         if finished_key(options.out_dir, name) == key:  # finished while we waited for the lock
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
+        from fer_video.pipeline import annotate
+
         result = annotate(path, options, name=name, content_sha256=content)
     return Outcome(str(path), name, "done", "", result.frames, result.faces, time.monotonic() - started)
+
+
+def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str = "*", retries: int = 1,
+                    run_jobs=None, on_outcome=None) -> list[Outcome]:
+    """Every input under `folder` through `annotate_job`: what `fer-video batch` runs, directly or
+    as the annotate-folder Prefect flow (flows/batch.py).
+
+    `run_jobs(jobs, options, model_sha, retries)` runs `annotate_job` on each (path, name) and
+    yields, in order, its Outcome or the exception of its last try: `in_threads(n)` here, Prefect
+    tasks on the flow's task runner there. `on_outcome` hears of each outcome as it is known.
+    """
+    root = Path(folder)
+    paths = discover(root, pattern)
+    model_sha = model_sha256(options)
+    jobs = list(zip(paths, output_names(paths, root)))
+    outcomes = []
+    for (path, name), result in zip(jobs, (run_jobs or in_threads())(jobs, options, model_sha, retries)):
+        if isinstance(result, BaseException):
+            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
+            result = Outcome(str(path), name, "failed", reason)
+        outcomes.append(result)
+        if on_outcome:
+            on_outcome(result)
+    return outcomes
+
+
+def in_threads(concurrency: int = 2, retry_delay: float = 1.0):
+    """`run_jobs` for `annotate_folder`: `concurrency` jobs at a time in this process's threads,
+    each failed job tried again up to `retries` times."""
+
+    def attempt(path, name, options, model_sha, retries):
+        from fer_video import interrupt
+
+        for tries_left in range(retries, -1, -1):
+            try:
+                return annotate_job(path, name, options, model_sha)
+            except Exception as error:  # noqa: BLE001 - reported as the job's outcome
+                if not tries_left:
+                    return error
+                if interrupt.CANCELLED.wait(retry_delay):
+                    interrupt.check()
+
+    def run_jobs(jobs, options, model_sha, retries):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="job") as pool:
+            futures = [pool.submit(attempt, path, name, options, model_sha, retries) for path, name in jobs]
+            for future in futures:
+                yield future.result()
+
+    return run_jobs
+
+
+def outcome_line(o: Outcome) -> str:
+    """One line per input as it finishes: `batch` and every run of `serve` print these."""
+    if o.status == "done":
+        return f"{o.path}: done, {o.frames} frames, {o.faces} face rows in {o.seconds:.1f} s"
+    return f"{o.path}: {o.status}" + (f" ({o.reason})" if o.reason else "")
+
+
+def print_outcome(o: Outcome) -> None:
+    import sys
+
+    print(f"fer-video: {outcome_line(o)}", file=sys.stderr, flush=True)
 
 
 def format_summary(outcomes: list[Outcome]) -> str:
@@ -143,5 +218,5 @@ def format_summary(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Outcome", "annotate_job", "claim", "discover", "format_summary", "model_sha256",
-           "output_name", "output_names"]
+__all__ = ["Outcome", "annotate_folder", "annotate_job", "claim", "discover", "format_summary", "in_threads",
+           "model_sha256", "outcome_line", "output_name", "output_names", "print_outcome"]

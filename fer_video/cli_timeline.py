@@ -66,9 +66,8 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from fer_video.timeline.report import report_video
 
-    args.track = None
     for video in _videos(args):
-        print(f"{video}: {report_video(args.folder, video, out_dir=args.out, dpi=args.dpi)}")
+        print(f"{video}: {report_video(args.folder, video, out_dir=args.out, dpi=args.dpi, track=args.track)}")
     return 0
 
 
@@ -114,6 +113,7 @@ def register(sub) -> None:
         p.add_argument("--video", action="append", help="video id (the input's file stem; repeatable; default: all)")
         p.add_argument("--out", help=f"where the {what} go (default: FOLDER)")
         p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the plots (default 100)")
+        p.add_argument("--track", type=int, action="append", help="only this track (repeatable; needs --video)")
         _common(p)
 
     p = sub.add_parser(
@@ -122,12 +122,12 @@ def register(sub) -> None:
         "label changes marked) and <video>.shares.png (share of each emotion per track); with --track, "
         "<video>.track<N>.*.png.")
     plot_args(p, "PNGs")
-    p.add_argument("--track", type=int, action="append", help="only this track (repeatable; needs --video)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
         "report", help="an HTML report per video: annotated video, summary tables and plots",
         description="Write <video>.report.html: a link to (and player for) the annotated MP4, the "
-        "per-track summary, both plots embedded, and the strongest moment of each emotion.")
+        "per-track summary, both plots embedded, and the strongest moment of each emotion; with --track, "
+        "<video>.track<N>.report.html.")
     plot_args(p, "reports")
     p.set_defaults(func=cmd_report)

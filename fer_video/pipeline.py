@@ -9,8 +9,6 @@ Rendering decodes the video a second time, so the annotated video can show smoot
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import __version__
+from fer_video import __version__, interrupt
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.jobs import AnnotateOptions, file_sha256, job_key  # defined there to be cheap to import
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -34,35 +33,10 @@ from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_fra
 from fer_video.video.read import frame_layout
 
 __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmented", "annotate", "load_classifier",
-           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "stitch", "summarise", "write"]
+           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "Stages", "stitch", "summarise",
+           "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
-
-
-@dataclass
-class AnnotateOptions:
-    out_dir: Path = Path("fer-video-out")
-    stride: int = 1
-    detector: str = "blazeface"
-    min_face: int = 40
-    smoothing: str = "window:0.5"
-    model: Path | None = None
-    video: bool = True
-    preset: str = "ultrafast"
-    progress: bool = True
-    segments: int = 1  # split a video into this many time segments, analysed in parallel
-
-    def __post_init__(self):
-        self.out_dir = Path(self.out_dir)
-        Smoothing.parse(self.smoothing)  # fail early on a bad spec
-        if self.stride < 1:
-            raise ValueError("stride must be at least 1")
-
-    def settings(self) -> dict:
-        """What, besides the input and the model, decides the result."""
-        return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
-                "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
-                "segments": self.segments, "software": __version__}
 
 
 @dataclass
@@ -102,20 +76,6 @@ def load_classifier(model: Path | None):
     return _models[key]
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) -> str:
-    """Equal keys mean the same output: same bytes in, same model, same settings."""
-    payload = json.dumps([content_sha256, model_sha256, options.settings()], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
@@ -152,6 +112,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     n_pending = 0
     with bar:
         for frame in read_frames(info, options.stride, stats, first, last):
+            interrupt.check()
             if cuts(frame.image):
                 tracker.reset()
                 detector.reset()
@@ -334,8 +295,9 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     pix_fmt, _ = frame_layout(info.width, info.height)
     writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
                          audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
-    with bar, writer:
+    with bar, writer, interrupt.in_flight(writer.partial):
         for frame in read_frames(info):
+            interrupt.check()
             faces = by_frame.get(frame.index - frame.index % options.stride)
             if faces is None:
                 writer.write(frame.pixels)  # untouched, in the layout it was decoded in
@@ -354,29 +316,58 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
         raise RuntimeError(f"{path}: could not encode the annotated image")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data.tobytes())
-    os.replace(partial, path)
+    with interrupt.in_flight(partial):
+        try:
+            partial.write_bytes(data.tobytes())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
     return path
 
 
+class Stages:
+    """How `annotate` runs its stages. Here: plain calls in this thread, a video's time segments
+    (`--segments`) in threads. flows/annotate.py passes the same functions as Prefect tasks and
+    maps the segments over the flow's task runner (threads or Dask)."""
+
+    def __init__(self, **stages):
+        self.probe, self.analyse, self.stitch = probe, analyse, stitch
+        self.smooth, self.render, self.write = smooth, render, write
+        self.__dict__.update(stages)
+
+    def analyse_segments(self, info: MediaInfo, options: AnnotateOptions, name: str | None,
+                         ranges: list[tuple[int, int | None]]) -> list[Analysis]:
+        if len(ranges) == 1:
+            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="segment") as pool:
+            futures = [pool.submit(self.analyse, info, options, name, first, last) for first, last in ranges]
+            return [f.result() for f in futures]
+
+
 def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
-             content_sha256: str = "") -> Result:
-    """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same).
+             content_sha256: str = "", stages: Stages | None = None) -> Result:
+    """The whole pipeline for one input: what `fer-video annotate` runs, directly or as the
+    annotate-video Prefect flow (flows/annotate.py, which passes its tasks as `stages`).
 
     The timeline is written last: a Parquet file with its job key is the mark of a finished job.
     """
-    info = probe(path)
-    analysis = analyse_segmented(info, options, name)
+    stages = stages or Stages()
+    info = stages.probe(path)
+    ranges = plan_segments(info, options)
+    parts = stages.analyse_segments(info, options, name, ranges)
+    analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    rows = smooth(analysis.rows, options.smoothing)
+    rows = stages.smooth(analysis.rows, options.smoothing)
     result = summarise(info, rows, analysis)
     if options.video or info.is_image:
-        media = render(info, rows, options, analysis.name)
+        media = stages.render(info, rows, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
             result.video = media
-    result.timeline = write(rows, analysis, options)
+    result.timeline = stages.write(rows, analysis, options)
     return result
 
 

@@ -28,27 +28,23 @@ def annotate_folder(
     model: str | None = None,
     video: bool = True,
     preset: str = "ultrafast",
+    quiet: bool = False,
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
                               preset=preset, progress=False)
-    root = Path(folder)
-    paths = batch.discover(root, pattern)
-    model_sha = batch.model_sha256(options)
+    return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
+                                 on_outcome=None if quiet else batch.print_outcome)
+
+
+def _as_tasks(jobs, options, model_sha, retries):
+    """Each job a task run, with Prefect's retries, on the flow's task runner."""
     job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
-    futures = [(p, name, job.submit(p, name, options, model_sha))
-               for p, name in zip(paths, batch.output_names(paths, root))]
-    outcomes = []
-    for path, name, future in futures:
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
-            outcomes.append(batch.Outcome(str(path), name, "failed", reason))
-        else:
-            outcomes.append(result)
-    return outcomes
+    futures = [job.submit(path, name, options, model_sha) for path, name in jobs]
+    for future in futures:
+        yield future.result(raise_on_failure=False)
 
 
 def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):

@@ -34,7 +34,7 @@ log = logging.getLogger("fer_video.train")
 
 @dataclass
 class TrainConfig:
-    epochs: int = 45
+    epochs: int = 35
     batch_size: int = 128
     learning_rate: float = 0.05
     momentum: float = 0.9

@@ -112,8 +112,14 @@ def load_metadata(path_or_folder: str | Path) -> dict[str, TimelineMetadata]:
     known = {f.name for f in fields(TimelineMetadata)}
     out = {}
     for path in timeline_files(path_or_folder):
-        schema = pq.read_schema(path)
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, ValueError, pa.ArrowException) as error:
+            raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
         if schema.metadata and METADATA_KEY in schema.metadata:
-            values = json.loads(schema.metadata[METADATA_KEY])
-            out[path.stem] = TimelineMetadata(**{k: v for k, v in values.items() if k in known})
+            try:
+                values = json.loads(schema.metadata[METADATA_KEY])
+                out[path.stem] = TimelineMetadata(**{k: v for k, v in values.items() if k in known})
+            except (ValueError, TypeError, AttributeError) as error:
+                raise ValueError(f"{path}: bad fer_video metadata ({error})") from None
     return out

@@ -139,12 +139,13 @@ shares are of that time, by the smoothed label.</p>
 
 
 def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | None = None,
-                 dpi: int = 100) -> Path:
-    """Write `<out_dir>/<video>.report.html` (default: beside the timeline) and return its path."""
-    from fer_video.timeline.plot import png_bytes, shares_figure, timeline_figure, video_rows
+                 dpi: int = 100, track=None) -> Path:
+    """Write `<out_dir>/<video>.report.html` (default: beside the timeline; of some tracks only:
+    `<video>.track<N>.report.html`, as `plot` names its PNGs) and return its path."""
+    from fer_video.timeline.plot import plot_names, png_bytes, shares_figure, timeline_figure, video_rows
     from fer_video.timeline.read import timeline_files
 
-    rows, meta, summary = video_rows(path_or_folder, video)
+    rows, meta, summary = video_rows(path_or_folder, video, track)
     source = Path(path_or_folder)
     folder = source if source.is_dir() else timeline_files(source)[0].parent
     out = Path(out_dir) if out_dir is not None else folder
@@ -155,7 +156,7 @@ def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | N
         png_bytes(shares_figure(summary, video, dpi), dpi),
         annotated_media(folder, video), out.resolve(),
     )
-    path = out / f"{video}.report.html"
+    path = out / plot_names(video, track)["timeline"].replace(".timeline.png", ".report.html")
     partial = path.with_name(f".{path.name}.part")
     try:
         partial.write_text(text, encoding="utf-8")

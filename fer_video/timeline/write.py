@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.interrupt import in_flight
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
 
@@ -28,9 +29,17 @@ def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.part")
+    with in_flight(partial):
+        _write(rows, metadata, path, partial)
+    return path
+
+
+def _write(rows: pd.DataFrame, metadata: TimelineMetadata, path: Path, partial: Path) -> None:
     try:
-        pq.write_table(to_table(rows, metadata), partial, compression="zstd")
-        os.replace(partial, path)
+        try:
+            pq.write_table(to_table(rows, metadata), partial, compression="zstd")
+            os.replace(partial, path)
+        except OSError as error:  # a full disk, a folder gone: name the file, not only errno
+            raise OSError(error.errno, f"{path}: cannot write the timeline: {error.strerror or error}") from error
     finally:
         partial.unlink(missing_ok=True)
-    return path

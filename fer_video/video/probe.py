@@ -55,6 +55,7 @@ def probe(path: str | Path) -> MediaInfo:
         raise InputError(path, "no such file")
     if path.is_dir():
         raise InputError(path, "is a folder, not a video or image")
+    _check_regular(path)
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     result = subprocess.run(
@@ -62,19 +63,17 @@ def probe(path: str | Path) -> MediaInfo:
         capture_output=True, text=True, errors="replace", timeout=60,
     )
     text = result.stderr
-    video = re.search(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text)
+    video = _video_stream(text)
     if "moov atom not found" in text and _starts_like_mp4(path):
         raise InputError(path, "truncated or unfinished MP4 (moov atom not found)")
     if video is None:
         if re.search(r"Stream #\d+:\d+[^:]*: Audio: ", text):
-            raise InputError(path, "no video stream (audio only)")
+            cover = "(attached pic)" in text
+            raise InputError(path, "no video stream (audio with cover art only)" if cover else "no video stream (audio only)")
         reason = _ffmpeg_reason(text) or "no video stream"
         raise InputError(path, f"not a readable video or image ({reason})")
     codec, rest = video.group(1), video.group(2)
-    size = re.search(r", (\d{2,5})x(\d{2,5})", rest)
-    if size is None:
-        raise InputError(path, "video stream has no frame size")
-    width, height = int(size.group(1)), int(size.group(2))
+    width, height = _frame_size(path, rest)
     after_video = text[video.end():]
     next_stream = after_video.find("Stream #")
     rot = re.search(r"rotation of (-?[\d.]+) degrees", after_video[: None if next_stream < 0 else next_stream])
@@ -93,6 +92,39 @@ def probe(path: str | Path) -> MediaInfo:
     )
 
 
+MIN_SIDE = 10  # pixels: smaller frames cannot hold a face worth finding
+
+
+def _video_stream(text: str) -> re.Match | None:
+    """The first real video stream `ffmpeg -i` lists: a cover picture (an MP3's or M4A's
+    artwork, "(attached pic)") is not one."""
+    for match in re.finditer(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text):
+        if "(attached pic)" not in match.group(2):
+            return match
+    return None
+
+
+def _frame_size(path: Path, stream: str) -> tuple[int, int]:
+    size = re.search(r", (\d{1,5})x(\d{1,5})", stream)
+    if size is None:
+        raise InputError(path, "video stream has no frame size")
+    width, height = int(size.group(1)), int(size.group(2))
+    if min(width, height) < MIN_SIDE:
+        raise InputError(path, f"{width}x{height} pixels: too small to hold a face (under {MIN_SIDE} px)")
+    return width, height
+
+
+def _check_regular(path: Path) -> None:
+    """A named pipe or a device is no file to probe, decode and decode again (nor is it empty)."""
+    import stat
+
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        raise InputError(path, "a named pipe (FIFO), not a file")
+    if not stat.S_ISREG(mode):
+        raise InputError(path, "not a regular file")
+
+
 def _starts_like_mp4(path: Path) -> bool:
     """An MP4 opens with an `ftyp` box: a text file named .mp4 also makes ffmpeg say
     "moov atom not found", but it is not a truncated MP4."""
@@ -106,6 +138,8 @@ def _ffmpeg_reason(stderr: str) -> str:
         line = re.sub(r"^\[[^\]]+\]\s*", "", line.strip())
         if line.startswith("Error opening input:"):
             return line.split(":", 1)[1].strip().rstrip(".")
+        if re.match(r"(frame|size)=\s*\S", line) or "speed=" in line:
+            continue  # the progress line, not a reason
         if line and not line.startswith(("At least one output", "Exiting", "Error opening input")):
             return line.rstrip(".")
     return ""

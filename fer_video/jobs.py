@@ -1,0 +1,62 @@
+"""What decides a job's result, cheap to import: the options, the input's hash, the job key.
+
+`fer_video.pipeline` re-exports these; they live here so that a batch with nothing to do (or
+the CLI checking its arguments) need not import OpenCV, pandas and the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_video import __version__, interrupt
+from fer_video.smoothing import Smoothing
+
+# = fer_video.expression.classify.DEFAULT_MODEL, whose module imports SciPy (tests/test_cli.py checks)
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fer_vgg.keras"
+
+@dataclass
+class AnnotateOptions:
+    out_dir: Path = Path("fer-video-out")
+    stride: int = 1
+    detector: str = "blazeface"
+    min_face: int = 40
+    smoothing: str = "window:0.5"
+    model: Path | None = None
+    video: bool = True
+    preset: str = "ultrafast"
+    progress: bool = True
+    segments: int = 1  # split a video into this many time segments, analysed in parallel
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        Smoothing.parse(self.smoothing)  # fail early on a bad spec
+        if self.stride < 1:
+            raise ValueError("stride must be at least 1")
+
+    def settings(self) -> dict:
+        """What, besides the input and the model, decides the result."""
+        return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
+                "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
+                "segments": self.segments, "software": __version__}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            interrupt.check()
+    return digest.hexdigest()
+
+
+def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) -> str:
+    """Equal keys mean the same output: same bytes in, same model, same settings."""
+    payload = json.dumps([content_sha256, model_sha256, options.settings()], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def model_sha256(options: AnnotateOptions) -> str:
+    return file_sha256(options.model or DEFAULT_MODEL)
