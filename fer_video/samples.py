@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 
 
 def astronaut_face() -> np.ndarray:
@@ -108,7 +108,7 @@ def make_clip(
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     if audio:
         args += ["-c:a", "aac", "-shortest"]
-    args += (extra_output_args or []) + [str(path)]
+    args += (extra_output_args or []) + [ffmpeg_path(path)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     for i in range(int(round(seconds * fps))):
         t = i / fps

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from fer_video.errors import InputError
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -58,7 +58,7 @@ def probe(path: str | Path) -> MediaInfo:
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
         capture_output=True, text=True, errors="replace", timeout=60,
     )
     text = result.stderr

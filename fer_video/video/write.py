@@ -11,7 +11,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.probe import _ffmpeg_reason
 from fer_video.video.read import frame_shape
 
@@ -52,10 +52,10 @@ class VideoWriter:
         streams = [video]
         options: dict = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart")
         if audio_from:
-            streams.append(ffmpeg.input(audio_from).audio)
+            streams.append(ffmpeg.input(ffmpeg_path(audio_from)).audio)
             options["acodec"] = "copy" if audio_codec in _MP4_AUDIO else "aac"
         args = (
-            ffmpeg.output(*streams, str(self.partial), format="mp4", **options)
+            ffmpeg.output(*streams, ffmpeg_path(self.partial), format="mp4", **options)
             .global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
             .compile(cmd=ffmpeg_exe())
         )
