@@ -302,9 +302,22 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     )
 
 
+# What cv2.imencode writes, by suffix; an image is annotated in its own format under its own suffix.
+IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
+IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
+
+
+def image_suffix(info: MediaInfo) -> str:
+    suffix = Path(info.path).suffix.lower()
+    if suffix in IMAGE_WRITERS:
+        return suffix
+    return IMAGE_CODEC_SUFFIX.get(info.video_codec, ".png")
+
+
 def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
     stem = name or Path(info.path).stem
-    media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
+    media = out_dir / (f"{stem}.annotated{image_suffix(info)}" if info.is_image else f"{stem}.mp4")
     if media.resolve() == Path(info.path).resolve():
         media = media.with_name(f"{stem}.annotated.mp4")
     return {"timeline": out_dir / f"{stem}.parquet", "media": media}
@@ -349,7 +362,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
 
 
 def _write_image(image: np.ndarray, path: Path) -> Path:
-    ok, data = cv2.imencode(path.suffix if path.suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png", image)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,11 +86,22 @@ def probe(path: str | Path) -> MediaInfo:
     dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None
     is_image = path.suffix.lower() in IMAGE_SUFFIXES or "_pipe, from" in text or codec in ("png", "bmp", "webp")
+    if is_image:
+        width, height = _upright_image_size(path, width, height)
     return MediaInfo(
         path=str(path), width=width, height=height, fps=_fps(rest), duration=duration,
         rotation=rotation, video_codec=codec, audio_codec=audio.group(1) if audio else None,
         is_image=is_image,
     )
+
+
+def _upright_image_size(path: Path, width: int, height: int) -> tuple[int, int]:
+    """ffmpeg gives a photo's stored size; OpenCV decodes it turned upright by its EXIF
+    orientation, and that is the picture the boxes are in."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return (image.shape[1], image.shape[0]) if image is not None else (width, height)
 
 
 def _starts_like_mp4(path: Path) -> bool:
