@@ -50,6 +50,38 @@ def discover(folder: str | Path, pattern: str = "*") -> list[Path]:
     return sorted(found)
 
 
+SETTLE_SECONDS = 3.0  # an input changed more recently than this is taken to be still being written
+LOOK_AGAIN_SECONDS = 0.5
+
+
+def still_being_written(paths: list[Path], settle_seconds: float = SETTLE_SECONDS,
+                        look_again: float = LOOK_AGAIN_SECONDS) -> dict[Path, str]:
+    """Inputs that are still growing (a recorder or a copy writing them), with why: changed
+    within `settle_seconds`, or a different size or time at a second look `look_again` later.
+    A half-written file decodes as a short but valid video, so the batch leaves it for a later run
+    instead of marking it done."""
+    def look() -> dict[Path, tuple[int, int]]:
+        stamps = {}
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamps[path] = (st.st_size, st.st_mtime_ns)
+        return stamps
+
+    first = look()
+    now = time.time_ns()
+    growing = {p: f"still being written (changed {max(now - m, 0) / 1e9:.1f} s ago); a later run takes it"
+               for p, (_, m) in first.items() if now - m < settle_seconds * 1e9}
+    if look_again > 0 and len(growing) < len(first):
+        time.sleep(look_again)
+        second = look()
+        growing |= {p: "still being written (it changed while the batch looked); a later run takes it"
+                    for p in first if p not in growing and second.get(p) != first[p]}
+    return growing
+
+
 def output_name(path: Path, folder: Path) -> str:
     """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder (see `output_names`)."""
     relative = path.relative_to(folder).with_suffix("")
@@ -109,7 +141,7 @@ def claim(out_dir: Path, name: str) -> Iterator[bool]:
 class Outcome:
     path: str
     name: str
-    status: str  # done | skipped | busy | failed
+    status: str  # done | skipped | busy | writing | failed
     reason: str = ""
     frames: int = 0
     faces: int = 0
@@ -129,7 +161,8 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
         if finished_key(options.out_dir, name) == key:  # finished while we waited for the lock
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
         result = annotate(path, options, name=name, content_sha256=content)
-    return Outcome(str(path), name, "done", "", result.frames, result.faces, time.monotonic() - started)
+    return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
+                   result.frames, result.faces, time.monotonic() - started)
 
 
 def format_summary(outcomes: list[Outcome]) -> str:
@@ -138,10 +171,12 @@ def format_summary(outcomes: list[Outcome]) -> str:
     rows = [(o.status, o.path, str(o.frames), str(o.faces), f"{o.seconds:.1f}", o.reason) for o in outcomes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "writing", "failed")}
+    if not counts["writing"]:
+        del counts["writing"]
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} inputs")
     return "\n".join(lines)
 
 
 __all__ = ["Outcome", "annotate_job", "claim", "discover", "format_summary", "model_sha256",
-           "output_name", "output_names"]
+           "output_name", "output_names", "still_being_written"]

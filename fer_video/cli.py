@@ -84,6 +84,8 @@ def cmd_annotate(args) -> int:
         outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
               f"{outcome.tracks} tracks -> {outputs}")
+        for warning in outcome.warnings:
+            print(f"fer-video: warning: {warning}", file=sys.stderr)
     if failed:
         print(f"fer-video: {failed} of {len(args.inputs)} inputs failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0

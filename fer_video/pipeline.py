@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -76,6 +76,8 @@ class Analysis:
     model_version: str = ""
     model_sha256: str = ""
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
+    frames_expected: int | None = None  # what the container says the video holds
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Result:
     frames: int = 0
     faces: int = 0
     tracks: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 _models: dict = {}
@@ -150,6 +153,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     n_pending = 0
+    before = _stamp(info.path)
     with bar:
         for frame in read_frames(info, options.stride, stats, first, last):
             if cuts(frame.image):
@@ -166,8 +170,20 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     classify_pending()
     name = name or Path(info.path).stem
     rows = _rows_frame(info, name, columns)
+    warnings = [f"{info.path}: {stats.short}"] if stats.short else []
+    if not info.is_image and _stamp(info.path) != before:
+        warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
+                        "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256)
+                    classifier.sha256, frames_expected=stats.expected, warnings=warnings)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
@@ -259,7 +275,8 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
         joined = pd.concat([joined, rows], ignore_index=True)
     last = parts[-1]
     return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
-                    last.model_name, last.model_version, last.model_sha256)
+                    last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
+                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)))
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
@@ -293,6 +310,7 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     return TimelineMetadata(
         source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
         fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
+        frames_expected=analysis.frames_expected,
         stride=options.stride, rotation=info.rotation, has_audio=info.has_audio,
         model_name=analysis.model_name, model_version=analysis.model_version,
         detector=analysis.detector, smoothing=str(Smoothing.parse(options.smoothing)),
@@ -396,6 +414,6 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
 def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
     return Result(
         source=info.path, frames=analysis.frames_decoded, faces=len(rows),
-        tracks=int(rows["track_id"].nunique()) if len(rows) else 0,
+        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
     )
 

@@ -37,11 +37,15 @@ def annotate_folder(
     root = Path(folder)
     paths = batch.discover(root, pattern)
     model_sha = batch.model_sha256(options)
+    growing = batch.still_being_written(paths)
     job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
-    futures = [(p, name, job.submit(p, name, options, model_sha))
+    futures = [(p, name, None if p in growing else job.submit(p, name, options, model_sha))
                for p, name in zip(paths, batch.output_names(paths, root))]
     outcomes = []
     for path, name, future in futures:
+        if future is None:
+            outcomes.append(batch.Outcome(str(path), name, "writing", growing[path]))
+            continue
         result = future.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
