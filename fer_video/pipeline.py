@@ -10,6 +10,7 @@ Rendering decodes the video a second time, so the annotated video can show smoot
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -363,10 +364,12 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     pix_fmt, _ = frame_layout(info.width, info.height)
+    frames = read_frames(info)
+    first = next(frames)  # its time is where the video starts on the source's clock
     writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
+                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
     with bar, writer:
-        for frame in read_frames(info):
+        for frame in itertools.chain([first], frames):
             faces = by_frame.get(frame.index - frame.index % options.stride)
             if faces is None:
                 writer.write(frame.pixels)  # untouched, in the layout it was decoded in
