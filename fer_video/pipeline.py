@@ -38,6 +38,14 @@ __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmente
            "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "stitch", "summarise", "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
+# A track is a face only if BlazeFace's confidence reaches --min-score in one of its frames
+# (it is followed through weaker frames from 0.5). Measured by bench/face_scores.py: every one of
+# 245 real-face detections (the astronaut, turned, dimmed, blurred, 40-200 px; the camera man)
+# scored 0.756 or more, 95% above 0.89; simple cartoon heads 0.55-0.64 (issue 13's title card:
+# 0.54-0.65), 64 drawn heads 0.51-0.82, median 0.70: the more a drawing looks like a face, the
+# more BlazeFace takes it for one, and 30% of those pass 0.75. 0.80 would drop real faces.
+MIN_SCORE = 0.75
+MIN_TRACK_FRAMES = 3  # a video's track seen in fewer analysed frames is a flicker, not a face
 
 
 @dataclass
@@ -52,18 +60,21 @@ class AnnotateOptions:
     preset: str = "ultrafast"
     progress: bool = True
     segments: int = 1  # split a video into this many time segments, analysed in parallel
+    min_score: float = MIN_SCORE  # a track's peak BlazeFace confidence must reach this
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
         Smoothing.parse(self.smoothing)  # fail early on a bad spec
         if self.stride < 1:
             raise ValueError("stride must be at least 1")
+        if not 0 < self.min_score < 1:
+            raise ValueError(f"--min-score {self.min_score}: must be between 0 and 1")
 
     def settings(self) -> dict:
         """What, besides the input and the model, decides the result."""
         return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
                 "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
-                "segments": self.segments, "software": __version__}
+                "segments": self.segments, "min_score": self.min_score, "software": __version__}
 
 
 @dataclass
@@ -124,7 +135,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
     `last` only, for one segment of a video)."""
-    detector = make_detector(options.detector, min_face=options.min_face,
+    detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
@@ -288,6 +299,30 @@ def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | Non
     return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)
 
 
+def drop_false_tracks(rows: pd.DataFrame, min_score: float, min_frames: int) -> pd.DataFrame:
+    """Rows of the tracks whose peak detector score reaches `min_score` and that are seen in at
+    least `min_frames` analysed frames; ids renumbered 1, 2, ... in order of appearance."""
+    if not len(rows):
+        return rows
+    tracks = rows.groupby("track_id").agg(peak=("det_score", "max"), frames=("frame_index", "nunique"),
+                                          first=("frame_index", "min"))
+    kept = tracks[(tracks.peak >= np.float32(min_score)) & (tracks.frames >= min_frames)]
+    order = kept.sort_values(["first"], kind="stable").index
+    mapping = {old: new for new, old in enumerate(order, start=1)}
+    rows = rows[rows["track_id"].isin(mapping)]
+    return rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32)).reset_index(drop=True)
+
+
+def keep_faces(analysis: Analysis, options: AnnotateOptions) -> pd.DataFrame:
+    """`analysis.rows` without the tracks that are not faces (see MIN_SCORE, MIN_TRACK_FRAMES).
+    BlazeFace's scores only: Haar's are on another scale. An image's face has one frame."""
+    if analysis.detector != "blazeface":
+        return analysis.rows
+    analysed = -(-analysis.frames_decoded // options.stride)
+    min_frames = 1 if analysis.info.is_image else max(1, min(MIN_TRACK_FRAMES, analysed))
+    return drop_false_tracks(analysis.rows, options.min_score, min_frames)
+
+
 def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
     """Adds p_<emotion> (smoothed per track over time), label and confidence."""
     smoother = Smoothing.parse(smoothing)
@@ -402,7 +437,7 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
     info = probe(path)
     analysis = analyse_segmented(info, options, name)
     analysis.content_sha256 = content_sha256
-    rows = smooth(analysis.rows, options.smoothing)
+    rows = smooth(keep_faces(analysis, options), options.smoothing)
     result = summarise(info, rows, analysis)
     if options.video or info.is_image:
         media = render(info, rows, options, analysis.name)

@@ -44,7 +44,7 @@ def annotate_video(path: str | Path, options: AnnotateOptions | None = None, nam
         futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
         parts = [f.result() for f in futures]
         analysis = parts[0] if len(parts) == 1 else stitch(parts, ranges)
-    rows = smooth(analysis.rows, options.smoothing)
+    rows = smooth(pipeline.keep_faces(analysis, options), options.smoothing)
     result = pipeline.summarise(info, rows, analysis)
     if info.is_image:
         result.image = render(info, rows, options, analysis.name)
