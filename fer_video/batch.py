@@ -52,6 +52,38 @@ def discover(folder: str | Path, pattern: str = "*") -> list[Path]:
     return sorted(found)
 
 
+SETTLE_SECONDS = 3.0  # an input changed more recently than this is taken to be still being written
+LOOK_AGAIN_SECONDS = 0.5
+
+
+def still_being_written(paths: list[Path], settle_seconds: float = SETTLE_SECONDS,
+                        look_again: float = LOOK_AGAIN_SECONDS) -> dict[Path, str]:
+    """Inputs that are still growing (a recorder or a copy writing them), with why: changed
+    within `settle_seconds`, or a different size or time at a second look `look_again` later.
+    A half-written file decodes as a short but valid video, so the batch leaves it for a later run
+    instead of marking it done."""
+    def look() -> dict[Path, tuple[int, int]]:
+        stamps = {}
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamps[path] = (st.st_size, st.st_mtime_ns)
+        return stamps
+
+    first = look()
+    now = time.time_ns()
+    growing = {p: f"still being written (changed {max(now - m, 0) / 1e9:.1f} s ago); a later run takes it"
+               for p, (_, m) in first.items() if now - m < settle_seconds * 1e9}
+    if look_again > 0 and len(growing) < len(first):
+        time.sleep(look_again)
+        second = look()
+        growing |= {p: "still being written (it changed while the batch looked); a later run takes it"
+                    for p in first if p not in growing and second.get(p) != first[p]}
+    return growing
+
+
 def output_name(path: Path, folder: Path) -> str:
     """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder (see `output_names`)."""
     relative = path.relative_to(folder).with_suffix("")
@@ -117,7 +149,7 @@ def claim(out_dir: Path, name: str) -> Iterator[bool]:
 class Outcome:
     path: str
     name: str
-    status: str  # done | skipped | busy | failed
+    status: str  # done | skipped | busy | writing | failed
     reason: str = ""
     frames: int = 0
     faces: int = 0
@@ -140,7 +172,8 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
         from fer_video.pipeline import annotate
 
         result = annotate(path, options, name=name, content_sha256=content)
-    return Outcome(str(path), name, "done", "", result.frames, result.faces, time.monotonic() - started)
+    return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
+                   result.frames, result.faces, time.monotonic() - started)
 
 
 def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str = "*", retries: int = 1,
@@ -155,9 +188,12 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
     root = Path(folder)
     paths = discover(root, pattern)
     model_sha = model_sha256(options)
+    growing = still_being_written(paths)
     jobs = list(zip(paths, output_names(paths, root)))
+    results = iter((run_jobs or in_threads())([j for j in jobs if j[0] not in growing], options, model_sha, retries))
     outcomes = []
-    for (path, name), result in zip(jobs, (run_jobs or in_threads())(jobs, options, model_sha, retries)):
+    for path, name in jobs:
+        result = Outcome(str(path), name, "writing", growing[path]) if path in growing else next(results)
         if isinstance(result, BaseException):
             reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
             result = Outcome(str(path), name, "failed", reason)
@@ -213,10 +249,12 @@ def format_summary(outcomes: list[Outcome]) -> str:
     rows = [(o.status, o.path, str(o.frames), str(o.faces), f"{o.seconds:.1f}", o.reason) for o in outcomes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "writing", "failed")}
+    if not counts["writing"]:
+        del counts["writing"]
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} inputs")
     return "\n".join(lines)
 
 
 __all__ = ["Outcome", "annotate_folder", "annotate_job", "claim", "discover", "format_summary", "in_threads",
-           "model_sha256", "outcome_line", "output_name", "output_names", "print_outcome"]
+           "model_sha256", "outcome_line", "output_name", "output_names", "print_outcome", "still_being_written"]

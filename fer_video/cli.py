@@ -123,6 +123,7 @@ def _annotate_options(args, progress: bool | None = None):
         smoothing=args.smoothing, model=Path(args.model) if args.model else None,
         video=not args.no_video, preset=args.preset,
         progress=(not args.quiet and segments == 1) if progress is None else progress, segments=segments,
+        min_score=args.min_score,
     )
 
 
@@ -167,6 +168,8 @@ def _annotate(args, inputs: list[str]) -> int:
         outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
               f"{_plural(outcome.tracks, 'track')} -> {outputs}", flush=True)
+        for warning in outcome.warnings:
+            print(f"fer-video: warning: {warning}", file=sys.stderr)
     if failed:
         print(f"fer-video: {failed} of {len(inputs)} inputs failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0
@@ -254,7 +257,7 @@ def _folder_parameters(args) -> dict:
                 pattern=args.pattern, retries=args.retries, stride=args.stride, detector=args.detector,
                 min_face=args.min_face, smoothing=args.smoothing,
                 model=str(Path(args.model).resolve()) if args.model else None,
-                video=not args.no_video, preset=args.preset, quiet=args.quiet)
+                video=not args.no_video, preset=args.preset, min_score=args.min_score, quiet=args.quiet)
 
 
 def cmd_batch(args) -> int:

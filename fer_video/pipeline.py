@@ -9,8 +9,9 @@ Rendering decodes the video a second time, so the annotated video can show smoot
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -24,7 +25,7 @@ from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
-from fer_video.jobs import AnnotateOptions, file_sha256, job_key  # defined there to be cheap to import
+from fer_video.jobs import MIN_SCORE, AnnotateOptions, file_sha256, job_key  # defined there to be cheap to import
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -37,6 +38,7 @@ __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmente
            "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
+MIN_TRACK_FRAMES = 3  # a video's track seen in fewer analysed frames is a flicker, not a face
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Analysis:
     model_version: str = ""
     model_sha256: str = ""
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
+    frames_expected: int | None = None  # what the container says the video holds
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Result:
     frames: int = 0
     faces: int = 0
     tracks: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 _models: dict = {}
@@ -80,7 +85,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
     `last` only, for one segment of a video)."""
-    detector = make_detector(options.detector, min_face=options.min_face,
+    detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
@@ -110,6 +115,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     n_pending = 0
+    before = _stamp(info.path)
     with bar:
         for frame in read_frames(info, options.stride, stats, first, last):
             interrupt.check()
@@ -127,8 +133,20 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     classify_pending()
     name = name or Path(info.path).stem
     rows = _rows_frame(info, name, columns)
+    warnings = [f"{info.path}: {stats.short}"] if stats.short else []
+    if not info.is_image and _stamp(info.path) != before:
+        warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
+                        "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256)
+                    classifier.sha256, frames_expected=stats.expected, warnings=warnings)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
@@ -220,7 +238,8 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
         joined = pd.concat([joined, rows], ignore_index=True)
     last = parts[-1]
     return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
-                    last.model_name, last.model_version, last.model_sha256)
+                    last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
+                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)))
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
@@ -229,6 +248,30 @@ def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | Non
     if len(ranges) == 1:
         return analyse(info, options, name)
     return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)
+
+
+def drop_false_tracks(rows: pd.DataFrame, min_score: float, min_frames: int) -> pd.DataFrame:
+    """Rows of the tracks whose peak detector score reaches `min_score` and that are seen in at
+    least `min_frames` analysed frames; ids renumbered 1, 2, ... in order of appearance."""
+    if not len(rows):
+        return rows
+    tracks = rows.groupby("track_id").agg(peak=("det_score", "max"), frames=("frame_index", "nunique"),
+                                          first=("frame_index", "min"))
+    kept = tracks[(tracks.peak >= np.float32(min_score)) & (tracks.frames >= min_frames)]
+    order = kept.sort_values(["first"], kind="stable").index
+    mapping = {old: new for new, old in enumerate(order, start=1)}
+    rows = rows[rows["track_id"].isin(mapping)]
+    return rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32)).reset_index(drop=True)
+
+
+def keep_faces(analysis: Analysis, options: AnnotateOptions) -> pd.DataFrame:
+    """`analysis.rows` without the tracks that are not faces (see MIN_SCORE, MIN_TRACK_FRAMES).
+    BlazeFace's scores only: Haar's are on another scale. An image's face has one frame."""
+    if analysis.detector != "blazeface":
+        return analysis.rows
+    analysed = -(-analysis.frames_decoded // options.stride)
+    min_frames = 1 if analysis.info.is_image else max(1, min(MIN_TRACK_FRAMES, analysed))
+    return drop_false_tracks(analysis.rows, options.min_score, min_frames)
 
 
 def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
@@ -254,6 +297,7 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     return TimelineMetadata(
         source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
         fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
+        frames_expected=analysis.frames_expected,
         stride=options.stride, rotation=info.rotation, has_audio=info.has_audio,
         model_name=analysis.model_name, model_version=analysis.model_version,
         detector=analysis.detector, smoothing=str(Smoothing.parse(options.smoothing)),
@@ -263,9 +307,22 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     )
 
 
+# What cv2.imencode writes, by suffix; an image is annotated in its own format under its own suffix.
+IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
+IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
+
+
+def image_suffix(info: MediaInfo) -> str:
+    suffix = Path(info.path).suffix.lower()
+    if suffix in IMAGE_WRITERS:
+        return suffix
+    return IMAGE_CODEC_SUFFIX.get(info.video_codec, ".png")
+
+
 def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
     stem = name or Path(info.path).stem
-    media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
+    media = out_dir / (f"{stem}.annotated{image_suffix(info)}" if info.is_image else f"{stem}.mp4")
     if media.resolve() == Path(info.path).resolve():
         media = media.with_name(f"{stem}.annotated.mp4")
     return {"timeline": out_dir / f"{stem}.parquet", "media": media}
@@ -293,10 +350,12 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     pix_fmt, _ = frame_layout(info.width, info.height)
+    frames = read_frames(info)
+    first = next(frames)  # its time is where the video starts on the source's clock
     writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
+                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
     with bar, writer, interrupt.in_flight(writer.partial):
-        for frame in read_frames(info):
+        for frame in itertools.chain([first], frames):
             interrupt.check()
             faces = by_frame.get(frame.index - frame.index % options.stride)
             if faces is None:
@@ -311,7 +370,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
 
 
 def _write_image(image: np.ndarray, path: Path) -> Path:
-    ok, data = cv2.imencode(path.suffix if path.suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png", image)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +418,7 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    rows = stages.smooth(analysis.rows, options.smoothing)
+    rows = stages.smooth(keep_faces(analysis, options), options.smoothing)
     result = summarise(info, rows, analysis)
     if options.video or info.is_image:
         media = stages.render(info, rows, options, analysis.name)
@@ -374,6 +433,6 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
 def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
     return Result(
         source=info.path, frames=analysis.frames_decoded, faces=len(rows),
-        tracks=int(rows["track_id"].nunique()) if len(rows) else 0,
+        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
     )
 

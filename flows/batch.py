@@ -28,13 +28,14 @@ def annotate_folder(
     model: str | None = None,
     video: bool = True,
     preset: str = "ultrafast",
+    min_score: float = 0.75,
     quiet: bool = False,
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, progress=False)
+                              preset=preset, min_score=min_score, progress=False)
     return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
                                  on_outcome=None if quiet else batch.print_outcome)
 

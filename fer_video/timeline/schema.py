@@ -57,6 +57,7 @@ class TimelineMetadata:
     software_version: str
     content_sha256: str = ""  # of the source file
     job_key: str = ""  # content + model + settings: an equal key means the same result
+    frames_expected: int | None = None  # what the container says; above frame_count for a file cut short
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
