@@ -73,9 +73,19 @@ def cmd_annotate(args) -> int:
         _warm_up(options.model, options.detector)
         server.attach()
     flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
+    from fer_video.outputs import output_name
+
     failed = 0
+    named: dict[str, str] = {}  # output name -> the input of this call that has it
     for path in args.inputs:
-        state = flow(path, options, return_state=True)
+        name = output_name(path)
+        if name in named:  # never let a later input of the same call overwrite an earlier one's outputs
+            failed += 1
+            _fail(f"{path}: output name {name!r} is already that of {named[name]} in this call; "
+                  "annotate it with another --out")
+            continue
+        named[name] = path
+        state = flow(path, options, name=name, overwrite=getattr(args, "overwrite", False), return_state=True)
         outcome = state.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             failed += 1
@@ -263,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
                        description="Run the annotate-video Prefect flow on each input. Writes "
-                       "<out>/<stem>.parquet and <out>/<stem>.mp4 (or an annotated image).")
+                       "<out>/<name>.parquet and <out>/<name>.mp4 (or an annotated image); <name> is a video's stem, "
+                       "an image's file name (README: Output names).")
     p.add_argument("inputs", nargs="+", help="video or image files")
     p.add_argument("--stride", type=int, default=1, help="analyse every Nth frame (default 1)")
     p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface",
@@ -280,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analyse a long video as N time segments in parallel, stitched into one timeline")
     p.add_argument("--workers", type=int, help="run segments on a local Dask cluster of N processes")
     p.add_argument("--dask-address", help="run segments on this Dask scheduler (tcp://HOST:PORT)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a timeline in --out that was made from another input (default: refuse)")
     annotate_args(p)
     p.set_defaults(func=cmd_annotate)
 

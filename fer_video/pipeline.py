@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.outputs import atomic_path, output_name
+from fer_video.outputs import output_paths as _output_paths
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -51,6 +52,7 @@ class AnnotateOptions:
     preset: str = "ultrafast"
     progress: bool = True
     segments: int = 1  # split a video into this many time segments, analysed in parallel
+    inputs_root: Path | None = None  # the folder a batch scans (where outputs must not look like inputs)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
@@ -68,7 +70,7 @@ class AnnotateOptions:
 @dataclass
 class Analysis:
     info: MediaInfo
-    name: str  # output name and video_id: the file stem unless the caller chose another
+    name: str  # output name and video_id: `fer_video.outputs.output_name` unless the caller chose another
     rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
     frames_decoded: int
     detector: str
@@ -164,7 +166,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                     n_pending = 0
             bar.update(1)
     classify_pending()
-    name = name or Path(info.path).stem
+    name = name or output_name(info.path)
     rows = _rows_frame(info, name, columns)
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
                     classifier.sha256)
@@ -299,15 +301,14 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
         software_version=__version__,
         content_sha256=content_sha256,
         job_key=job_key(content_sha256, analysis.model_sha256, options),
+        video_id=analysis.name,
     )
 
 
-def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
-    stem = name or Path(info.path).stem
-    media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
-    if media.resolve() == Path(info.path).resolve():
-        media = media.with_name(f"{stem}.annotated.mp4")
-    return {"timeline": out_dir / f"{stem}.parquet", "media": media}
+def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None,
+                 inputs_root: Path | None = None) -> dict[str, Path]:
+    """Where `info`'s outputs go: the one rule, `fer_video.outputs.output_paths`."""
+    return _output_paths(info.path, out_dir, name or output_name(info.path), info.is_image, inputs_root)
 
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
@@ -318,7 +319,7 @@ def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> P
 def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
-    path = output_paths(info, options.out_dir, name)["media"]
+    path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
     by_frame = {
         index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
         for index, group in rows.groupby("frame_index", sort=False)
@@ -332,19 +333,22 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     pix_fmt, _ = frame_layout(info.width, info.height)
-    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
-    with bar, writer:
-        for frame in read_frames(info):
-            faces = by_frame.get(frame.index - frame.index % options.stride)
-            if faces is None:
-                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-            else:
-                # OpenCV draws in BGR; frames go out in the layout they came in.
-                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                draw_faces(image, *faces)
-                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-            bar.update(1)
+    # VideoWriter renames its own `.<name>.part` to the unique temp name, which is then renamed
+    # into place: two runs rendering the same output never share a file.
+    with atomic_path(path) as temp:
+        writer = VideoWriter(temp, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
+        with bar, writer:
+            for frame in read_frames(info):
+                faces = by_frame.get(frame.index - frame.index % options.stride)
+                if faces is None:
+                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+                else:
+                    # OpenCV draws in BGR; frames go out in the layout they came in.
+                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                    draw_faces(image, *faces)
+                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+                bar.update(1)
     return path
 
 
@@ -352,10 +356,8 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     ok, data = cv2.imencode(path.suffix if path.suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data.tobytes())
-    os.replace(partial, path)
+    with atomic_path(path) as temp:
+        temp.write_bytes(data.tobytes())
     return path
 
 
