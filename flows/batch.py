@@ -33,15 +33,18 @@ def annotate_folder(
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, progress=False)
+                              preset=preset, progress=False, inputs_root=Path(folder))
     root = Path(folder)
-    paths = batch.discover(root, pattern)
+    paths = batch.discover(root, pattern, options.out_dir)
     model_sha = batch.model_sha256(options)
     job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
-    futures = [(p, name, job.submit(p, name, options, model_sha))
-               for p, name in zip(paths, batch.output_names(paths, root))]
+    futures = [(p, name, refused or job.submit(p, name, options, model_sha))
+               for p, name, refused in batch.plan(paths, root, options.out_dir)]
     outcomes = []
     for path, name, future in futures:
+        if isinstance(future, str):
+            outcomes.append(batch.Outcome(str(path), name, "failed", future))
+            continue
         result = future.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
