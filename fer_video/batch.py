@@ -3,6 +3,11 @@
 Plain Python; flows/batch.py runs it as Prefect tasks. The rules that make a batch safe to
 re-run, to kill at any moment, and to run twice at once:
 
+- Names come from `fer_video.outputs.output_name`, so they never depend on which other files
+  exist; of two inputs with the same name, the one whose timeline is already there (else the
+  first in sorted order) keeps it and the other fails with the reason.
+- Outputs, temp files and locks are never inputs: the output folder is left out when it lies
+  inside the folder, and so is every file `fer_video.outputs.is_output` recognises.
 - A job is done when `<out>/<name>.parquet` exists and carries the job key (a hash of the
   input's bytes, the model's bytes and the settings) in its metadata. The Parquet is written
   last and atomically, so its presence means every output of that job is complete.
@@ -13,17 +18,12 @@ re-run, to kill at any moment, and to run twice at once:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_video.outputs import VIDEO_SUFFIXES, check_overwrite, claim, is_output, output_name, timeline_metadata
 from fer_video.video.probe import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -32,23 +32,28 @@ if TYPE_CHECKING:
 # The pipeline (OpenCV, pandas, the models) and pyarrow are imported where they are used, so
 # that finding the inputs (the CLI's first check) costs nothing.
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
-                  ".3gp", ".mts", ".m2ts", ".ts"}
-
-
-def discover(folder: str | Path, pattern: str = "*") -> list[Path]:
-    """Videos and images under `folder` (recursively) whose name matches `pattern`, sorted;
-    hidden files and folders are skipped (our own temp files are hidden)."""
+def discover(folder: str | Path, pattern: str = "*", out_dir: str | Path | None = None) -> list[Path]:
+    """Videos and images under `folder` (recursively) whose name matches `pattern`, sorted.
+    Left out: hidden files and folders, `out_dir` and everything in it when it lies inside
+    `folder`, and any file that is one of fer-video's outputs (`is_output`), so that a run never
+    annotates what an earlier run wrote."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    root = folder.resolve()
+    out = Path(out_dir).resolve() if out_dir is not None else None
     found = []
     for path in folder.rglob(pattern):
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
             continue
-        if path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
-            found.append(path)
+        if path.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+            continue
+        if out is not None and out != root and path.resolve().is_relative_to(out):
+            continue
+        if is_output(path):
+            continue
+        found.append(path)
     return sorted(found)
 
 
@@ -84,23 +89,26 @@ def still_being_written(paths: list[Path], settle_seconds: float = SETTLE_SECOND
     return growing
 
 
-def output_name(path: Path, folder: Path) -> str:
-    """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder (see `output_names`)."""
-    relative = path.relative_to(folder).with_suffix("")
-    return "__".join(relative.parts)
+def plan(paths: list[Path], folder: Path, out_dir: Path) -> list[tuple[Path, str, str]]:
+    """(input, output name, why it is refused or "") for each input. Names never change with the
+    other files; where two inputs share one, the input whose timeline already holds it keeps it
+    (so adding a file never takes over a finished one's outputs), else the first in order."""
+    names = [output_name(p, folder) for p in paths]
+    owner: dict[str, Path] = {}
+    for path, name in zip(paths, names):
+        if names.count(name) > 1 and name not in owner:
+            meta = timeline_metadata(Path(out_dir) / f"{name}.parquet")
+            if meta is not None and Path(meta.source_path) == path.resolve():
+                owner[name] = path
+    for path, name in zip(paths, names):
+        owner.setdefault(name, path)
+    return [(p, n, "" if owner[n] == p else f"output name {n!r} is already that of {owner[n]}; rename one of them")
+            for p, n in zip(paths, names)]
 
 
 def output_names(paths: list[Path], folder: Path) -> list[str]:
-    """`output_name` of each input, made unique: inputs that would share a name (`a.mp4` beside
-    `a.jpg`, or `sub/a.mp4` beside `sub__a.mp4`) would overwrite each other's timeline and be
-    redone on every run. Those keep their extension (`a.mp4`, `a.jpg`), then if still equal get
-    a hash of their relative path."""
-    names = [output_name(p, folder) for p in paths]
-    counts = Counter(names)
-    names = [n + p.suffix if counts[n] > 1 else n for n, p in zip(names, paths)]
-    counts = Counter(names)
-    return [f"{n}-{hashlib.sha1(p.relative_to(folder).as_posix().encode()).hexdigest()[:8]}"
-            if counts[n] > 1 else n for n, p in zip(names, paths)]
+    """`output_name` of each input (the same rule as `annotate`'s)."""
+    return [output_name(p, folder) for p in paths]
 
 
 def model_sha256(options: AnnotateOptions) -> str:
@@ -111,38 +119,8 @@ def model_sha256(options: AnnotateOptions) -> str:
 
 def finished_key(out_dir: Path, name: str) -> str | None:
     """The job key stored in an existing timeline, or None if there is none (or it is unreadable)."""
-    import pyarrow.parquet as pq
-
-    from fer_video.timeline.schema import TimelineMetadata
-
-    path = out_dir / f"{name}.parquet"
-    try:
-        return TimelineMetadata.from_schema(pq.read_schema(path)).job_key
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def claim(out_dir: Path, name: str) -> Iterator[bool]:
-    """Yields True while this process holds the job's lock, False if another process has it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = out_dir / f".{name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        # Leftovers of a killed run of this job: nobody else can be writing them now.
-        for suffix in [".parquet", ".mp4", ".annotated.mp4", *(f".annotated{s}" for s in IMAGE_SUFFIXES)]:
-            (out_dir / f".{name}{suffix}.part").unlink(missing_ok=True)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    meta = timeline_metadata(out_dir / f"{name}.parquet")
+    return meta.job_key if meta is not None else None
 
 
 @dataclass
@@ -171,7 +149,10 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
         from fer_video.pipeline import annotate
 
-        result = annotate(path, options, name=name, content_sha256=content)
+        # A changed file is redone in place; another input's result is not replaced.
+        check_overwrite(options.out_dir / f"{name}.parquet", path, content, key,
+                        hint="remove it, or choose another --out")
+        result = annotate(path, options, name=name, content_sha256=content, claimed=True)
     return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
                    result.frames, result.faces, time.monotonic() - started)
 
@@ -186,14 +167,21 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
     tasks on the flow's task runner there. `on_outcome` hears of each outcome as it is known.
     """
     root = Path(folder)
-    paths = discover(root, pattern)
+    options = replace(options, inputs_root=root) if options.inputs_root is None else options
+    paths = discover(root, pattern, options.out_dir)
     model_sha = model_sha256(options)
     growing = still_being_written(paths)
-    jobs = list(zip(paths, output_names(paths, root)))
-    results = iter((run_jobs or in_threads())([j for j in jobs if j[0] not in growing], options, model_sha, retries))
+    planned = plan(paths, root, options.out_dir)
+    ready = [(path, name) for path, name, refused in planned if not refused and path not in growing]
+    results = iter((run_jobs or in_threads())(ready, options, model_sha, retries))
     outcomes = []
-    for path, name in jobs:
-        result = Outcome(str(path), name, "writing", growing[path]) if path in growing else next(results)
+    for path, name, refused in planned:
+        if refused:
+            result = Outcome(str(path), name, "failed", refused)
+        elif path in growing:
+            result = Outcome(str(path), name, "writing", growing[path])
+        else:
+            result = next(results)
         if isinstance(result, BaseException):
             reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
             result = Outcome(str(path), name, "failed", reason)
@@ -257,4 +245,5 @@ def format_summary(outcomes: list[Outcome]) -> str:
 
 
 __all__ = ["Outcome", "annotate_folder", "annotate_job", "claim", "discover", "format_summary", "in_threads",
-           "model_sha256", "outcome_line", "output_name", "output_names", "print_outcome", "still_being_written"]
+           "model_sha256", "outcome_line", "output_name", "output_names", "plan", "print_outcome",
+           "still_being_written"]

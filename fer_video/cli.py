@@ -145,20 +145,31 @@ def _annotate(args, inputs: list[str]) -> int:
 
         flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
 
-        def run(path):
-            outcome = flow(path, options, return_state=True).result(raise_on_failure=False)
+        def run(path, name):
+            state = flow(path, options, name=name, overwrite=getattr(args, "overwrite", False), return_state=True)
+            outcome = state.result(raise_on_failure=False)
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
     else:
         from fer_video.pipeline import annotate as run_direct
 
-        def run(path):
-            return run_direct(path, options)
+        def run(path, name):
+            return run_direct(path, options, name, overwrite=getattr(args, "overwrite", False))
+    from fer_video.outputs import output_name
+
     failed = 0
+    named: dict[str, str] = {}  # output name -> the input of this call that has it
     for path in inputs:
+        name = output_name(path)
+        if name in named:  # never let a later input of the same call overwrite an earlier one's outputs
+            failed += 1
+            _fail(f"{path}: output name {name!r} is already that of {named[name]} in this call; "
+                  "annotate it with another --out")
+            continue
+        named[name] = path
         try:
-            outcome = run(path)
+            outcome = run(path, name)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # noqa: BLE001 - one input's failure, reported in one line
@@ -324,11 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--verbose", action="store_true", help="show tracebacks")
 
     p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
-                       description="Annotate each input: <out>/<stem>.parquet and <out>/<stem>.mp4 (or an "
-                       "annotated image). Runs as the annotate-video Prefect flow, recorded, when a Prefect "
-                       "server is configured or with --prefect / --workers / --dask-address; else directly.")
+                       description="Annotate each input: <out>/<name>.parquet and <out>/<name>.mp4 (or an "
+                       "annotated image); <name> is a video's stem, an image's file name (README: Output names). "
+                       "Runs as the annotate-video Prefect flow, recorded, when a Prefect server is configured "
+                       "or with --prefect / --workers / --dask-address; else directly.")
     p.add_argument("inputs", nargs="+", help="video or image files")
     add_options(p, PIPELINE, OUTPUT, ORCHESTRATION, segments=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a timeline in --out that was made from another input (default: refuse)")
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("demo", help="make a sample clip and annotate it (no input needed)",

@@ -1,6 +1,7 @@
 """`fer-video query | summary | plot | report`: questions to a folder of timelines.
 
-A folder written by `annotate` (or `batch`) is one dataset: every `*.parquet` in it. Errors
+A folder written by `annotate` (or `batch`) is one dataset: every timeline in it (`*.parquet`
+with fer-video's metadata; other Parquet files are skipped with a warning). Errors
 (missing or empty folder, bad SQL, unknown video) are raised as ValueError / FileNotFoundError
 with a one-line message, which `fer_video.cli.main` prints as `fer-video: error: ...` (exit 2).
 """
@@ -27,7 +28,7 @@ def cmd_query(args) -> int:
     from fer_video.timeline.query import query, write_result
 
     sql = sys.stdin.read() if args.sql == "-" else args.sql
-    result = query(args.folder, sql)
+    result = query(args.folder, sql, allow_files=args.allow_files)
     _written(write_result(result, args.format, args.output, dataset=args.folder))
     return 0
 
@@ -83,11 +84,15 @@ def register(sub) -> None:
         description="Run SQL over every *.parquet in FOLDER with DuckDB. The view `timeline` has one "
         "row per frame and face (video_id, frame_index, timestamp_s, track_id, box, raw_* and p_* "
         "probabilities, label, confidence); `videos` has one row per video with its metadata "
-        "(fps, stride, frame_step_s = stride / fps, duration_s, width, height, model_name, ...).",
+        "(fps, stride, frame_step_s = stride / fps, duration_s, width, height, model_name, ...). "
+        "Only one read-only query, without file access, unless --allow-files.",
         epilog="example: fer-video query out \"SELECT video_id, track_id, count(*) AS frames FROM timeline "
         "WHERE label = 'happy' GROUP BY ALL ORDER BY frames DESC\"")
     p.add_argument("folder", help="folder of timelines (or one .parquet file)")
     p.add_argument("sql", help="the query; - reads it from stdin")
+    p.add_argument("--allow-files", action="store_true",
+                   help="let the SQL read and write files, run several statements and change settings "
+                   "(default: one read-only query over the timelines, no file access)")
     _output_args(p)
     _common(p)
     p.set_defaults(func=cmd_query)

@@ -39,6 +39,7 @@ class AnnotateOptions:
     progress: bool = True
     segments: int = 1  # split a video into this many time segments, analysed in parallel
     min_score: float = MIN_SCORE  # a track's peak BlazeFace confidence must reach this
+    inputs_root: Path | None = None  # the folder a batch scans (where outputs must not look like inputs)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)

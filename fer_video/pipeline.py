@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_video import __version__, interrupt
+from fer_video.errors import InputError
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
-from fer_video.jobs import MIN_SCORE, AnnotateOptions, file_sha256, job_key  # defined there to be cheap to import
+from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256  # defined there to be cheap to import
+from fer_video.outputs import IMAGE_WRITERS, atomic_path, check_overwrite, claim, output_name
+from fer_video.outputs import output_paths as _output_paths
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -44,7 +48,7 @@ MIN_TRACK_FRAMES = 3  # a video's track seen in fewer analysed frames is a flick
 @dataclass
 class Analysis:
     info: MediaInfo
-    name: str  # output name and video_id: the file stem unless the caller chose another
+    name: str  # output name and video_id: `fer_video.outputs.output_name` unless the caller chose another
     rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
     frames_decoded: int
     detector: str
@@ -131,7 +135,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                     n_pending = 0
             bar.update(1)
     classify_pending()
-    name = name or Path(info.path).stem
+    name = name or output_name(info.path)
     rows = _rows_frame(info, name, columns)
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
     if not info.is_image and _stamp(info.path) != before:
@@ -304,28 +308,15 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
         software_version=__version__,
         content_sha256=content_sha256,
         job_key=job_key(content_sha256, analysis.model_sha256, options),
+        video_id=analysis.name,
     )
 
 
-# What cv2.imencode writes, by suffix; an image is annotated in its own format under its own suffix.
-IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-# An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
-IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
-
-
-def image_suffix(info: MediaInfo) -> str:
-    suffix = Path(info.path).suffix.lower()
-    if suffix in IMAGE_WRITERS:
-        return suffix
-    return IMAGE_CODEC_SUFFIX.get(info.video_codec, ".png")
-
-
-def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
-    stem = name or Path(info.path).stem
-    media = out_dir / (f"{stem}.annotated{image_suffix(info)}" if info.is_image else f"{stem}.mp4")
-    if media.resolve() == Path(info.path).resolve():
-        media = media.with_name(f"{stem}.annotated.mp4")
-    return {"timeline": out_dir / f"{stem}.parquet", "media": media}
+def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None,
+                 inputs_root: Path | None = None) -> dict[str, Path]:
+    """Where `info`'s outputs go: the one rule, `fer_video.outputs.output_paths`."""
+    return _output_paths(info.path, out_dir, name or output_name(info.path), info.is_image, inputs_root,
+                         image_codec=info.video_codec)
 
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
@@ -336,7 +327,7 @@ def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> P
 def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
-    path = output_paths(info, options.out_dir, name)["media"]
+    path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
     by_frame = {
         index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
         for index, group in rows.groupby("frame_index", sort=False)
@@ -352,20 +343,23 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     pix_fmt, _ = frame_layout(info.width, info.height)
     frames = read_frames(info)
     first = next(frames)  # its time is where the video starts on the source's clock
-    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
-    with bar, writer, interrupt.in_flight(writer.partial):
-        for frame in itertools.chain([first], frames):
-            interrupt.check()
-            faces = by_frame.get(frame.index - frame.index % options.stride)
-            if faces is None:
-                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-            else:
-                # OpenCV draws in BGR; frames go out in the layout they came in.
-                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                draw_faces(image, *faces)
-                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-            bar.update(1)
+    # VideoWriter renames its own `.<name>.part` to the unique temp name, which is then renamed
+    # into place: two runs rendering the same output never share a file.
+    with atomic_path(path) as temp:
+        writer = VideoWriter(temp, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+        with bar, writer, interrupt.in_flight(writer.partial), interrupt.in_flight(temp):
+            for frame in itertools.chain([first], frames):
+                interrupt.check()
+                faces = by_frame.get(frame.index - frame.index % options.stride)
+                if faces is None:
+                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+                else:
+                    # OpenCV draws in BGR; frames go out in the layout they came in.
+                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                    draw_faces(image, *faces)
+                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+                bar.update(1)
     return path
 
 
@@ -373,14 +367,8 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    with interrupt.in_flight(partial):
-        try:
-            partial.write_bytes(data.tobytes())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+    with atomic_path(path) as temp, interrupt.in_flight(temp):
+        temp.write_bytes(data.tobytes())
     return path
 
 
@@ -406,14 +394,34 @@ class Stages:
 
 
 def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
-             content_sha256: str = "", stages: Stages | None = None) -> Result:
+             content_sha256: str = "", stages: Stages | None = None, overwrite: bool = False,
+             claimed: bool = False) -> Result:
     """The whole pipeline for one input: what `fer-video annotate` runs, directly or as the
     annotate-video Prefect flow (flows/annotate.py, which passes its tasks as `stages`).
 
-    The timeline is written last: a Parquet file with its job key is the mark of a finished job.
+    The outputs' lock (the one `batch` takes) is held throughout: a second run on the same output
+    is refused as busy instead of racing this one; `claimed`: the caller (a batch job) holds it
+    and has checked what it replaces. A timeline of another input is not replaced unless
+    `overwrite`. The timeline is written last: a Parquet file with its job key is the mark of a
+    finished job.
     """
     stages = stages or Stages()
-    info = stages.probe(path)
+    info = stages.probe(path)  # first: an input that is not there or not a video leaves nothing in --out
+    name = name or output_name(info.path)
+    if claimed:
+        return _annotate_claimed(info, options, name, content_sha256, stages, None)
+    with claim(options.out_dir, name) as mine:
+        if not mine:
+            raise InputError(info.path, f"busy: another fer-video run is writing {options.out_dir / name}.* now")
+        content_sha256 = content_sha256 or file_sha256(info.path)
+        key = job_key(content_sha256, model_sha256(options), options)
+        timeline = output_paths(info, options.out_dir, name, options.inputs_root)["timeline"]
+        note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
+        return _annotate_claimed(info, options, name, content_sha256, stages, note)
+
+
+def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str,
+                      stages: Stages, note: str | None) -> Result:
     ranges = plan_segments(info, options)
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
@@ -426,6 +434,8 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
             result.image = media
         else:
             result.video = media
+    if note:
+        print(f"fer-video: note: {note}", file=sys.stderr)
     result.timeline = stages.write(rows, analysis, options)
     return result
 

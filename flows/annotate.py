@@ -45,8 +45,9 @@ def _tasks_run_elsewhere() -> bool:
 
 
 @flow(name="annotate-video", flow_run_name="annotate {path}", validate_parameters=False)
-def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None) -> Result:
-    """`fer_video.pipeline.annotate`, one Prefect task per stage: the timeline is written last,
-    marking the job done. With `options.segments` > 1 a video is analysed in time segments in
-    parallel on the flow's task runner, then stitched."""
-    return pipeline.annotate(path, options or AnnotateOptions(), name, stages=STAGES)
+def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None,
+                   overwrite: bool = False) -> Result:
+    """`fer_video.pipeline.annotate`, one Prefect task per stage: the outputs' lock is held, the
+    timeline is written last, marking the job done. With `options.segments` > 1 a video is
+    analysed in time segments in parallel on the flow's task runner, then stitched."""
+    return pipeline.annotate(path, options or AnnotateOptions(), name, stages=STAGES, overwrite=overwrite)

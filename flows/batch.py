@@ -35,7 +35,8 @@ def annotate_folder(
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, min_score=min_score, progress=False)
+                              preset=preset, min_score=min_score, progress=False,
+                              inputs_root=Path(folder))
     return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
                                  on_outcome=None if quiet else batch.print_outcome)
 
