@@ -352,7 +352,7 @@ def _timeline_folder(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage, says", [("garbage", "not a readable Parquet file"),
-                                          ("metadata", "bad fer_video metadata")])
+                                          ("metadata", "unreadable fer-video metadata")])
 def test_a_broken_timeline_is_named(damage, says, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

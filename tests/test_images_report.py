@@ -36,7 +36,7 @@ def test_annotated_image_is_written_in_its_own_format(suffix, still_png, tmp_pat
     source = tmp_path / f"still{suffix}"
     assert cv2.imwrite(str(source), cv2.imread(str(still_png)))
     result = run(source, tmp_path / "out")
-    assert result.image == tmp_path / "out" / f"still.annotated{suffix}"
+    assert result.image == tmp_path / "out" / f"still{suffix}.annotated{suffix}"  # an image's name: its file name
     assert result.image.read_bytes().startswith(MAGIC[suffix])
     assert result.image.read_bytes()[8:12] == b"WEBP" if suffix == ".webp" else True
     assert cv2.imread(str(result.image)).shape == (360, 480, 3)
@@ -69,9 +69,9 @@ def test_report_embeds_annotated_tif_and_webp_images(suffix, still_png, tmp_path
     source = tmp_path / f"still{suffix}"
     assert cv2.imwrite(str(source), cv2.imread(str(still_png)))
     run(source, tmp_path / "out")
-    report = report_video(tmp_path / "out", "still")
-    assert embedded_media(report) == f"still.annotated{suffix}"
-    assert f'<img class="media" src="still.annotated{suffix}"' in report.read_text()
+    report = report_video(tmp_path / "out", f"still{suffix}")
+    assert embedded_media(report) == f"still{suffix}.annotated{suffix}"
+    assert f'<img class="media" src="still{suffix}.annotated{suffix}"' in report.read_text()
 
 
 def test_exif_rotated_jpeg_is_recorded_at_its_upright_size(still_png, tmp_path):
@@ -86,6 +86,6 @@ def test_exif_rotated_jpeg_is_recorded_at_its_upright_size(still_png, tmp_path):
     rows, meta = read_timeline(result.timeline)
     assert (meta["width"], meta["height"]) == (360, 480)
     assert cv2.imread(str(result.image)).shape == (480, 360, 3)
-    assert "360x480" in report_video(tmp_path / "out", "phone").read_text()
+    assert "360x480" in report_video(tmp_path / "out", "phone.jpg").read_text()
     if len(rows):
         assert (rows.x + rows.w).max() <= 360 + 1 and (rows.y + rows.h).max() <= 480 + 1

@@ -75,7 +75,8 @@ def test_vfr_container_every_frame_in_the_timeline(kind, partial_run, vfr_clip, 
     assert rows.groupby("frame_index").timestamp_s.first().tolist() == pytest.approx(expected_times, abs=2e-3)
 
 
-def test_batch_leaves_a_growing_file_for_later(tmp_path):
+def test_batch_leaves_a_growing_file_for_later(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_VIDEO_SETTLE_SECONDS", "3")  # the default (conftest sets 0 for other tests)
     folder = tmp_path / "in"
     done = make_clip(folder / "done.mp4", seconds=1.0, width=320, height=180, fps=FPS, actors=one_actor(320))
     settled = time.time() - 60  # finished a minute ago: the batch (no start-up to wait for) must take it
@@ -121,6 +122,6 @@ def test_a_settled_folder_has_nothing_being_written(tmp_path):
     new.write_bytes(b"x")
     past = time.time() - 60
     os.utime(old, (past, past))
-    assert set(still_being_written([old, new], look_again=0)) == {new}
+    assert set(still_being_written([old, new], settle_seconds=3.0, look_again=0)) == {new}
     os.utime(new, (past, past))
-    assert still_being_written([old, new], look_again=0.1) == {}
+    assert still_being_written([old, new], settle_seconds=3.0, look_again=0.1) == {}
