@@ -229,7 +229,8 @@ def in_threads(concurrency: int = 2, retry_delay: float = 1.0):
 def outcome_line(o: Outcome) -> str:
     """One line per input as it finishes: `batch` and every run of `serve` print these."""
     if o.status == "done":
-        return f"{o.path}: done, {o.frames} frames, {o.faces} face rows in {o.seconds:.1f} s"
+        frames = f"{o.frames} frame" + ("" if o.frames == 1 else "s")
+        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s"
     return f"{o.path}: {o.status}" + (f" ({o.reason})" if o.reason else "")
 
 

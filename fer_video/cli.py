@@ -95,8 +95,8 @@ def _start_prefect(args, services: bool = False, warm_up=None):
     with quiet_stderr(not args.verbose):
         import prefect  # noqa: F401
 
-        if warm_up:
-            warm_up()
+        if warm_up and server.url:
+            warm_up()  # while the ephemeral server boots; with a server already up it would only delay
         server.attach()
     return server
 

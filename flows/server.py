@@ -95,8 +95,8 @@ class EphemeralServer:
         self.url: str | None = None
         self._proc: subprocess.Popen | None = None
         self._attached = False
-        if os.environ.get("PREFECT_API_URL"):
-            return
+        if configured_api_url():
+            return  # the user's server (environment, .env, prefect.toml or profile) is the one
         # uvicorn serves the socket bound here (--fd): no search for a free port, and no race
         # with another command starting its own server at the same moment.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

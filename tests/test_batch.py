@@ -620,3 +620,17 @@ def test_local_dask_workers_split_the_cores():
 
     env = task_runner(workers=2).cluster_kwargs["env"]
     assert env == {"FER_VIDEO_THREADS": str(max(1, len(os.sched_getaffinity(0)) // 2))}
+
+
+def test_annotate_is_recorded_when_a_server_is_configured(workdir, inputs, prefect_server, server_env):
+    """With PREFECT_API_URL set, `annotate` runs the annotate-video flow in that server (and says
+    so first); without one it runs directly and says it is not recorded (tests/test_cli.py)."""
+    out = workdir / "recorded" / "out"
+    proc = subprocess.run([*_cli(), "annotate", str(inputs / "a.mp4"), "--out", str(out), "--no-video"],
+                          capture_output=True, text=True, env=server_env, cwd=REPO, timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == (f"fer-video: annotating 1 input -> {out}/, recorded in Prefect at "
+                                           f"{prefect_server.api}")
+    runs = prefect_server.post("/flow_runs/filter", {"flows": {"name": {"any_": ["annotate-video"]}}, "limit": 50})
+    mine = [r for r in runs if r["parameters"].get("options", {}) and str(out) in str(r["parameters"])]
+    assert [r["state_type"] for r in mine] == ["COMPLETED"], [(r["name"], r["parameters"]) for r in runs]

@@ -447,3 +447,23 @@ def test_report_takes_track_like_plot(tmp_path):
     assert plot.returncode == 0 and report.returncode == 0, plot.stderr + report.stderr
     assert (folder / "t.track1.timeline.png").exists() and (folder / "t.track1.report.html").exists()
     assert not (folder / "t.report.html").exists()
+
+
+def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
+    """`annotate --segments 2` without Prefect analyses the segments in two threads: the same
+    timeline as analysing them one after the other (pipeline.analyse_segmented)."""
+    import pandas as pd
+
+    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, smooth
+    from fer_video.samples import make_clip
+    from helpers import read_timeline
+
+    clip = make_clip(tmp_path / "seg.mp4", seconds=5.0, **SMALL)
+    proc = cli("annotate", clip, "--out", tmp_path / "out", "--segments", "2", "--no-video", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    got, _ = read_timeline(tmp_path / "out" / "seg.parquet")
+    options = AnnotateOptions(segments=2, video=False, progress=False)
+    expected = smooth(analyse_segmented(probe(clip), options).rows, options.smoothing)
+    assert len(got) == len(expected) > 0
+    pd.testing.assert_series_equal(got["track_id"], expected["track_id"], check_names=False)
+    pd.testing.assert_series_equal(got["frame_index"], expected["frame_index"], check_names=False)
