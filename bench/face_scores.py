@@ -166,18 +166,18 @@ def main() -> None:
     canvas, face = background(640, 360), astronaut_face()
     faces["astronaut two-face clip, 4 s"] = ([render_frame(canvas, face, two_actors(640), i / 25)
                                               for i in range(25 * seconds)], True)
-    print("BlazeFace scores (detector candidates from 0.5)\n\nreal faces")
-    real = []
-    for name, (frames, video) in faces.items():
-        s = scores_of(frames, video)
-        real += s
-        describe(name, s, len(frames))
-    print("\nnot faces")
-    fake = []
-    for name, (frames, video) in non_faces.items():
-        s = scores_of(frames, video)
-        fake += s
-        describe(name, s, len(frames))
+    def all_scores(title: str, sources: dict) -> list[float]:
+        print(title)
+        found = []
+        for name, (frames, video) in sources.items():
+            s = scores_of(frames, video)
+            found += s
+            describe(name, s, len(frames))
+        return found
+
+    print("BlazeFace scores (detector candidates from 0.5)\n")
+    real = all_scores("real faces", faces)
+    fake = all_scores("\nnot faces", non_faces)
     print()
     describe("all real faces", real, 0)
     describe("all non-faces", fake, 0)
