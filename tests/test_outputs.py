@@ -196,6 +196,7 @@ def recordings(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.timeout(1200)  # three batch runs
 def test_batch_with_out_inside_the_folder_never_annotates_its_outputs(recordings, tmp_path):
     """`batch recordings --out recordings/fer-video-out`, twice, then once more after a photo
     with a clip's stem is added. Before: the second run annotated `fer-video-out/clip.mp4` as
