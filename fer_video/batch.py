@@ -61,7 +61,7 @@ SETTLE_SECONDS = 3.0  # an input changed more recently than this is taken to be 
 LOOK_AGAIN_SECONDS = 0.5
 
 
-def settle_seconds() -> float:
+def _settle_seconds() -> float:
     """SETTLE_SECONDS, or $FER_VIDEO_SETTLE_SECONDS (0: only the second look counts)."""
     import os
 
@@ -84,7 +84,7 @@ def still_being_written(paths: list[Path], settle_seconds: float | None = None,
             stamps[path] = (st.st_size, st.st_mtime_ns)
         return stamps
 
-    settle_seconds = globals()["settle_seconds"]() if settle_seconds is None else settle_seconds
+    settle_seconds = _settle_seconds() if settle_seconds is None else settle_seconds
     first = look()
     now = time.time_ns()
     growing = {p: f"still being written (changed {max(now - m, 0) / 1e9:.1f} s ago); a later run takes it"

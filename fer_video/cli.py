@@ -93,8 +93,7 @@ def _start_prefect(args, services: bool = False, warm_up=None):
 
     server = EphemeralServer(args.verbose, services=services)
     with quiet_stderr(not args.verbose):
-        import prefect  # noqa: F401
-
+        server.import_prefect()
         if warm_up and server.url:
             warm_up()  # while the ephemeral server boots; with a server already up it would only delay
         server.attach()
@@ -305,23 +304,13 @@ def cmd_serve(args) -> int:
     when = f"every {args.every}" if args.every else f"cron {args.cron!r}"
     _say(args, f"serving {_dir(args.folder)} ({_plural(found, 'input')} now) -> {_dir(args.out)}, {when}; starting Prefect")
     server = _start_prefect(args, services=True)  # its scheduler service makes the scheduled runs
-    from prefect.runner import Runner
+    from flows.batch import serve_folder
 
-    from flows.batch import folder_flow
-
-    flow = folder_flow(args.concurrency, args.dask_address, args.workers)
-    runner = Runner(name=name, pause_on_shutdown=False)
-    deployment_id = runner.add_flow(flow, name=name, interval=interval, cron=args.cron,
-                                    parameters=_folder_parameters(args))
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:  # the first run now, not one interval from now
-        client.create_flow_run_from_deployment(deployment_id)
     where = f"; runs in Prefect's UI at {server.url.removesuffix('/api')}" if server.url else ""
-    print(f"serving deployment 'annotate-folder/{name}' ({when}){where}; Ctrl-C stops", flush=True)
-    import asyncio
-
-    asyncio.run(runner.start())
+    serve_folder(name, _folder_parameters(args), interval=interval, cron=args.cron, concurrency=args.concurrency,
+                 dask_address=args.dask_address, workers=args.workers,
+                 on_ready=lambda: print(f"serving deployment 'annotate-folder/{name}' ({when}){where}; Ctrl-C stops",
+                                        flush=True))
     return 0
 
 

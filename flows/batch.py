@@ -53,3 +53,23 @@ def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: 
     """annotate_folder with a task runner: a Dask cluster (an existing one at `dask_address`, or
     a local one of `workers` processes) or `concurrency` threads in this process."""
     return annotate_folder.with_options(task_runner=task_runner(concurrency, dask_address, workers))
+
+
+def serve_folder(name: str, parameters: dict, interval=None, cron: str | None = None, concurrency: int = 2,
+                 dask_address: str | None = None, workers: int | None = None, on_ready=None) -> None:
+    """annotate_folder as a deployment on a schedule, served by a Prefect Runner in this process
+    until stopped: a first run at once, then one per interval or cron tick. `on_ready()` is called
+    once the deployment and its first run exist."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.runner import Runner
+
+    runner = Runner(name=name, pause_on_shutdown=False)
+    deployment_id = runner.add_flow(folder_flow(concurrency, dask_address, workers), name=name,
+                                    interval=interval, cron=cron, parameters=parameters)
+    with get_client(sync_client=True) as client:  # the first run now, not one interval from now
+        client.create_flow_run_from_deployment(deployment_id)
+    if on_ready:
+        on_ready()
+    asyncio.run(runner.start())
