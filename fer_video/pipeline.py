@@ -32,6 +32,7 @@ from fer_video.outputs import IMAGE_WRITERS, atomic_path, check_overwrite, claim
 from fer_video.outputs import output_paths as _output_paths
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
+from fer_video.timeline.rows import TimelineSink, faces_by_frame
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
 from fer_video.timeline.write import write_timeline
 from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_frames
@@ -85,6 +86,29 @@ def load_classifier(model: Path | None):
     return _models[key]
 
 
+class _Batches:
+    """Faces gathered across frames until there are `size` of them, then classified in one call
+    (one model invoke per batch is what makes the classifier fast) and sent to the sink."""
+
+    def __init__(self, classifier, sink: TimelineSink, size: int = CLASSIFY_BATCH):
+        self.classifier, self.sink, self.size = classifier, sink, size
+        self.faces: list[Faces] = []
+        self.crops: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, faces: Faces, crops: np.ndarray) -> None:
+        self.faces.append(faces)
+        self.crops.append(crops)
+        self.count += len(faces)
+        if self.count >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.faces:
+            self.sink.append(self.classifier.classify(Faces.concat(self.faces), np.concatenate(self.crops)))
+        self.faces, self.crops, self.count = [], [], 0
+
+
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
@@ -95,30 +119,13 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     tracker, cuts = Tracker(), ShotCutDetector()
     geometry = FER_CROP[detector.name]
     stats = DecodeStats()
-    columns: dict[str, list] = {k: [] for k in ("frame_index", "timestamp_s", "boxes", "scores", "tracks", "probs")}
-    pending: list[tuple[int, float, Faces, np.ndarray]] = []
-
-    def classify_pending():
-        if not pending:
-            return
-        crops = np.concatenate([c for *_, c in pending])
-        probs = classifier(crops)
-        start = 0
-        for index, time, faces, c in pending:
-            columns["frame_index"].append(np.full(len(faces), index, np.int64))
-            columns["timestamp_s"].append(np.full(len(faces), time, np.float64))
-            columns["boxes"].append(faces.boxes)
-            columns["scores"].append(faces.scores)
-            columns["tracks"].append(faces.track_ids)
-            columns["probs"].append(probs[start : start + len(faces)])
-            start += len(faces)
-        pending.clear()
+    sink = TimelineSink()
+    batches = _Batches(classifier, sink)
 
     span = (last + 1 if last is not None else (info.expected_frames or 0)) - first
     expected = max(span, 0) // options.stride or None
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
-    n_pending = 0
     before = _stamp(info.path)
     with bar:
         for frame in read_frames(info, options.stride, stats, first, last):
@@ -128,15 +135,11 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                 detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
             if len(faces):
-                pending.append((frame.index, frame.time, faces, fer_crops(frame.image, faces, geometry)))
-                n_pending += len(faces)
-                if n_pending >= CLASSIFY_BATCH:
-                    classify_pending()
-                    n_pending = 0
+                batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
             bar.update(1)
-    classify_pending()
+    batches.flush()
     name = name or output_name(info.path)
-    rows = _rows_frame(info, name, columns)
+    rows = sink.rows(name, str(Path(info.path).resolve()))
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
     if not info.is_image and _stamp(info.path) != before:
         warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
@@ -151,27 +154,6 @@ def _stamp(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
-
-
-def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
-    def cat(key, shape, dtype):
-        parts = columns[key]
-        return np.concatenate(parts) if parts else np.zeros(shape, dtype)
-
-    boxes = cat("boxes", (0, 4), np.float32)
-    probs = cat("probs", (0, len(EMOTIONS)), np.float32)
-    rows = pd.DataFrame({
-        "video_id": name,
-        "source_path": str(Path(info.path).resolve()),
-        "frame_index": cat("frame_index", (0,), np.int64),
-        "timestamp_s": cat("timestamp_s", (0,), np.float64),
-        "track_id": cat("tracks", (0,), np.int64).astype(np.int32),
-        "x": boxes[:, 0], "y": boxes[:, 1], "w": boxes[:, 2], "h": boxes[:, 3],
-        "det_score": cat("scores", (0,), np.float32),
-    })
-    for i, name in enumerate(RAW):
-        rows[name] = probs[:, i]
-    return rows
 
 
 OVERLAP_SECONDS = 1.0  # segments overlap by this much, so tracks can be matched across the seam
@@ -328,14 +310,11 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
     path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
-    by_frame = {
-        index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
-        for index, group in rows.groupby("frame_index", sort=False)
-    }
+    by_frame = faces_by_frame(rows)
     if info.is_image:
         image = next(iter(read_frames(info))).image.copy()
         if 0 in by_frame:
-            draw_faces(image, *by_frame[0])
+            draw_faces(image, by_frame[0])
         return _write_image(image, path)
     total = info.expected_frames
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
@@ -357,7 +336,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
                 else:
                     # OpenCV draws in BGR; frames go out in the layout they came in.
                     image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                    draw_faces(image, *faces)
+                    draw_faces(image, faces)
                     writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
                 bar.update(1)
     return path

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.record import Faces
 
 # BGR, chosen to be told apart at a glance and to read as the feeling (red anger, yellow joy).
 EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {
@@ -25,12 +26,14 @@ def emotion_colors_rgb() -> dict[str, tuple[float, float, float]]:
     return {k: (b[2] / 255, b[1] / 255, b[0] / 255) for k, b in EMOTION_COLORS_BGR.items()}
 
 
-def draw_faces(image: np.ndarray, boxes: np.ndarray, track_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Annotate `image` in place. boxes (N, 4) x, y, w, h; probs (N, 7) smoothed probabilities."""
+def draw_faces(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """Annotate `image` in place with `faces`' smoothed probabilities (raw ones for faces not
+    smoothed yet)."""
     height, width = image.shape[:2]
     scale = max(0.4, min(width, height) / 900)
     thickness = max(1, round(2 * scale))
-    for box, track, p in zip(boxes, track_ids, probs):
+    probs = np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
+    for box, track, p in zip(faces.boxes, faces.track_ids, probs):
         x, y, w, h = (int(round(v)) for v in box)
         k = int(np.argmax(p))
         label, color = EMOTIONS[k], EMOTION_COLORS_BGR[EMOTIONS[k]]

@@ -46,14 +46,36 @@ def test_faces_defaults_and_dtypes():
 
 
 def test_faces_indexing_keeps_columns_aligned():
-    f = make_faces(5).with_(track_ids=np.arange(10, 15))
-    for index in (np.array([True, False, True, False, True]), np.array([4, 0]), slice(1, 3)):
+    rng = np.random.default_rng(0)
+    f = make_faces(5).with_(track_ids=np.arange(10, 15), probs=rng.uniform(0, 1, (5, N_EMOTIONS)),
+                            smoothed=rng.uniform(0, 1, (5, N_EMOTIONS))).in_frame(7, 0.28)
+    for index in (np.array([True, False, True, False, True]), np.array([4, 0]), slice(1, 3), slice(None, None, -2)):
         part = f[index]
-        np.testing.assert_array_equal(part.boxes, f.boxes[index])
-        np.testing.assert_array_equal(part.track_ids, f.track_ids[index])
-        np.testing.assert_array_equal(part.keypoints, f.keypoints[index])
-        np.testing.assert_array_equal(part.scores, f.scores[index])
+        for column in ("boxes", "scores", "keypoints", "track_ids", "probs", "smoothed", "frame_index", "timestamp_s"):
+            np.testing.assert_array_equal(getattr(part, column), getattr(f, column)[index])
     assert len(f[np.zeros(5, bool)]) == 0
+
+
+def test_faces_int_index_is_one_face():
+    f = make_faces(4).with_(track_ids=np.arange(4)).in_frame(3, 0.12)
+    for i in (0, 3, -1, np.int64(2)):
+        one = f[i]
+        assert isinstance(one, Faces) and len(one) == 1
+        assert one.boxes.shape == (1, 4) and one.keypoints.shape == (1, N_KEYPOINTS, 2)
+        assert one.probs.shape == (1, N_EMOTIONS) and one.track_ids.tolist() == [f.track_ids[i]]
+        np.testing.assert_array_equal(one.boxes[0], f.boxes[i])
+        assert one.frame_index.tolist() == [3] and one.timestamp_s.tolist() == [0.12]
+    with pytest.raises(IndexError):
+        f[4]
+
+
+def test_faces_in_frame_and_concat_keep_each_face_s_frame():
+    a, b = make_faces(2).in_frame(0, 0.0), make_faces(3).in_frame(5, 0.2)
+    assert (make_faces(2).frame_index == -1).all() and np.isnan(make_faces(2).timestamp_s).all()
+    joined = Faces.concat([a, b])
+    assert joined.frame_index.tolist() == [0, 0, 5, 5, 5]
+    assert joined.timestamp_s.tolist() == [0.0, 0.0, 0.2, 0.2, 0.2]
+    assert np.isnan(joined.smoothed).all()
 
 
 def test_faces_with_replaces_a_column_only():
@@ -255,3 +277,40 @@ def test_windows_in_one_batch_give_what_each_gives_alone(face):
         np.testing.assert_allclose(together[0][mine], alone[0], atol=1e-3)
         np.testing.assert_allclose(together[1][mine], alone[1], atol=1e-5)
     assert len(together[0]) > 0
+
+
+def test_timeline_sink_rows_and_back():
+    from fer_video.timeline.rows import TimelineSink, faces_by_frame
+    from fer_video.timeline.schema import RAW
+
+    rng = np.random.default_rng(1)
+    sink = TimelineSink()
+    frames = [make_faces(2).with_(track_ids=[1, 2], probs=rng.uniform(0, 1, (2, N_EMOTIONS))).in_frame(0, 0.0),
+              Faces.empty(),
+              make_faces(1).with_(track_ids=[2], probs=rng.uniform(0, 1, (1, N_EMOTIONS))).in_frame(4, 0.16)]
+    for faces in frames:
+        sink.append(faces)
+    rows = sink.rows("clip", "/x/clip.mp4")
+    assert rows["frame_index"].tolist() == [0, 0, 4] and rows["track_id"].dtype == np.int32
+    assert (rows["video_id"] == "clip").all() and rows[RAW].to_numpy().dtype == np.float32
+    back = faces_by_frame(rows)
+    assert sorted(back) == [0, 4]
+    for original in (frames[0], frames[2]):
+        again = back[int(original.frame_index[0])]
+        for column in ("boxes", "scores", "track_ids", "probs", "frame_index", "timestamp_s"):
+            np.testing.assert_array_equal(getattr(again, column), getattr(original, column))
+    assert len(TimelineSink().rows("none", "/x/none.mp4")) == 0
+
+
+def test_draw_faces_draws_a_faces_record():
+    from fer_video.render import draw_faces
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    probs = np.eye(N_EMOTIONS, dtype=np.float32)[[3]]
+    faces = Faces(np.array([[50, 40, 80, 80]]), np.array([0.9]), np.zeros((1, N_KEYPOINTS, 2)),
+                  track_ids=[1], probs=probs)
+    draw_faces(image, faces)  # raw probabilities when not smoothed
+    assert image.any()
+    smoothed = image.copy()
+    draw_faces(smoothed, faces.with_(smoothed=probs))
+    np.testing.assert_array_equal(smoothed, image)

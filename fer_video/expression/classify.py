@@ -13,6 +13,7 @@ import numpy as np
 from fer_video.expression.calibration import softmax
 from fer_video.expression.export import card_path, fresh_tflite
 from fer_video.expression.preprocess import to_model_input
+from fer_video.faces.record import Faces
 from fer_video.resources import model_threads, new_interpreter
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class _Keras:
 
 
 class ExpressionClassifier:
-    """`classifier(faces)`: (N, 48, 48) uint8 grey crops -> (N, 7) calibrated probabilities.
+    """`classifier(crops)`: (N, 48, 48) uint8 grey face crops -> (N, 7) calibrated probabilities;
+    `classifier.classify(faces, crops)`: the same into `faces.probs`.
 
     The model runs as a TFLite model in LiteRT: the `.tflite` beside the `.keras`, made by
     fer_video/expression/export.py, used only while the model card records that it was
@@ -145,8 +147,8 @@ class ExpressionClassifier:
         self.backend = "tflite (converted in memory)"
         self._logits = _LiteRT(convert(self.path), threads, images)
 
-    def logits(self, faces: np.ndarray) -> np.ndarray:
-        x = to_model_input(np.asarray(faces))
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        x = to_model_input(np.asarray(crops))
         out = np.empty((len(x), 7), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
@@ -157,7 +159,11 @@ class ExpressionClassifier:
             out[start : start + n] = (logits[:n] + logits[n:]) / 2 if self.flip else logits
         return out + self.logit_bias
 
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        if len(faces) == 0:
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
             return np.zeros((0, 7), np.float32)
-        return softmax(self.logits(faces), self.temperature).astype(np.float32)
+        return softmax(self.logits(crops), self.temperature).astype(np.float32)
+
+    def classify(self, faces: Faces, crops: np.ndarray) -> Faces:
+        """`faces` with `probs` filled from their crops (row i is face i's crop)."""
+        return faces.with_(probs=self(crops))

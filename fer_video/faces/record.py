@@ -1,12 +1,16 @@
-"""`Faces`: the columnar record of one frame's faces that every stage takes and returns.
+"""`Faces`: the columnar record of faces that every stage takes and returns.
 
-Detector -> tracker -> classifier each fill their own columns; arrays stay aligned, row i is
-one face. Modelled on supervision's `Detections`.
+The detector fills boxes, scores and keypoints; the tracker track ids; the classifier raw
+probabilities; smoothing the smoothed ones; the renderer draws them and the timeline sink
+(`TimelineSink`) turns them into rows. Arrays stay aligned: row i is one face, and one face is
+one timeline row, so the frame's index and time are columns too (the same value on every row
+of a frame): faces gathered from several frames for one classifier call, or a whole video's
+faces in the sink, are still one `Faces`. Modelled on supervision's `Detections`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -20,20 +24,21 @@ class Faces:
     scores: np.ndarray  # (N,) float32 detector confidence
     keypoints: np.ndarray  # (N, 6, 2) float32 in source pixels; NaN where the detector gives none
     track_ids: np.ndarray = field(default=None)  # (N,) int64; -1 before tracking
-    probs: np.ndarray = field(default=None)  # (N, 7) float32 raw class probabilities; NaN before
+    probs: np.ndarray = field(default=None)  # (N, 7) float32 raw class probabilities; NaN before classifying
+    smoothed: np.ndarray = field(default=None)  # (N, 7) float32 smoothed over the track; NaN before smoothing
+    frame_index: np.ndarray = field(default=None)  # (N,) int64 index of the face's frame; -1 before `in_frame`
+    timestamp_s: np.ndarray = field(default=None)  # (N,) float64 that frame's time; NaN before `in_frame`
 
     def __post_init__(self):
         n = len(self.boxes)
         self.boxes = np.asarray(self.boxes, np.float32).reshape(n, 4)
         self.scores = np.asarray(self.scores, np.float32).reshape(n)
         self.keypoints = np.asarray(self.keypoints, np.float32).reshape(n, N_KEYPOINTS, 2)
-        self.track_ids = (
-            np.full(n, -1, np.int64) if self.track_ids is None else np.asarray(self.track_ids, np.int64)
-        )
-        self.probs = (
-            np.full((n, N_EMOTIONS), np.nan, np.float32) if self.probs is None
-            else np.asarray(self.probs, np.float32).reshape(n, N_EMOTIONS)
-        )
+        self.track_ids = _column(self.track_ids, (n,), np.int64, -1)
+        self.probs = _column(self.probs, (n, N_EMOTIONS), np.float32, np.nan)
+        self.smoothed = _column(self.smoothed, (n, N_EMOTIONS), np.float32, np.nan)
+        self.frame_index = _column(self.frame_index, (n,), np.int64, -1)
+        self.timestamp_s = _column(self.timestamp_s, (n,), np.float64, np.nan)
 
     @classmethod
     def empty(cls) -> "Faces":
@@ -43,14 +48,19 @@ class Faces:
         return len(self.boxes)
 
     def __getitem__(self, index) -> "Faces":
-        """Rows selected by a boolean mask, index array or slice."""
-        return Faces(
-            self.boxes[index], self.scores[index], self.keypoints[index],
-            self.track_ids[index], self.probs[index],
-        )
+        """The faces selected by an int (one face, still a `Faces`), a slice, a boolean mask or an
+        index array."""
+        if isinstance(index, (int, np.integer)):
+            index = np.array([index])  # a row, not a scalar: every column keeps its rank
+        return Faces(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def with_(self, **columns) -> "Faces":
         return replace(self, **columns)
+
+    def in_frame(self, index: int, time: float) -> "Faces":
+        """These faces stamped with the frame they were found in."""
+        n = len(self)
+        return self.with_(frame_index=np.full(n, index, np.int64), timestamp_s=np.full(n, time, np.float64))
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -61,11 +71,13 @@ class Faces:
     def concat(parts: list["Faces"]) -> "Faces":
         if not parts:
             return Faces.empty()
-        return Faces(
-            np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.keypoints for p in parts]), np.concatenate([p.track_ids for p in parts]),
-            np.concatenate([p.probs for p in parts]),
-        )
+        return Faces(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Faces)})
+
+
+def _column(values, shape: tuple, dtype, missing) -> np.ndarray:
+    if values is None:
+        return np.full(shape, missing, dtype)
+    return np.asarray(values, dtype).reshape(shape)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
