@@ -33,7 +33,7 @@ def main() -> int:
     results = {"machine": common.print_machine()}
 
     from fer_video.expression.classify import ExpressionClassifier
-    from fer_video.expression.data import load_folder
+    from fer_video.expression.training.data import load_folder
     from fer_video.faces.align import FER_CROP, fer_crops
     from fer_video.faces.detect import make_detector
 

@@ -210,7 +210,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from fer_video.expression.train import TrainConfig, train
+    from fer_video.expression.training.train import TrainConfig, train
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ def cmd_train(args) -> int:
         export.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "model.keras", export / "fer_vgg.keras")
         shutil.copy(run_dir / "model.json", export / "fer_vgg.json")
-        from fer_video.expression.export import export_tflite
+        from fer_video.expression.training.export import export_tflite
         export_tflite(export / "fer_vgg.keras")  # fer_vgg.tflite; its source's sha256 in fer_vgg.json
         print(f"exported to {export / 'fer_vgg.keras'}")
     print(f"validation accuracy {summary['validation']['accuracy']:.4f}; model: {run_dir / 'model.keras'}")
@@ -243,8 +243,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from fer_video.expression.data import resolve_split
-    from fer_video.expression.evaluate import evaluate, format_report, write_report
+    from fer_video.expression.training.data import resolve_split
+    from fer_video.expression.training.evaluate import evaluate, format_report, write_report
 
     folder = resolve_split(args.dataset, args.split)
     with quiet_stderr(not args.verbose):

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from fer_video.expression.calibration import fit_logit_bias, recalls
-from fer_video.expression.model import build_model, build_network
+from fer_video.expression.training.calibration import fit_logit_bias, recalls
+from fer_video.expression.training.model import build_model, build_network
 from fer_video.expression.preprocess import to_model_input
-from fer_video.expression.train import augment_batch, centre_crop, class_weights
+from fer_video.expression.training.train import augment_batch, centre_crop, class_weights
 
 
 def test_prediction_does_not_depend_on_a_faces_contrast_or_brightness():
@@ -55,7 +55,7 @@ def test_augmented_views_are_crops_of_the_face_in_range_and_repeatable():
 def test_augmentation_without_jitter_is_the_centre_crop_or_its_mirror():
     """With zoom 1, no rotation, no shift, gamma 1 and no erasing, a view is the centre crop,
     mirrored or not: the geometry of the training views matches what the pipeline shows."""
-    from fer_video.expression import train
+    from fer_video.expression.training import train
 
     faces = np.random.default_rng(3).integers(0, 256, (16, 48, 48)).astype(np.uint8)
 
@@ -104,7 +104,7 @@ def test_logit_bias_brings_a_neglected_class_above_its_recall_floor():
 def test_classifier_applies_the_cards_tta_bias_and_temperature(tmp_path):
     pytest.importorskip("tensorflow", reason="exporting needs TensorFlow")
     from fer_video.expression.classify import ExpressionClassifier
-    from fer_video.expression.export import card_path, export_tflite
+    from fer_video.expression.training.export import card_path, export_tflite
 
     path = tmp_path / "m.keras"
     build_model(widths=(8, 16)).save(path)

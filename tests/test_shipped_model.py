@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_video.expression.calibration import expected_calibration_error, recalls
+from fer_video.expression.training.calibration import expected_calibration_error, recalls
 from fer_video.expression.labels import EMOTIONS
 from helpers import REPO
 
@@ -18,7 +18,7 @@ def public_test():
     if not PUBLIC_TEST.is_dir():
         pytest.skip(f"FER2013 not found at {PUBLIC_TEST}: this test measures the shipped model on its public_test")
     from fer_video.expression.classify import ExpressionClassifier
-    from fer_video.expression.data import load_folder
+    from fer_video.expression.training.data import load_folder
 
     faces, labels, _ = load_folder(PUBLIC_TEST)
     classifier = ExpressionClassifier()

@@ -1,5 +1,5 @@
 """The expression model as the pipeline runs it: a .tflite in LiteRT, converted from the .keras
-(fer_video/expression/export.py). Same probabilities as Keras, no TensorFlow at run time, and a
+(fer_video/expression/training/export.py). Same probabilities as Keras, no TensorFlow at run time, and a
 .tflite that no longer matches its .keras is never run."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fer_video.expression.classify import DEFAULT_MODEL, ExpressionClassifier
-from fer_video.expression.export import (
+from fer_video.expression.training.export import (
     TFLITE_KERAS_SHA_KEY,
     TFLITE_SHA_KEY,
     card_path,
@@ -34,7 +34,7 @@ def save_tiny_model(path, seed: int) -> None:
     scaled up so the probabilities are far from uniform (a real test of agreement)."""
     import keras
 
-    from fer_video.expression.model import build_model
+    from fer_video.expression.training.model import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(widths=(8, 16))
@@ -120,7 +120,7 @@ def test_a_tflite_that_is_not_the_recorded_file_is_not_run(tiny, tmp_path):
 def test_shipped_tflite_is_converted_from_the_shipped_keras():
     pytest.importorskip("tensorflow", reason="the comparison runs the .keras through TensorFlow")
     card = json.loads(card_path(DEFAULT_MODEL).read_text())
-    assert tflite_path(DEFAULT_MODEL).exists(), "run `python -m fer_video.expression.export models/fer_vgg.keras`"
+    assert tflite_path(DEFAULT_MODEL).exists(), "run `python -m fer_video.expression.training.export models/fer_vgg.keras`"
     assert card[TFLITE_KERAS_SHA_KEY] == file_sha256(DEFAULT_MODEL), "models/fer_vgg.tflite is stale"
     assert card[TFLITE_SHA_KEY] == file_sha256(tflite_path(DEFAULT_MODEL))
     x = faces(64, seed=3)

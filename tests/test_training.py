@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_video.expression.data import load_folder, resolve_split, stratified_split
-from fer_video.expression.export import file_sha256
+from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
+from fer_video.expression.training.export import file_sha256
 from fer_video.expression.labels import EMOTIONS
 from helpers import run_cli
 

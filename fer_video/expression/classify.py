@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_video.expression.calibration import softmax
-from fer_video.expression.export import card_path, fresh_tflite
 from fer_video.expression.preprocess import to_model_input
+# The model card and its .tflite record are written by the export; checking them imports no TensorFlow.
+from fer_video.expression.training.export import card_path, fresh_tflite
 from fer_video.faces.record import Faces
 from fer_video.resources import model_threads, new_interpreter
 
@@ -24,6 +24,13 @@ DEFAULT_MODEL = MODELS_DIR / "fer_vgg.keras"
 # at 3,180 images/s with 64 per invoke and 3,020 with 512 (the pipeline's 256 faces, flipped), and
 # 64 images need 9 MB of activations where 512 need 75 MB.
 DEFAULT_BATCH = 32
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def model_card_path(model_path: Path) -> Path:
@@ -89,7 +96,7 @@ class ExpressionClassifier:
     `classifier.classify(faces, crops)`: the same into `faces.probs`.
 
     The model runs as a TFLite model in LiteRT: the `.tflite` beside the `.keras`, made by
-    fer_video/expression/export.py, used only while the model card records that it was
+    fer_video/expression/training/export.py, used only while the model card records that it was
     converted from this very `.keras`. No TensorFlow is imported then (2.7 s saved per process).
     Faces run in batches of `batch_size`; with `flip`, each batch and its mirror image go through
     the model in one invoke and the two logits are averaged (test-time augmentation). `flip=None`
@@ -134,15 +141,15 @@ class ExpressionClassifier:
             self._logits = _LiteRT(tflite.read_bytes(), threads, images)
             return
         if backend == "tflite":
-            raise FileNotFoundError(f"{why_not}; write it with `python -m fer_video.expression.export {self.path}`")
+            raise FileNotFoundError(f"{why_not}; write it with `python -m fer_video.expression.training.export {self.path}`")
         # A user-trained model without a (fresh) .tflite: convert it here, in memory, rather than
         # run it through Keras. The conversion imports TensorFlow (seconds, once per process) but
         # then the model runs on the same engine, with the same numerics and speed, as the shipped
         # one; nothing is written beside the user's model (its folder may be read-only, and
         # parallel workers would race). A stale .tflite is never run: it was made from other weights.
-        from fer_video.expression.export import convert
+        from fer_video.expression.training.export import convert
 
-        log.warning("%s: converting %s to TFLite in memory (`python -m fer_video.expression.export %s` "
+        log.warning("%s: converting %s to TFLite in memory (`python -m fer_video.expression.training.export %s` "
                     "writes it once)", why_not, self.path.name, self.path)
         self.backend = "tflite (converted in memory)"
         self._logits = _LiteRT(convert(self.path), threads, images)

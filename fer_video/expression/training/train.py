@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_video.expression.calibration import expected_calibration_error, fit_temperature, softmax
-from fer_video.expression.data import load_folder, resolve_split, stratified_split
+from fer_video.expression.training.calibration import expected_calibration_error, fit_temperature, softmax
+from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
 from fer_video.expression.labels import EMOTIONS
 from fer_video.expression.preprocess import FACE_SIZE
 
@@ -187,7 +187,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     """Train (or resume) in run_dir; returns the summary also written to run_dir/model.json."""
     import keras
 
-    from fer_video.expression.model import build_network
+    from fer_video.expression.training.model import build_network
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -242,9 +242,9 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
            dataset_dir, train_images: int, train_seconds: float) -> dict:
     """Wrap the network as the pipeline runs it, fit its calibration on the validation faces
     (per-class logit bias, then temperature), write model.keras, model.json and model.tflite."""
-    from fer_video.expression.calibration import fit_logit_bias, recalls
-    from fer_video.expression.export import export_tflite
-    from fer_video.expression.model import build_model, build_network
+    from fer_video.expression.training.calibration import fit_logit_bias, recalls
+    from fer_video.expression.training.export import export_tflite
+    from fer_video.expression.training.model import build_model, build_network
     from fer_video.versioning import code_version
 
     # The shipped file holds the network alone: no optimiser state.

@@ -1,16 +1,12 @@
-"""Temperature scaling (Guo et al., 2017) and expected calibration error."""
+"""Fitting the calibration on validation faces: temperature scaling (Guo et al., 2017), the
+per-class logit bias, and expected calibration error."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+from fer_video.expression.classify import softmax  # applying the calibration is the classifier's
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_video.expression.calibration import expected_calibration_error, softmax
-from fer_video.expression.data import load_folder
+from fer_video.expression.training.calibration import expected_calibration_error, softmax
+from fer_video.expression.training.data import load_folder
 from fer_video.expression.labels import EMOTIONS
 
 

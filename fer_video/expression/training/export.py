@@ -1,6 +1,6 @@
 """Converting a trained .keras expression model to a LiteRT (.tflite) model for inference.
 
-    .venv/bin/python -m fer_video.expression.export models/fer_vgg.keras [--dynamic-range]
+    .venv/bin/python -m fer_video.expression.training.export models/fer_vgg.keras [--dynamic-range]
 
 writes models/fer_vgg.tflite beside the .keras and records in its card (models/fer_vgg.json) the
 sha256 of the .keras it was converted from (`tflite_from_keras_sha256`) and of the .tflite itself
