@@ -65,12 +65,12 @@ def clip(seconds: float, width: int = 1280, height: int = 720, fps: int = 30) ->
     """The two-face sample clip (fer_video.samples.make_clip), built once and cached."""
     path = OUT / "clips" / f"two_faces_{width}x{height}_{fps}fps_{seconds:g}s.mp4"
     if not path.exists():
+        from fer_video.outputs import atomic_path
         from fer_video.samples import make_clip
 
         print(f"building {path.relative_to(ROOT)} ...", flush=True)
-        partial = path.with_name(f"partial_{path.name}")
-        make_clip(partial, seconds=seconds, width=width, height=height, fps=fps)
-        os.replace(partial, path)
+        with atomic_path(path) as temp:
+            make_clip(temp, seconds=seconds, width=width, height=height, fps=fps, extra_output_args=["-f", "mp4"])
     return path
 
 

@@ -20,9 +20,10 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from fer_video import interrupt
 from fer_video.errors import InputError
 from fer_video.video.probe import IMAGE_SUFFIXES
 
@@ -43,8 +44,19 @@ def output_name(path: str | Path, folder: str | Path | None = None) -> str:
     return "__".join([*relative.parent.parts, last])
 
 
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one input's outputs go. Each file is written through `atomic_path` (a hidden
+    `.<file>.<random>.part` beside it until complete); `lock` is the `claim` on all of them."""
+
+    name: str  # the output name, also the rows' video_id
+    timeline: Path  # <name>.parquet, written last: its presence marks the job done
+    media: Path  # the annotated video or image
+    lock: Path  # .<name>.lock
+
+
 def output_paths(source: str | Path, out_dir: str | Path, name: str, is_image: bool,
-                 inputs_root: str | Path | None = None, image_codec: str = "") -> dict[str, Path]:
+                 inputs_root: str | Path | None = None, image_codec: str = "") -> OutputPaths:
     """`timeline`: `<name>.parquet`; `media`: the annotated video `<name>.mp4`, or
     `<name>.annotated.mp4` when the output folder is where the inputs are found (the input's own
     folder, or `inputs_root`, the folder a batch scans), so that no output ever replaces, or looks
@@ -59,13 +71,17 @@ def output_paths(source: str | Path, out_dir: str | Path, name: str, is_image: b
         media = out_dir / f"{name}.annotated.mp4"
     else:
         media = out_dir / f"{name}.mp4"
-    return {"timeline": out_dir / f"{name}.parquet", "media": media}
+    return OutputPaths(name, out_dir / f"{name}.parquet", media, lock_path(out_dir, name))
+
+
+def media_names(name: str) -> list[str]:
+    """Every file name `output_paths` can give `name`'s annotated video or image."""
+    return [f"{name}.mp4", f"{name}.annotated.mp4", *(f"{name}.annotated{s}" for s in sorted(IMAGE_WRITERS))]
 
 
 def _output_files(name: str) -> list[str]:
     """Every file name an output of `name` can have."""
-    return [f"{name}.parquet", f"{name}.mp4", f"{name}.annotated.mp4",
-            *(f"{name}.annotated{s}" for s in sorted(IMAGE_WRITERS))]
+    return [f"{name}.parquet", *media_names(name)]
 
 
 # --- atomic writes ------------------------------------------------------------------------------
@@ -79,7 +95,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     its own beside `final` (`.<name>.<random>.part`), renamed to `final` when the block succeeds
     and removed when it fails. Each call gets a new temp name, so two runs writing the same output
     never write into, rename or delete each other's half-written file; globs like `*.parquet`
-    never see it."""
+    never see it. Ctrl-C or SIGTERM removes it too (`interrupt.in_flight`). Every file fer-video
+    writes goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -91,14 +108,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except FileExistsError:
             continue
     try:
-        yield temp
+        with interrupt.in_flight(temp):
+            yield temp
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
 
 
 def _temp_of(filename: str) -> re.Pattern:
-    # `..x.part.part` too: VideoWriter writes its own `.<name>.part` beside the temp name it is given.
+    # `.x.part` and `..x.<random>.part.part` too: what versions before the unique temp names left.
     return re.compile(rf"^\.{{1,2}}{re.escape(filename)}(\.[0-9a-f]{{{_TOKEN}}})?\.part(\.part)?$")
 
 
@@ -221,5 +239,3 @@ def check_overwrite(timeline: Path, source: str | Path, content_sha256: str, job
     raise InputError(source, f"{timeline} holds the timeline of another input, {meta.source_path}; {hint}")
 
 
-__all__ = ["IMAGE_WRITERS", "VIDEO_SUFFIXES", "atomic_path", "check_overwrite", "claim", "is_output", "lock_path", "output_name",
-           "output_paths", "remove_leftovers", "timeline_metadata"]

@@ -28,7 +28,7 @@ from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256  # defined there to be cheap to import
-from fer_video.outputs import IMAGE_WRITERS, atomic_path, check_overwrite, claim, output_name
+from fer_video.outputs import IMAGE_WRITERS, OutputPaths, atomic_path, check_overwrite, claim, output_name
 from fer_video.outputs import output_paths as _output_paths
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
@@ -295,21 +295,21 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
 
 
 def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None,
-                 inputs_root: Path | None = None) -> dict[str, Path]:
+                 inputs_root: Path | None = None) -> OutputPaths:
     """Where `info`'s outputs go: the one rule, `fer_video.outputs.output_paths`."""
     return _output_paths(info.path, out_dir, name or output_name(info.path), info.is_image, inputs_root,
                          image_codec=info.video_codec)
 
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
-    path = output_paths(analysis.info, options.out_dir, analysis.name)["timeline"]
+    path = output_paths(analysis.info, options.out_dir, analysis.name).timeline
     return write_timeline(rows, metadata(analysis, options), path)
 
 
 def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
-    path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
+    path = output_paths(info, options.out_dir, name, options.inputs_root).media
     by_frame = faces_by_frame(rows)
     if info.is_image:
         image = next(iter(read_frames(info))).image.copy()
@@ -322,23 +322,20 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     pix_fmt, _ = frame_layout(info.width, info.height)
     frames = read_frames(info)
     first = next(frames)  # its time is where the video starts on the source's clock
-    # VideoWriter renames its own `.<name>.part` to the unique temp name, which is then renamed
-    # into place: two runs rendering the same output never share a file.
-    with atomic_path(path) as temp:
-        writer = VideoWriter(temp, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
-        with bar, writer, interrupt.in_flight(writer.partial), interrupt.in_flight(temp):
-            for frame in itertools.chain([first], frames):
-                interrupt.check()
-                faces = by_frame.get(frame.index - frame.index % options.stride)
-                if faces is None:
-                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-                else:
-                    # OpenCV draws in BGR; frames go out in the layout they came in.
-                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                    draw_faces(image, faces)
-                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-                bar.update(1)
+    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+    with bar, writer:
+        for frame in itertools.chain([first], frames):
+            interrupt.check()
+            faces = by_frame.get(frame.index - frame.index % options.stride)
+            if faces is None:
+                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+            else:
+                # OpenCV draws in BGR; frames go out in the layout they came in.
+                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                draw_faces(image, faces)
+                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+            bar.update(1)
     return path
 
 
@@ -346,7 +343,7 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
-    with atomic_path(path) as temp, interrupt.in_flight(temp):
+    with atomic_path(path) as temp:
         temp.write_bytes(data.tobytes())
     return path
 
@@ -394,7 +391,7 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
             raise InputError(info.path, f"busy: another fer-video run is writing {options.out_dir / name}.* now")
         content_sha256 = content_sha256 or file_sha256(info.path)
         key = job_key(content_sha256, model_sha256(options), options)
-        timeline = output_paths(info, options.out_dir, name, options.inputs_root)["timeline"]
+        timeline = output_paths(info, options.out_dir, name, options.inputs_root).timeline
         note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
         return _annotate_claimed(info, options, name, content_sha256, stages, note)
 

@@ -77,7 +77,7 @@ def _runs(times: np.ndarray, labels: np.ndarray, step: float):
 
 def plot_timeline(rows: pd.DataFrame, path: str | Path, metadata: TimelineMetadata | None = None,
                   summary: pd.DataFrame | None = None, dpi: int = DPI) -> Path:
-    """`timeline_figure` as a PNG at `path` (written to a hidden `.part` file, then renamed)."""
+    """`timeline_figure` as a PNG at `path` (written through `fer_video.outputs.atomic_path`)."""
     return _save(timeline_figure(rows, metadata, summary, dpi), path, dpi)
 
 

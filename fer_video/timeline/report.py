@@ -12,12 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.outputs import IMAGE_WRITERS, atomic_path, media_names
 from fer_video.render import EMOTION_COLORS_BGR
 from fer_video.timeline.schema import TimelineMetadata
 
 __all__ = ["report_video", "render_report", "annotated_media"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # what annotate writes images as
 
 
 def _rgb(emotion: str, alpha: float | None = None) -> str:
@@ -30,8 +29,7 @@ def annotated_media(folder: Path, video_id: str, source: str | Path | None = Non
 
     `source` is the input's path: annotating into the input's own folder writes
     `<stem>.annotated.mp4`, and `<stem>.mp4` there is the input itself, not an output."""
-    candidates = [folder / f"{video_id}.mp4", folder / f"{video_id}.annotated.mp4"]
-    candidates += [folder / f"{video_id}.annotated{s}" for s in IMAGE_SUFFIXES]
+    candidates = [folder / filename for filename in media_names(video_id)]
     original = Path(source).resolve() if source else None
     return next((p for p in candidates if p.is_file() and p.resolve() != original), None)
 
@@ -70,7 +68,7 @@ def _media_section(media: Path | None, report_dir: Path) -> str:
                 "<code>fer-video annotate</code> without <code>--no-video</code>).</p>")
     href = html.escape(Path(os.path.relpath(media, report_dir)).as_posix(), quote=True)
     name = html.escape(media.name)
-    if media.suffix.lower() in IMAGE_SUFFIXES:
+    if media.suffix.lower() in IMAGE_WRITERS:
         player = f'<img class="media" src="{href}" alt="annotated image">'
     else:
         player = f'<video class="media" controls preload="metadata" src="{href}"></video>'
@@ -161,10 +159,6 @@ def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | N
         annotated_media(folder, video, meta.source_path if meta is not None else None), out.resolve(),
     )
     path = out / plot_names(video, track)["timeline"].replace(".timeline.png", ".report.html")
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
     return path

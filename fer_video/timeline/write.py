@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fer_video.expression.labels import EMOTIONS
-from fer_video.interrupt import in_flight
 from fer_video.outputs import atomic_path
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
@@ -28,7 +27,7 @@ def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | P
     ever sees a half-written file, and concurrent writers never share one."""
     path = Path(path)
     try:
-        with atomic_path(path) as temp, in_flight(temp):
+        with atomic_path(path) as temp:
             pq.write_table(to_table(rows, metadata), temp, compression="zstd")
     except OSError as error:  # a full disk, a folder gone: name the file, not only errno
         raise OSError(error.errno, f"{path}: cannot write the timeline: {error.strerror or error}") from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from fractions import Fraction
@@ -23,8 +22,8 @@ class VideoWriter:
     """`with VideoWriter(out, w, h, fps, audio_from=src) as w: w.write(frame)`, frames BGR (H x W x 3)
     or, with `pix_fmt="yuv420p"`, I420 planes (H*3/2 x W) as `read_frames` gives them.
 
-    Frames go to a hidden `.<name>.part`, renamed to `out` only after ffmpeg finished cleanly, so a crash
-    never leaves a file that looks complete. yuv420p needs even sides: an odd-sized source is
+    Frames go to a hidden temp file of this writer's own (`fer_video.outputs.atomic_path`), renamed
+    to `out` only after ffmpeg finished cleanly, so a crash never leaves a file that looks complete. yuv420p needs even sides: an odd-sized source is
     padded by one pixel.
     """
 
@@ -44,8 +43,11 @@ class VideoWriter:
         """`start`: seconds of the first frame on the source's clock (as `read_frames` gives it).
         A video that starts after its audio keeps that offset, so picture and sound stay in sync
         and the MP4's clock is the timeline's; it lands on the frame grid, within a frame."""
+        from fer_video.outputs import atomic_path  # here: fer_video.outputs imports fer_video.video
+
         self.path = Path(path)
-        self.partial = self.path.with_name(f".{self.path.name}.part")
+        self._atomic = atomic_path(self.path)  # entered here, left by close (rename) or abort (removal)
+        self.partial = self._atomic.__enter__()
         self.width, self.height = width, height
         self.shape = frame_shape(pix_fmt, width, height)
         offset = {"itsoffset": f"{start:.6f}"} if start > 0 else {}
@@ -64,12 +66,10 @@ class VideoWriter:
             .global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
             .compile(cmd=ffmpeg_exe())
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr: list[bytes] = []
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
         self._drain.start()
-        self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
         if image.shape != self.shape:
@@ -78,7 +78,6 @@ class VideoWriter:
             self._proc.stdin.write(np.ascontiguousarray(image).data)
         except BrokenPipeError:
             self._fail("ffmpeg stopped taking frames")
-        self.frames += 1
 
     def close(self) -> Path:
         self._proc.stdin.close()
@@ -86,14 +85,19 @@ class VideoWriter:
         self._drain.join(timeout=10)
         if self._proc.returncode != 0:
             self._fail(f"ffmpeg exit {self._proc.returncode}")
-        os.replace(self.partial, self.path)
+        self._atomic.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        self.partial.unlink(missing_ok=True)
+        failed = RuntimeError("aborted")
+        try:
+            self._atomic.__exit__(RuntimeError, failed, None)  # removes the temp file
+        except RuntimeError as error:
+            if error is not failed:
+                raise
 
     def _fail(self, fallback: str):
         self.abort()

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 TFLITE_KERAS_SHA_KEY = "tflite_from_keras_sha256"
@@ -55,16 +54,11 @@ def fresh_tflite(keras_path: str | Path, card: dict, keras_sha256: str | None = 
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, then os.replace: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers see the old file or the new one."""
+    from fer_video.outputs import atomic_path
+
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
 
 
 def convert(model, dynamic_range: bool = False) -> bytes:
