@@ -26,7 +26,7 @@ W, H = 1280, 720
 
 
 def patch_box(actor, t: float, face_shape, width: int = W, height: int = H) -> tuple[int, int, int, int]:
-    """Where fer_video.samples.render_frame pastes `actor` at time t: (x, y, w, h)."""
+    """Where fer_video.samples.sample_frame pastes `actor` at time t: (x, y, w, h)."""
     phase = 2 * np.pi * t / actor.period
     w = int(actor.width * (1 + actor.scale * np.sin(phase)))
     h = int(w * face_shape[0] / face_shape[1])

@@ -161,10 +161,10 @@ def main() -> None:
     non_faces["text card, 4 s"] = ([text_card(t=i / 25) for i in range(25 * seconds)], True)
     non_faces["shapes animation, 4 s"] = ([shapes_animation(t=i / 25) for i in range(25 * seconds)], True)
 
-    from fer_video.samples import render_frame, two_actors
+    from fer_video.samples import sample_frame, two_actors
 
     canvas, face = background(640, 360), astronaut_face()
-    faces["astronaut two-face clip, 4 s"] = ([render_frame(canvas, face, two_actors(640), i / 25)
+    faces["astronaut two-face clip, 4 s"] = ([sample_frame(canvas, face, two_actors(640), i / 25)
                                               for i in range(25 * seconds)], True)
     def all_scores(title: str, sources: dict) -> list[float]:
         print(title)

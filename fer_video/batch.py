@@ -119,12 +119,6 @@ def output_names(paths: list[Path], folder: Path) -> list[str]:
     return [output_name(p, folder) for p in paths]
 
 
-def model_sha256(options: AnnotateOptions) -> str:
-    from fer_video import jobs
-
-    return jobs.model_sha256(options)
-
-
 def finished_key(out_dir: Path, name: str) -> str | None:
     """The job key stored in an existing timeline, or None if there is none (or it is unreadable)."""
     meta = timeline_metadata(out_dir / f"{name}.parquet")
@@ -177,6 +171,8 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
     root = Path(folder)
     options = replace(options, inputs_root=root) if options.inputs_root is None else options
     paths = discover(root, pattern, options.out_dir)
+    from fer_video.jobs import model_sha256
+
     model_sha = model_sha256(options)
     growing = still_being_written(paths)
     planned = plan(paths, root, options.out_dir)
@@ -240,7 +236,7 @@ def print_outcome(o: Outcome) -> None:
     print(f"fer-video: {outcome_line(o)}", file=sys.stderr, flush=True)
 
 
-def format_summary(outcomes: list[Outcome]) -> str:
+def format_outcomes(outcomes: list[Outcome]) -> str:
     """An aligned table, then one line of totals."""
     header = ("status", "input", "frames", "faces", "seconds", "reason")
     rows = [(o.status, o.path, str(o.frames), str(o.faces), f"{o.seconds:.1f}", o.reason) for o in outcomes]
@@ -251,8 +247,3 @@ def format_summary(outcomes: list[Outcome]) -> str:
         del counts["writing"]
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} inputs")
     return "\n".join(lines)
-
-
-__all__ = ["Outcome", "annotate_folder", "annotate_job", "claim", "discover", "format_summary", "in_threads",
-           "model_sha256", "outcome_line", "output_name", "output_names", "plan", "print_outcome",
-           "still_being_written"]

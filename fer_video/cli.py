@@ -291,7 +291,7 @@ def cmd_batch(args) -> int:
         outcomes = batch.annotate_folder(Path(args.folder).resolve(), _annotate_options(args, progress=False),
                                          args.pattern, args.retries, run_jobs=batch.in_threads(args.concurrency),
                                          on_outcome=None if args.quiet else batch.print_outcome)
-    print(batch.format_summary(outcomes), flush=True)
+    print(batch.format_outcomes(outcomes), flush=True)
     return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else 0
 
 

@@ -35,10 +35,10 @@ def cmd_query(args) -> int:
 
 def cmd_summary(args) -> int:
     from fer_video.timeline.query import write_result
-    from fer_video.timeline.summary import format_summary_table, summary
+    from fer_video.timeline.summary import format_summary, summary
 
     table = summary(args.folder, by=args.by, video=args.video, track=args.track, start=args.start, end=args.end)
-    _written(write_result(table, args.format, args.output, table=format_summary_table, dataset=args.folder))
+    _written(write_result(table, args.format, args.output, table=format_summary, dataset=args.folder))
     return 0
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_video import __version__, interrupt
+from fer_video.draw import draw_faces
 from fer_video.errors import InputError
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, fer_crops
@@ -30,7 +31,6 @@ from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256  # defined there to be cheap to import
 from fer_video.outputs import IMAGE_WRITERS, OutputPaths, atomic_path, check_overwrite, claim, output_name
 from fer_video.outputs import output_paths as _output_paths
-from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.rows import TimelineSink, faces_by_frame
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -39,7 +39,7 @@ from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_fra
 from fer_video.video.read import frame_layout
 
 __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmented", "annotate", "load_classifier",
-           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "Stages", "stitch", "summarise",
+           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "Stages", "stitch", "result_of",
            "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
@@ -403,7 +403,7 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
     rows = stages.smooth(keep_faces(analysis, options), options.smoothing)
-    result = summarise(info, rows, analysis)
+    result = result_of(info, rows, analysis)
     if options.video or info.is_image:
         media = stages.render(info, rows, options, analysis.name)
         if info.is_image:
@@ -416,7 +416,7 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     return result
 
 
-def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
+def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
     return Result(
         source=info.path, frames=analysis.frames_decoded, faces=len(rows),
         tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),

@@ -17,21 +17,28 @@ def model_threads() -> int:
 
 
 @contextlib.contextmanager
-def quiet_stderr(enabled: bool = True):
+def quiet_stderr(enabled: bool = True, also_stdout: bool = False):
     """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
-    file descriptor 2; hide it while they load."""
+    file descriptor 2, and TensorFlow's converter its MLIR logs to 1 as well: hide them while
+    they run. Python's own sys.stdout/sys.stderr are flushed first, so nothing of ours is lost."""
     if not enabled:
         yield
         return
+    fds = (1, 2) if also_stdout else (2,)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(fd) for fd in fds]
     with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
+        for fd in fds:
+            os.dup2(devnull.fileno(), fd)
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def new_interpreter(input_shape: list[int], **options):

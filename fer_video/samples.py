@@ -48,7 +48,7 @@ def background(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-def render_frame(canvas: np.ndarray, face: np.ndarray, actors: list[Actor], t: float) -> np.ndarray:
+def sample_frame(canvas: np.ndarray, face: np.ndarray, actors: list[Actor], t: float) -> np.ndarray:
     frame = canvas.copy()
     height, width = frame.shape[:2]
     for actor in actors:
@@ -113,7 +113,7 @@ def make_clip(
     for i in range(int(round(seconds * fps))):
         t = i / fps
         canvas = scenes[1] if cut_at is not None and t >= cut_at else scenes[0]
-        proc.stdin.write(render_frame(canvas, face, actors, t).tobytes())
+        proc.stdin.write(sample_frame(canvas, face, actors, t).tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
         raise RuntimeError(f"ffmpeg failed to write {path}")
@@ -122,7 +122,7 @@ def make_clip(
 
 def make_image(path: str | Path, width: int = 640, height: int = 480) -> Path:
     path = Path(path)
-    frame = render_frame(background(width, height), astronaut_face(), two_actors(width), 0.0)
+    frame = sample_frame(background(width, height), astronaut_face(), two_actors(width), 0.0)
     cv2.imwrite(str(path), frame)
     return path
 

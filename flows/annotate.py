@@ -20,7 +20,7 @@ probe = stage(name="probe")(pipeline.probe)
 analyse = stage(name="analyse", task_run_name="analyse frames {first}-{last}")(pipeline.analyse)
 stitch = stage(name="stitch-segments")(pipeline.stitch)
 smooth = stage(name="smooth")(pipeline.smooth)
-write_timeline = stage(name="write-timeline")(pipeline.write)
+write = stage(name="write-timeline")(pipeline.write)
 render = stage(name="render")(pipeline.render)
 
 
@@ -36,7 +36,7 @@ class _TaskStages(pipeline.Stages):
         return [f.result() for f in futures]
 
 
-STAGES = _TaskStages(probe=probe, analyse=analyse, stitch=stitch, smooth=smooth, render=render, write=write_timeline)
+STAGES = _TaskStages(probe=probe, analyse=analyse, stitch=stitch, smooth=smooth, render=render, write=write)
 
 
 def _tasks_run_elsewhere() -> bool:

@@ -34,7 +34,7 @@ def pytest_unconfigure(config):
         shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
-from fer_video.samples import Actor, astronaut_face, background, make_clip, make_image, render_frame  # noqa: E402
+from fer_video.samples import Actor, astronaut_face, background, make_clip, make_image, sample_frame  # noqa: E402
 
 from helpers import Clip, encode_frames, ffmpeg  # noqa: E402
 
@@ -91,7 +91,7 @@ def rotated_clip(clips) -> Clip:
     """
     width, height, frames = 480, 270, 50
     face, canvas, actors = astronaut_face(), background(width, height), one_actor(width)
-    upright = [render_frame(canvas, face, actors, i / FPS) for i in range(frames)]
+    upright = [sample_frame(canvas, face, actors, i / FPS) for i in range(frames)]
     stored = encode_frames(clips / "rotated_stored.mp4", (np.rot90(f) for f in upright), height, width, FPS, X264)
     path = clips / "rotated.mp4"
     ffmpeg("-display_rotation:v:0", "-90", "-i", stored, "-c", "copy", path)
@@ -109,7 +109,7 @@ def vfr_clip(clips) -> Clip:
     (`select` + `-fps_mode vfr`): frame i of the clip is at kept[i] / 25 s."""
     width, height, frames = 480, 270, 75
     face, canvas, actors = astronaut_face(), background(width, height), one_actor(width)
-    source = encode_frames(clips / "vfr_source.mp4", (render_frame(canvas, face, actors, i / FPS) for i in range(frames)),
+    source = encode_frames(clips / "vfr_source.mp4", (sample_frame(canvas, face, actors, i / FPS) for i in range(frames)),
                            width, height, FPS, X264)
     path = clips / "vfr.mp4"
     select = r"select='not(eq(mod(n\,4)\,1)+eq(mod(n\,4)\,2))+not(mod(n\,3))'"

@@ -10,7 +10,7 @@ import pytest
 from fer_video.faces.align import FER_CROP, fer_crops, roll_degrees
 from fer_video.faces.detect import BlazeFaceDetector, Window, make_detector, plan_windows
 from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
-from fer_video.samples import Actor, astronaut_face, background, render_frame
+from fer_video.samples import Actor, astronaut_face, background, sample_frame
 from helpers import ncc
 
 # The astronaut patch is 200x240 with the face in its upper middle: the detector's box is about
@@ -24,7 +24,7 @@ def face():
 
 
 def scene(face, width, height, patch_width, x=0.5, y=0.5, t=0.0, **actor):
-    return render_frame(background(width, height), face, [Actor(x=x, y=y, width=patch_width, **actor)], t)
+    return sample_frame(background(width, height), face, [Actor(x=x, y=y, width=patch_width, **actor)], t)
 
 
 # --- Faces record ------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_timeline_sink_rows_and_back():
 
 
 def test_draw_faces_draws_a_faces_record():
-    from fer_video.render import draw_faces
+    from fer_video.draw import draw_faces
 
     image = np.zeros((200, 300, 3), np.uint8)
     probs = np.eye(N_EMOTIONS, dtype=np.float32)[[3]]

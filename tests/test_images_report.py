@@ -5,10 +5,8 @@ Real OpenCV, ffmpeg, detector and model, in this process."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import cv2
-import numpy as np
 import pytest
 from PIL import Image
 

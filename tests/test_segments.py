@@ -13,7 +13,7 @@ import pytest
 
 from fer_video.errors import InputError
 from fer_video.pipeline import AnnotateOptions, analyse, analyse_segmented, plan_segments, probe, smooth
-from fer_video.samples import astronaut_face, background, make_clip, render_frame, two_actors
+from fer_video.samples import astronaut_face, background, make_clip, sample_frame, two_actors
 from fer_video.video import DecodeStats, read_frames
 from fer_video.video.index import FrameIndex, frame_index
 from helpers import encode_frames, ffmpeg
@@ -83,7 +83,7 @@ def seek_clips(tmp_path_factory):
     clips["trimmed"] = folder / "trimmed.mp4"
     ffmpeg("-ss", "1.3", "-i", cfr, "-c", "copy", clips["trimmed"])
     face, canvas, actors = astronaut_face(), background(320, 180), two_actors(320)
-    source = encode_frames(folder / "vfr_source.mp4", (render_frame(canvas, face, actors, i / 25) for i in range(150)),
+    source = encode_frames(folder / "vfr_source.mp4", (sample_frame(canvas, face, actors, i / 25) for i in range(150)),
                            320, 180, 25, X264_GOP)
     clips["vfr"] = folder / "vfr.mp4"
     select = r"select='not(eq(mod(n\,4)\,1)+eq(mod(n\,4)\,2))+not(mod(n\,3))'"

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fer_video.expression.labels import EMOTIONS
-from fer_video.render import EMOTION_COLORS_BGR
+from fer_video.draw import EMOTION_COLORS_BGR
 from fer_video.samples import Actor, make_clip
 from fer_video.timeline import SCHEMA, load
 

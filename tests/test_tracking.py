@@ -7,7 +7,7 @@ import pytest
 
 from fer_video.faces.record import N_KEYPOINTS, Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
-from fer_video.samples import Actor, astronaut_face, background, render_frame
+from fer_video.samples import Actor, astronaut_face, background, sample_frame
 
 FPS = 25
 
@@ -95,7 +95,7 @@ def scenes():
     face = astronaut_face()
     actors = [Actor(x=0.4, y=0.5, width=100, dx=0.1, scale=0.1, period=2.0)]
     first, second = background(width, height, seed=0), background(width, height, seed=1)[:, ::-1] // 2 + 60
-    return [render_frame(first if i < 20 else second, face, actors, i / FPS) for i in range(40)]
+    return [sample_frame(first if i < 20 else second, face, actors, i / FPS) for i in range(40)]
 
 
 def test_shot_cut_detector_flags_the_cut_and_only_the_cut(scenes):

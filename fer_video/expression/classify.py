@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_video.expression.preprocess import to_model_input
+from fer_video.jobs import file_sha256
 # The model card and its .tflite record are written by the export; checking them imports no TensorFlow.
 from fer_video.expression.training.export import card_path, fresh_tflite
 from fer_video.faces.record import Faces
@@ -122,7 +122,7 @@ class ExpressionClassifier:
         self.name = self.card.get("name", self.path.stem)
         self.version = self.card.get("code_version", "unknown")
         # Of the .keras, whichever engine runs it: job keys name the model, not its conversion.
-        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.sha256 = file_sha256(self.path)
         self.batch_size = int(batch_size)
         self.flip = self.card.get("tta", "flip") == "flip" if flip is None else bool(flip)
         # One classifier serves every thread of a process (batch jobs, segments), but an

@@ -12,14 +12,14 @@ import numpy as np
 FACE_SIZE = 48
 
 
-def to_model_input(faces: np.ndarray) -> np.ndarray:
-    """(N, 48, 48) or (N, 48, 48, 1) uint8 grey faces -> (N, 48, 48, 1) float32 in [0, 1]."""
-    faces = np.asarray(faces)
-    if faces.ndim == 3:
-        faces = faces[..., np.newaxis]
-    if faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
-        raise ValueError(f"expected faces of shape (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.shape}")
-    return faces.astype(np.float32) * np.float32(1.0 / 255.0)
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) or (N, 48, 48, 1) uint8 grey face crops -> (N, 48, 48, 1) float32 in [0, 1]."""
+    crops = np.asarray(crops)
+    if crops.ndim == 3:
+        crops = crops[..., np.newaxis]
+    if crops.shape[1:] != (FACE_SIZE, FACE_SIZE, 1):
+        raise ValueError(f"expected face crops of shape (N, {FACE_SIZE}, {FACE_SIZE}), got {crops.shape}")
+    return crops.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def read_face_image(path: str) -> np.ndarray:

@@ -24,7 +24,6 @@ class Track:
     box: np.ndarray  # x, y, w, h at `time`
     velocity: np.ndarray  # d(box)/dt, pixels per second
     time: float
-    hits: int = 1
 
     def predict(self, t: float) -> np.ndarray:
         dt = min(t - self.time, 0.5)  # don't extrapolate a stale velocity far
@@ -85,7 +84,6 @@ class Tracker:
             track.velocity = 0.6 * track.velocity + 0.4 * (box - track.box) / dt
         track.box = box.copy()
         track.time = time
-        track.hits += 1
 
 
 class ShotCutDetector:

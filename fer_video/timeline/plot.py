@@ -1,5 +1,5 @@
 """Plots of a video's timeline: smoothed probabilities over time per track, and the share of each
-emotion per track. Colours are the annotated video's (`fer_video.render.EMOTION_COLORS_BGR`).
+emotion per track. Colours are the annotated video's (`fer_video.draw.EMOTION_COLORS_BGR`).
 
 Figures are drawn with matplotlib's Agg canvas (no display, no pyplot state) at a size fixed by
 the number of tracks, so that the PNG's pixel size is known in advance: see `timeline_size_px`
@@ -13,13 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_video.draw import emotion_colors_rgb
 from fer_video.expression.labels import EMOTIONS
 from fer_video.outputs import atomic_path
-from fer_video.render import emotion_colors_rgb
 from fer_video.timeline.schema import TimelineMetadata
-
-__all__ = ["DPI", "timeline_size_px", "shares_size_px", "timeline_figure", "shares_figure", "plot_timeline",
-           "plot_shares", "plot_video", "plot_names", "png_bytes", "video_rows"]
 
 DPI = 100
 MAX_CHANGE_LABELS = 24  # per track; past that the changes are marked without their names
@@ -103,13 +100,13 @@ def timeline_figure(rows: pd.DataFrame, metadata: TimelineMetadata | None = None
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from fer_video.timeline.summary import frame_step, summarize
+    from fer_video.timeline.summary import frame_step, summary_of
 
     colors = emotion_colors_rgb()
     video_ids = rows["video_id"].unique() if len(rows) else []
     video_id = video_ids[0] if len(video_ids) else (Path(metadata.source_path).stem if metadata else "video")
     if summary is None:
-        summary = summarize(rows, {video_id: metadata} if metadata else {})
+        summary = summary_of(rows, {video_id: metadata} if metadata else {})
     tracks = sorted(rows["track_id"].unique()) if len(rows) else []
     step = frame_step(metadata)
     if not np.isfinite(step):
@@ -240,7 +237,7 @@ def video_rows(path_or_folder: str | Path, video: str, track=None):
     """(rows, metadata, per-track summary) of one video of a folder; ValueError if the folder has
     no such video, or the video no such track."""
     from fer_video.timeline.read import load, load_metadata
-    from fer_video.timeline.summary import summarize
+    from fer_video.timeline.summary import summary_of
 
     metadata = load_metadata(path_or_folder)
     rows = load(path_or_folder, video=video, track=track)
@@ -249,4 +246,4 @@ def video_rows(path_or_folder: str | Path, video: str, track=None):
     if track is not None and not len(rows):
         raise ValueError(f"video {video!r} has no track {track}")
     meta = metadata.get(video)
-    return rows, meta, summarize(rows, {video: meta} if meta else {})
+    return rows, meta, summary_of(rows, {video: meta} if meta else {})

@@ -25,8 +25,6 @@ from fer_video.outputs import atomic_path
 from fer_video.timeline.read import scan
 from fer_video.timeline.schema import TimelineMetadata
 
-__all__ = ["FORMATS", "connect", "query", "format_table", "write_result"]
-
 FORMATS = ("table", "csv", "json", "parquet")
 
 

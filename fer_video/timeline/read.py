@@ -27,8 +27,6 @@ import pyarrow.parquet as pq
 from fer_video.expression.labels import EMOTIONS
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
-__all__ = ["Timeline", "scan", "timeline_files", "dataset", "load", "load_metadata", "row_filter"]
-
 _warned: set[str] = set()
 
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_video.draw import EMOTION_COLORS_BGR
 from fer_video.expression.labels import EMOTIONS
 from fer_video.outputs import IMAGE_WRITERS, atomic_path, media_names
-from fer_video.render import EMOTION_COLORS_BGR
 from fer_video.timeline.schema import TimelineMetadata
-
-__all__ = ["report_video", "render_report", "annotated_media"]
 
 
 def _rgb(emotion: str, alpha: float | None = None) -> str:
@@ -91,7 +89,7 @@ footer { color: #888; margin-top: 3em; font-size: 13px; }
 """
 
 
-def render_report(video_id: str, summary: pd.DataFrame, metadata: TimelineMetadata | None,
+def report_html(video_id: str, summary: pd.DataFrame, metadata: TimelineMetadata | None,
                   timeline_png: bytes, shares_png: bytes, media: Path | None, report_dir: Path) -> str:
     """The report's HTML text."""
     from fer_video import __version__
@@ -152,7 +150,7 @@ def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | N
     folder = source if source.is_dir() else timeline_files(source)[0].parent
     out = Path(out_dir) if out_dir is not None else folder
     out.mkdir(parents=True, exist_ok=True)
-    text = render_report(
+    text = report_html(
         video, summary, meta,
         png_bytes(timeline_figure(rows, meta, summary, dpi), dpi),
         png_bytes(shares_figure(summary, video, dpi), dpi),

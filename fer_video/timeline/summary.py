@@ -30,8 +30,6 @@ import pandas as pd
 from fer_video.expression.labels import EMOTIONS
 from fer_video.timeline.schema import TimelineMetadata
 
-__all__ = ["summarize", "summary", "frame_step", "format_summary_table", "SHARE", "PEAK_S", "PEAK_P"]
-
 SHARE = [f"share_{e}" for e in EMOTIONS]
 PEAK_S = [f"peak_{e}_s" for e in EMOTIONS]
 PEAK_P = [f"peak_{e}_p" for e in EMOTIONS]
@@ -58,10 +56,10 @@ def summary(path_or_folder: str | Path, by: str = "track", video=None, track=Non
             raise ValueError(f"no video {', '.join(repr(v) for v in sorted(unknown))} in {path_or_folder} "
                              f"(videos: {', '.join(sorted(metadata)) or 'none'})")
         metadata = {k: v for k, v in metadata.items() if k in wanted}
-    return summarize(frame, metadata, by=by)
+    return summary_of(frame, metadata, by=by)
 
 
-def summarize(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None = None,
+def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None = None,
               by: str = "track") -> pd.DataFrame:
     """The summary of timeline rows (as `load` returns them), one row per (video, track) or,
     with by="video", per video. `metadata` (by video id, as `load_metadata` returns it) gives
@@ -149,7 +147,7 @@ def _duration(metadata: TimelineMetadata | None) -> float:
     return metadata.frame_count * step / metadata.stride if math.isfinite(step) else float("nan")
 
 
-def format_summary_table(summary: pd.DataFrame) -> str:
+def format_summary(summary: pd.DataFrame) -> str:
     """Two aligned tables for a terminal: time, dominant emotion, changes and shares (%), then the
     strongest moment of each emotion as `seconds (p)`."""
     from fer_video.timeline.query import format_table

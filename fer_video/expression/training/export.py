@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
+from fer_video.jobs import file_sha256  # the one hash of a file; tests import it from here too
+from fer_video.resources import quiet_stderr
+
 TFLITE_KERAS_SHA_KEY = "tflite_from_keras_sha256"
 TFLITE_SHA_KEY = "tflite_sha256"
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def tflite_path(keras_path: str | Path) -> Path:
@@ -83,27 +81,10 @@ def convert(model, dynamic_range: bool = False) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if dynamic_range:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
-    return _quietly(converter.convert)
-
-
-def _quietly(fn):
-    """The converter prints the SavedModel's signature and MLIR pass logs to stdout/stderr; a
-    `fer-video train --json` or a test's captured output has no use for them."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            return fn()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+    # It prints the SavedModel's signature and MLIR pass logs to stdout and stderr; a
+    # `fer-video train --json` or a test's captured output has no use for them.
+    with quiet_stderr(also_stdout=True):
+        return converter.convert()
 
 
 def export_tflite(keras_path: str | Path, dynamic_range: bool = False) -> Path:
