@@ -74,6 +74,13 @@ def output_paths(source: str | Path, out_dir: str | Path, name: str, is_image: b
     return OutputPaths(name, out_dir / f"{name}.parquet", media, lock_path(out_dir, name))
 
 
+def outputs_of(info, out_dir: str | Path, name: str | None = None, inputs_root: str | Path | None = None) -> OutputPaths:
+    """`output_paths` of a probed input (`fer_video.video.MediaInfo`), named by `output_name`
+    unless the caller chose another name."""
+    return output_paths(info.path, out_dir, name or output_name(info.path), info.is_image, inputs_root,
+                        image_codec=info.video_codec)
+
+
 def media_names(name: str) -> list[str]:
     """Every file name `output_paths` can give `name`'s annotated video or image."""
     return [f"{name}.mp4", f"{name}.annotated.mp4", *(f"{name}.annotated{s}" for s in sorted(IMAGE_WRITERS))]

@@ -54,6 +54,7 @@ def known(tmp_path_factory) -> Path:
     """change.mp4, 2 s at 10 fps. Face A (left): dark for frames 0-7, bright for 8-19.
     Face B (right): bright for frames 3-8, dark for 9-16, absent otherwise."""
     from fer_video import pipeline
+    from fer_video.pipeline import model_cache
 
     root = tmp_path_factory.mktemp("known")
     clip = make_clip(root / "in" / "change.mp4", seconds=2.0, width=WIDTH, height=HEIGHT, fps=FPS, audio=False,
@@ -63,7 +64,7 @@ def known(tmp_path_factory) -> Path:
                              Actor(x=0.72, y=0.5, width=130, flip=True, tint=DARK, enter=0.9, leave=1.7)])
     out = root / "out"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "load_classifier", lambda model: BrightnessClassifier())
+        patch.setattr(model_cache, "load_classifier", lambda model: BrightnessClassifier())
         pipeline.annotate(clip, pipeline.AnnotateOptions(out_dir=out, smoothing="none", progress=False))
     return out
 

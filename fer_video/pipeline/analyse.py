@@ -1,0 +1,114 @@
+"""Stage 1, analysis: every `stride`-th frame decoded, its faces detected, tracked (each gets its
+track id), cropped and classified (each gets its expression), and appended to the timeline's rows.
+
+Analysis streams: one frame is held at a time, and only the small per-face records are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from fer_video import interrupt
+from fer_video.faces.align import FER_CROP, fer_crops
+from fer_video.faces.detect import make_detector
+from fer_video.faces.record import Faces
+from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.jobs import AnnotateOptions
+from fer_video.outputs import output_name
+from fer_video.pipeline import model_cache
+from fer_video.timeline.rows import TimelineSink
+from fer_video.video import DecodeStats, MediaInfo, read_frames
+
+
+CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
+
+
+@dataclass
+class Analysis:
+    info: MediaInfo
+    name: str  # output name and video_id: `fer_video.outputs.output_name` unless the caller chose another
+    rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
+    frames_decoded: int
+    detector: str
+    model_name: str = ""
+    model_version: str = ""
+    model_sha256: str = ""
+    content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
+    frames_expected: int | None = None  # what the container says the video holds
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file
+
+
+class _Batches:
+    """Faces gathered across frames until there are `size` of them, then classified in one call
+    (one model invoke per batch is what makes the classifier fast) and sent to the sink."""
+
+    def __init__(self, classifier, sink: TimelineSink, size: int = CLASSIFY_BATCH):
+        self.classifier, self.sink, self.size = classifier, sink, size
+        self.faces: list[Faces] = []
+        self.crops: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, faces: Faces, crops: np.ndarray) -> None:
+        self.faces.append(faces)
+        self.crops.append(crops)
+        self.count += len(faces)
+        if self.count >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.faces:
+            self.sink.append(self.classifier.classify(Faces.concat(self.faces), np.concatenate(self.crops)))
+        self.faces, self.crops, self.count = [], [], 0
+
+
+def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
+            first: int = 0, last: int | None = None) -> Analysis:
+    """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
+    `last` only, for one segment of a video)."""
+    detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
+                             frame_rate=float(info.fps) / options.stride if not info.is_image else None)
+    classifier = model_cache.load_classifier(options.model)
+    tracker, cuts = Tracker(), ShotCutDetector()
+    geometry = FER_CROP[detector.name]
+    stats = DecodeStats()
+    sink = TimelineSink()
+    batches = _Batches(classifier, sink)
+
+    span = (last + 1 if last is not None else (info.expected_frames or 0)) - first
+    expected = max(span, 0) // options.stride or None
+    bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
+               disable=not options.progress, leave=False, dynamic_ncols=True)
+    before = _stamp(info.path)
+    with bar:
+        for frame in read_frames(info, options.stride, stats, first, last):
+            interrupt.check()
+            if cuts(frame.image):
+                tracker.reset()
+                detector.reset()
+            faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
+            if len(faces):
+                batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
+            bar.update(1)
+    batches.flush()
+    name = name or output_name(info.path)
+    rows = sink.rows(name, str(Path(info.path).resolve()))
+    warnings = [f"{info.path}: {stats.short}"] if stats.short else []
+    if not info.is_image and _stamp(info.path) != before:
+        warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
+                        "not cover all of it")
+    return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
+                    classifier.sha256, frames_expected=stats.expected, warnings=warnings)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns

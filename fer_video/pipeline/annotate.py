@@ -1,0 +1,114 @@
+"""The whole pipeline for one input, in stage order:
+
+    probe -> analyse (analyse.py; segments.py for --segments) -> keep (keep.py) -> smooth (smooth.py)
+          -> render (render.py) -> write the timeline (write.py)
+
+`Stages` says how the stages run: plain calls here; flows/annotate.py passes the same functions
+as Prefect tasks and maps segments over its task runner, so orchestration is written once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fer_video.errors import InputError
+from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
+from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
+from fer_video.pipeline.analyse import Analysis, analyse
+from fer_video.pipeline.keep import keep_faces
+from fer_video.pipeline.render import render
+from fer_video.pipeline.segments import plan_segments, stitch
+from fer_video.pipeline.smooth import smooth
+from fer_video.pipeline.write import write
+from fer_video.video import MediaInfo, probe
+
+
+@dataclass
+class Result:
+    source: str
+    timeline: Path | None = None
+    video: Path | None = None
+    image: Path | None = None
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Stages:
+    """How `annotate` runs its stages. Here: plain calls in this thread, a video's time segments
+    (`--segments`) in threads. flows/annotate.py passes the same functions as Prefect tasks and
+    maps the segments over the flow's task runner (threads or Dask)."""
+
+    def __init__(self, **stages):
+        self.probe, self.analyse, self.stitch = probe, analyse, stitch
+        self.smooth, self.render, self.write = smooth, render, write
+        self.__dict__.update(stages)
+
+    def analyse_segments(self, info: MediaInfo, options: AnnotateOptions, name: str | None,
+                         ranges: list[tuple[int, int | None]]) -> list[Analysis]:
+        if len(ranges) == 1:
+            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="segment") as pool:
+            futures = [pool.submit(self.analyse, info, options, name, first, last) for first, last in ranges]
+            return [f.result() for f in futures]
+
+
+def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
+             content_sha256: str = "", stages: Stages | None = None, overwrite: bool = False,
+             claimed: bool = False) -> Result:
+    """The whole pipeline for one input: what `fer-video annotate` runs, directly or as the
+    annotate-video Prefect flow (flows/annotate.py, which passes its tasks as `stages`).
+
+    The outputs' lock (the one `batch` takes) is held throughout: a second run on the same output
+    is refused as busy instead of racing this one; `claimed`: the caller (a batch job) holds it
+    and has checked what it replaces. A timeline of another input is not replaced unless
+    `overwrite`. The timeline is written last: a Parquet file with its job key is the mark of a
+    finished job.
+    """
+    stages = stages or Stages()
+    info = stages.probe(path)  # first: an input that is not there or not a video leaves nothing in --out
+    name = name or output_name(info.path)
+    if claimed:
+        return _annotate_claimed(info, options, name, content_sha256, stages, None)
+    with claim(options.out_dir, name) as mine:
+        if not mine:
+            raise InputError(info.path, f"busy: another fer-video run is writing {options.out_dir / name}.* now")
+        content_sha256 = content_sha256 or file_sha256(info.path)
+        key = job_key(content_sha256, model_sha256(options), options)
+        timeline = outputs_of(info, options.out_dir, name, options.inputs_root).timeline
+        note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
+        return _annotate_claimed(info, options, name, content_sha256, stages, note)
+
+
+def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str,
+                      stages: Stages, note: str | None) -> Result:
+    ranges = plan_segments(info, options)
+    parts = stages.analyse_segments(info, options, name, ranges)
+    analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
+    analysis.content_sha256 = content_sha256
+    rows = stages.smooth(keep_faces(analysis, options), options.smoothing)
+    result = result_of(info, rows, analysis)
+    if options.video or info.is_image:
+        media = stages.render(info, rows, options, analysis.name)
+        if info.is_image:
+            result.image = media
+        else:
+            result.video = media
+    if note:
+        print(f"fer-video: note: {note}", file=sys.stderr)
+    result.timeline = stages.write(rows, analysis, options)
+    return result
+
+
+def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
+    return Result(
+        source=info.path, frames=analysis.frames_decoded, faces=len(rows),
+        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
+    )

@@ -1,0 +1,63 @@
+"""Stage 4: the annotated video (or image), drawn from the smoothed rows. It decodes the source
+a second time rather than keeping frames from the analysis, so memory does not grow with the
+video and the labels drawn can be smoothed ones (which need the future)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from fer_video import interrupt
+from fer_video.draw import draw_faces
+from fer_video.jobs import AnnotateOptions
+from fer_video.outputs import IMAGE_WRITERS, atomic_path, outputs_of
+from fer_video.timeline.rows import faces_by_frame
+from fer_video.video import MediaInfo, VideoWriter, read_frames
+from fer_video.video.read import frame_layout
+
+
+def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
+    """The annotated video (or image): every source frame, with the faces of the latest analysed
+    frame within the stride drawn on it."""
+    path = outputs_of(info, options.out_dir, name, options.inputs_root).media
+    by_frame = faces_by_frame(rows)
+    if info.is_image:
+        image = next(iter(read_frames(info))).image.copy()
+        if 0 in by_frame:
+            draw_faces(image, by_frame[0])
+        return _write_image(image, path)
+    total = info.expected_frames
+    bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
+               disable=not options.progress, leave=False, dynamic_ncols=True)
+    pix_fmt, _ = frame_layout(info.width, info.height)
+    frames = read_frames(info)
+    first = next(frames)  # its time is where the video starts on the source's clock
+    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+    with bar, writer:
+        for frame in itertools.chain([first], frames):
+            interrupt.check()
+            faces = by_frame.get(frame.index - frame.index % options.stride)
+            if faces is None:
+                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+            else:
+                # OpenCV draws in BGR; frames go out in the layout they came in.
+                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                draw_faces(image, faces)
+                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+            bar.update(1)
+    return path
+
+
+def _write_image(image: np.ndarray, path: Path) -> Path:
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
+    if not ok:
+        raise RuntimeError(f"{path}: could not encode the annotated image")
+    with atomic_path(path) as temp:
+        temp.write_bytes(data.tobytes())
+    return path

@@ -1,0 +1,92 @@
+"""Long videos in time segments: where each segment starts and ends, and how their analyses are
+stitched into the one a single pass would have made. `annotate`'s `Stages` decides how the
+segments run (threads here, the flow's task runner in flows/)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fer_video.jobs import AnnotateOptions
+from fer_video.pipeline.analyse import Analysis, analyse
+from fer_video.video import MediaInfo
+
+
+OVERLAP_SECONDS = 1.0  # segments overlap by this much, so tracks can be matched across the seam
+
+
+def plan_segments(info: MediaInfo, options: AnnotateOptions) -> list[tuple[int, int | None]]:
+    """(first, last) frame ranges: `options.segments` equal parts, each but the first starting
+    OVERLAP_SECONDS early; all starts on the stride grid, so frames analysed are those of one pass."""
+    total = info.expected_frames or 0
+    n = max(1, min(options.segments, total // max(1, round(float(info.fps) * 2 * OVERLAP_SECONDS)) or 1))
+    if info.is_image or n == 1:
+        return [(0, None)]
+    stride = options.stride
+    overlap = -(-round(float(info.fps) * OVERLAP_SECONDS) // stride) * stride
+    bounds = [round(k * total / n) // stride * stride for k in range(n)]
+    ranges = []
+    for k, start in enumerate(bounds):
+        last = bounds[k + 1] - 1 if k + 1 < n else None
+        ranges.append((max(0, start - overlap) if k else 0, last))
+    return ranges
+
+
+def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analysis:
+    """Join segment analyses into one, as a single pass would have made it.
+
+    Each segment's tracker started afresh, so its track ids are its own. In the overlap both
+    segments saw the same frames: a later segment's track takes the id of the earlier track
+    whose boxes it overlaps (IoU > 0.5) in most of those frames; tracks that are new get the next
+    ids in order of appearance. The overlap's rows are kept from the earlier segment, whose
+    tracker was already warm there.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from fer_video.faces.record import box_iou
+
+    joined = parts[0].rows
+    for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
+        rows = part.rows
+        boundary = prev_last + 1
+        previous = joined[(joined["frame_index"] >= first) & (joined["frame_index"] < boundary)]
+        seam = rows[rows["frame_index"] < boundary]
+        old_ids = np.sort(previous["track_id"].unique())
+        new_ids = np.sort(rows["track_id"].unique())
+        votes = np.zeros((len(new_ids), len(old_ids)))
+        for frame_index, here in seam.groupby("frame_index"):
+            there = previous[previous["frame_index"] == frame_index]
+            if len(there) == 0:
+                continue
+            iou = box_iou(here[["x", "y", "w", "h"]].to_numpy(), there[["x", "y", "w", "h"]].to_numpy())
+            for i, j in zip(*np.nonzero(iou > 0.5)):
+                votes[np.searchsorted(new_ids, here["track_id"].iat[i]),
+                      np.searchsorted(old_ids, there["track_id"].iat[j])] += 1
+        mapping = {}
+        if votes.size:
+            for r, c in zip(*linear_sum_assignment(-votes)):
+                seen_in_seam = (seam["track_id"] == new_ids[r]).sum()
+                if votes[r, c] > 0 and votes[r, c] >= 0.5 * seen_in_seam:
+                    mapping[new_ids[r]] = old_ids[c]
+        rows = rows[rows["frame_index"] >= boundary]
+        next_id = int(joined["track_id"].max()) + 1 if len(joined) else 1
+        # In order of appearance; ties go by the segment's own ids, which the tracker gave left
+        # to right, as a single pass would.
+        for track in rows.sort_values(["frame_index", "track_id"])["track_id"].unique():
+            if track not in mapping:
+                mapping[track] = next_id
+                next_id += 1
+        rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
+        joined = pd.concat([joined, rows], ignore_index=True)
+    last = parts[-1]
+    return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
+                    last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
+                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)))
+
+
+def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
+    """`analyse` one segment after another and stitch them (flows/ runs segments in parallel)."""
+    ranges = plan_segments(info, options)
+    if len(ranges) == 1:
+        return analyse(info, options, name)
+    return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)
