@@ -14,7 +14,8 @@ from pathlib import Path
 from fer_video import __version__, interrupt
 from fer_video.smoothing import Smoothing
 
-# = fer_video.expression.classify.DEFAULT_MODEL, whose module imports SciPy (tests/test_cli.py checks)
+# = fer_video.expression.classify.DEFAULT_MODEL, whose module imports OpenCV (tests/test_cli.py checks
+# that checking the command line does not)
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fer_vgg.keras"
 
 # A track is a face only if BlazeFace's confidence reaches --min-score in one of its frames
