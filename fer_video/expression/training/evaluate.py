@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_video.expression.labels import EMOTIONS
 from fer_video.expression.training.calibration import expected_calibration_error, softmax
 from fer_video.expression.training.data import load_folder
-from fer_video.expression.labels import EMOTIONS
+from fer_video.outputs import atomic_path
 
 
 def pixel_twins(faces: np.ndarray, reference: str | Path) -> np.ndarray:
@@ -93,10 +94,12 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     ax.set_title(f"{Path(report['folder']).name}: accuracy {report['accuracy']:.1%} ({report['images']} faces)")
     fig.tight_layout()
     png = out_dir / "confusion_matrix.png"
-    fig.savefig(png)
+    with atomic_path(png) as temp:
+        fig.savefig(temp, format="png")
     plt.close(fig)
     js = out_dir / "report.json"
-    js.write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_path(js) as temp:
+        temp.write_text(json.dumps(report, indent=2) + "\n")
     return {"json": js, "png": png}
 
 
