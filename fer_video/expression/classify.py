@@ -97,10 +97,16 @@ class ExpressionClassifier:
 
     `backend`: "auto" (the above), "tflite" (the same, but a missing or stale .tflite is an
     error) or "keras" (the .keras through TensorFlow, as before the .tflite existed).
+
+    `flip_below` (default: the card's `tta_flip_below`, else None): with flip, mirror only the
+    faces whose calibrated confidence without the mirror is below this; the others keep their
+    plain logits. None mirrors every face. The plain pass then runs all faces in invokes of
+    2 x `batch_size` images and the mirror pass only the uncertain ones: about 1.5x the faces/s
+    of full flip at 0.5 (MODEL_CARD.md).
     """
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
-                 flip: bool | None = None, backend: str = "auto"):
+                 flip: bool | None = None, backend: str = "auto", flip_below: float | None = None):
         if backend not in ("auto", "tflite", "keras"):
             raise ValueError(f"backend must be auto, tflite or keras, not {backend!r}")
         self.path = Path(model_path) if model_path else DEFAULT_MODEL
@@ -116,6 +122,9 @@ class ExpressionClassifier:
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.batch_size = int(batch_size)
         self.flip = self.card.get("tta", "flip") == "flip" if flip is None else bool(flip)
+        if flip_below is None and flip is None:
+            flip_below = self.card.get("tta_flip_below")
+        self.flip_below = float(flip_below) if self.flip and flip_below is not None else None
         # One classifier serves every thread of a process (batch jobs, segments), but an
         # interpreter's input, invoke and output are one unit: two threads inside it at once
         # raise or swap each other's results.
@@ -145,8 +154,24 @@ class ExpressionClassifier:
         self.backend = "tflite (converted in memory)"
         self._logits = _LiteRT(convert(self.path), threads, images)
 
+    def _run(self, x: np.ndarray, per_invoke: int) -> np.ndarray:
+        out = np.empty((len(x), 7), np.float32)
+        for start in range(0, len(x), per_invoke):
+            with self._lock:
+                out[start : start + per_invoke] = self._logits(x[start : start + per_invoke])
+        return out
+
     def logits(self, faces: np.ndarray) -> np.ndarray:
         x = to_model_input(np.asarray(faces))
+        if self.flip_below is not None:
+            # Plain pass for all, mirror pass for the uncertain; as many images per invoke as
+            # a full-flip batch, so the same interpreters serve.
+            out = self._run(x, 2 * self.batch_size)
+            confidence = softmax(out + self.logit_bias, self.temperature).max(axis=1)
+            redo = np.flatnonzero(confidence < self.flip_below)
+            if len(redo):
+                out[redo] = (out[redo] + self._run(x[redo, :, ::-1], 2 * self.batch_size)) / 2
+            return out + self.logit_bias
         out = np.empty((len(x), 7), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
