@@ -127,7 +127,7 @@ def main() -> int:
     keras_same = keras_rows[1 if card_flip else 0]["faces_per_s"] if keras_rows else float("nan")
     print(f"\npipeline path (LiteRT, TTA {'flip' if card_flip else 'none'}"
           f"{'' if card.flip_below is None else f' below {card.flip_below:g}'}, as the model card says): "
-          f"{shipped:,.0f} faces/s, {shipped / keras_same:.2f}x the Keras path; "
+          f"{shipped:,.0f} faces/s{f', {shipped / keras_same:.2f}x the Keras path' if keras_rows else ''}; "
           f"target >= {TARGET:,.0f} faces/s ({'met' if shipped >= TARGET else 'NOT met'})")
     common.emit_json(args.json, results)
     return 0

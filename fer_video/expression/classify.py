@@ -125,6 +125,8 @@ class ExpressionClassifier:
         if flip_below is None and flip is None:
             flip_below = self.card.get("tta_flip_below")
         self.flip_below = float(flip_below) if self.flip and flip_below is not None else None
+        if self.flip and self.flip_below is None and "temperature_flip_all" in self.card:
+            self.temperature = float(self.card["temperature_flip_all"])  # fitted for every face mirrored
         # One classifier serves every thread of a process (batch jobs, segments), but an
         # interpreter's input, invoke and output are one unit: two threads inside it at once
         # raise or swap each other's results.
