@@ -10,7 +10,7 @@ content, and says what share it mirrored. `--tflite`: other conversions of the s
 int8 one, say), run back to back with the shipped one through the same classifier path, with
 flip. `faces_per_cpu_s` is faces per CPU-second of this process (all its threads): on a machine
 that other work keeps busy, 2 x that is about what 2 idle cores would do. Batched runs go through the
-pipeline's own call (`classifier(faces)`, i.e. scaling, batches, TTA, logit bias and softmax included)
+pipeline's own call (`classifier(faces)` on `--per-call` faces at a time, i.e. scaling, batches, TTA, logit bias and softmax included)
 after a warm-up call; the best of `--rounds` is kept. Single-face latency is the median of
 `--repeats` one-face calls. `load_s` is the classifier's construction, imports included: the
 LiteRT rows are measured first, before anything has imported TensorFlow. `--sweep` also measures
@@ -36,13 +36,15 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(classifier, faces: np.ndarray, rounds: int, repeats: int) -> dict:
-    classifier(faces[:256])  # warm-up: interpreters made / function traced
+def measure(classifier, faces: np.ndarray, rounds: int, repeats: int, per_call: int) -> dict:
+    for start in range(0, len(faces), per_call):  # warm-up: interpreters made / function traced
+        classifier(faces[start : start + per_call])
     best = best_cpu = 0.0
     for _ in range(rounds):
         cpu = cpu_seconds()
         with Timer() as t:
-            classifier(faces)
+            for start in range(0, len(faces), per_call):
+                classifier(faces[start : start + per_call])
         best = max(best, len(faces) / t.seconds)
         best_cpu = max(best_cpu, len(faces) / max(cpu_seconds() - cpu, 1e-9))
     single = common.repeat_ms(lambda: classifier(faces[:1]), repeats, warmup=5) if repeats else None
@@ -58,6 +60,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=200, help="single-face calls (default 200)")
     p.add_argument("--keras-batch", type=int, default=256, help="batch size of the Keras rows (default 256, "
                    "what the pipeline ran before the .tflite)")
+    p.add_argument("--per-call", type=int, default=256, help="faces per classifier call (default 256, the "
+                   "pipeline's CLASSIFY_BATCH)")
     p.add_argument("--no-keras", dest="keras", action="store_false", help="skip the Keras rows (TensorFlow's import)")
     p.add_argument("--sweep", action="store_true", help="also the LiteRT path with flip at other batch sizes")
     p.add_argument("--faces-from", metavar="FOLDER", help="real faces from a FER2013-layout folder (default: random)")
@@ -90,7 +94,7 @@ def main() -> int:
             plain = ExpressionClassifier(args.model, flip=False)(faces)
             tta += f" ({(plain.max(axis=1) < classifier.flip_below).mean():.0%})"
         r = {"backend": classifier.backend, "flip_tta": tta, "batch": classifier.batch_size,
-             "load_s": load.seconds, **measure(classifier, faces, args.rounds, args.repeats)}
+             "load_s": load.seconds, **measure(classifier, faces, args.rounds, args.repeats, args.per_call)}
         print(f"measured {r['backend']}, flip {r['flip_tta']}, batch {r['batch']}: {r['faces_per_s']:,.0f} faces/s",
               file=sys.stderr)
         return r
