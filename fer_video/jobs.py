@@ -73,4 +73,19 @@ def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) ->
 
 
 def model_sha256(options: AnnotateOptions) -> str:
-    return file_sha256(options.model or DEFAULT_MODEL)
+    return model_fingerprint(options.model or DEFAULT_MODEL)
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """The model as far as results go: the network's file and its card (<stem>.json: the TTA,
+    logit bias and temperature the classifier applies), so that recalibrating a model re-runs the
+    jobs it made. The card's record of the TFLite conversion is left out: that file is checked
+    against the network separately, and results do not depend on it."""
+    path = Path(path)
+    card = path.with_suffix(".json")
+    try:
+        calibration = {k: v for k, v in json.loads(card.read_text()).items() if not k.startswith("tflite_")}
+    except (OSError, ValueError):
+        calibration = {}  # a model without a card runs uncalibrated
+    payload = json.dumps([file_sha256(path), calibration], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

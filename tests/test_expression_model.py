@@ -126,3 +126,42 @@ def test_classifier_applies_the_cards_tta_bias_and_temperature(tmp_path):
     card_path(path).write_text(json.dumps({**json.loads(card_path(path).read_text()), "tta": "flip"}))
     assert ExpressionClassifier(path).flip is True
     assert ExpressionClassifier(path, flip=False).flip is False
+
+
+def test_flip_below_mirrors_only_the_uncertain_faces(tmp_path):
+    """The card's `tta_flip_below`: faces confident without the mirror keep their plain logits,
+    the others get the flip average; 0 is no flip, above 1 is flip for every face. An explicit
+    `flip=True` mirrors every face, at the card's full-flip temperature."""
+    pytest.importorskip("tensorflow", reason="exporting needs TensorFlow")
+    from fer_video.expression.classify import ExpressionClassifier
+    from fer_video.expression.training.export import card_path, export_tflite
+    from test_tflite import CARD, faces, save_tiny_model
+
+    path = tmp_path / "m.keras"
+    save_tiny_model(path, seed=3)
+    from fer_video.expression.training.calibration import softmax
+
+    card = {**CARD, "tta": "flip", "temperature": 0.9, "temperature_flip_all": 0.7}
+    card_path(path).write_text(json.dumps(card))
+    export_tflite(path)
+    x = faces(70, seed=4)
+    plain = ExpressionClassifier(path, flip=False).logits(x)
+    confidence = softmax(plain, 0.9).max(axis=1)
+    below = float(np.median(confidence))  # half the faces mirrored
+    card_path(path).write_text(json.dumps({**json.loads(card_path(path).read_text()), "tta_flip_below": below}))
+    full = ExpressionClassifier(path, flip=True)
+    assert full.flip_below is None and full.temperature == 0.7
+    flipped = full.logits(x)
+    adaptive = ExpressionClassifier(path)
+    assert adaptive.flip and adaptive.flip_below == below and adaptive.temperature == 0.9
+    assert adaptive.backend == "tflite (m.tflite)", "the card's new keys do not make the .tflite stale"
+    got = adaptive.logits(x)
+    assert adaptive(x[:0]).shape == (0, 7)
+    uncertain = confidence < below
+    assert 0 < uncertain.sum() < len(x)
+    assert np.abs(plain - flipped).max() > 0.1, "mirroring changes these logits: the comparison proves something"
+    np.testing.assert_allclose(got[~uncertain], plain[~uncertain], atol=1e-5)
+    np.testing.assert_allclose(got[uncertain], flipped[uncertain], atol=1e-5)
+    np.testing.assert_allclose(ExpressionClassifier(path, flip_below=0.0, flip=True).logits(x), plain, atol=1e-5)
+    np.testing.assert_allclose(ExpressionClassifier(path, flip_below=1.01, flip=True).logits(x), flipped, atol=1e-5)
+    np.testing.assert_allclose(adaptive.logits(x[7:8]), got[7:8], atol=1e-5)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from fer_video.expression.classify import DEFAULT_MODEL, ExpressionClassifier
+from fer_video.jobs import AnnotateOptions, model_sha256
+from fer_video.jobs import model_fingerprint
 from fer_video.expression.training.export import (
     TFLITE_KERAS_SHA_KEY,
     TFLITE_SHA_KEY,
@@ -125,7 +127,7 @@ def test_shipped_tflite_is_converted_from_the_shipped_keras():
     assert card[TFLITE_SHA_KEY] == file_sha256(tflite_path(DEFAULT_MODEL))
     x = faces(64, seed=3)
     lite = ExpressionClassifier(backend="tflite")
-    assert lite.sha256 == file_sha256(DEFAULT_MODEL), "job keys keep naming the .keras"
+    assert lite.sha256 == model_fingerprint(DEFAULT_MODEL), "job keys name the .keras and its card, not the .tflite"
     ref = ExpressionClassifier(backend="keras")
     assert np.abs(lite(x) - ref(x)).max() < 1e-4
     assert np.abs(lite.logits(x) - ref.logits(x)).max() < 1e-3
@@ -184,3 +186,82 @@ def test_models_load_without_cpp_chatter_on_stderr():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "(3, 7)", proc.stderr
     assert proc.stderr == ""
+
+
+def astronaut_crops(n: int, seed: int) -> np.ndarray:
+    """(n, 48, 48) uint8 grey faces cut from scikit-image's astronaut at random sizes, places and
+    exposures, half of them mirrored: real-looking inputs that need no dataset."""
+    import cv2
+
+    from fer_video.samples import astronaut_face
+
+    grey = cv2.cvtColor(astronaut_face(), cv2.COLOR_BGR2GRAY)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        side = int(rng.integers(110, 180))
+        y, x = int(rng.integers(0, grey.shape[0] - side)), int(rng.integers(0, grey.shape[1] - side))
+        face = cv2.resize(grey[y : y + side, x : x + side], (48, 48), interpolation=cv2.INTER_AREA)
+        face = np.clip(255 * (face / 255.0) ** rng.uniform(0.6, 1.6) * rng.uniform(0.7, 1.1), 0, 255)
+        out.append(face[:, ::-1] if i % 2 else face)
+    return np.stack(out).astype(np.uint8)
+
+
+def test_shipped_card_says_which_conversion_runs():
+    """The card's `tflite_quantization` is what the shipped .tflite holds: float32 tensors only for
+    "none", int8 weights for the quantised conversions (no TensorFlow needed)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    interpreter = Interpreter(model_path=str(tflite_path(DEFAULT_MODEL)))
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert card["tflite_quantization"] in ("none", "dynamic_range", "int8")
+    assert ("int8" in dtypes) == (card["tflite_quantization"] != "none"), dtypes
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32, "callers always pass float32 faces"
+    sizes = sum(p.stat().st_size for p in DEFAULT_MODEL.parent.iterdir() if p.is_file())
+    assert sizes < 20e6, "everything in models/ stays under 20 MB"
+
+
+def test_int8_conversion_of_the_shipped_model_agrees_with_float(tmp_path):
+    """`export --int8`: the shipped .keras as full-integer int8 (ranges calibrated on faces; here
+    astronaut crops, in `export --int8` the validation part of train), run as the pipeline runs it
+    (the card's TTA, bias and temperature), against the float32 .tflite on other crops."""
+    pytest.importorskip("tensorflow", reason="converting needs TensorFlow")
+    import shutil
+
+    for suffix in (".keras", ".json"):
+        shutil.copy(DEFAULT_MODEL.with_suffix(suffix), tmp_path / f"m{suffix}")
+    export_tflite(tmp_path / "m.keras", representative=astronaut_crops(256, seed=1))
+    card = json.loads(card_path(tmp_path / "m.keras").read_text())
+    assert card["tflite_quantization"] == "int8"
+    assert card[TFLITE_SHA_KEY] == file_sha256(tflite_path(tmp_path / "m.keras"))
+    assert tflite_path(tmp_path / "m.keras").stat().st_size < tflite_path(DEFAULT_MODEL).stat().st_size / 3
+    x = astronaut_crops(128, seed=2)
+    int8 = ExpressionClassifier(tmp_path / "m.keras", backend="tflite")
+    ref = ExpressionClassifier(backend="tflite")
+    assert int8.backend == "tflite (m.tflite)"
+    for faces_ in (x, x[:, :, ::-1]):
+        p, q = int8(faces_), ref(faces_)
+        assert (p.argmax(1) == q.argmax(1)).mean() >= 0.9
+        assert np.abs(p - q).max() < 0.2 and np.abs(p - q).mean() < 0.02
+
+
+def test_recalibrating_the_model_changes_its_job_key(tmp_path):
+    """A card edit (here the temperature) changes results without touching the .keras: the jobs
+    made with the old calibration must be redone, so the key has to see the card."""
+    import shutil
+
+    model = tmp_path / "m.keras"
+    shutil.copy(DEFAULT_MODEL, model)
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    card_path(model).write_text(json.dumps(card))
+    before = model_sha256(AnnotateOptions(model=model))
+    assert ExpressionClassifier(model).sha256 == before, "the timeline's key and batch's key must agree"
+    temperature = card["temperature"]
+    card["temperature"] = float(temperature) * 1.1
+    card_path(model).write_text(json.dumps(card))
+    assert model_sha256(AnnotateOptions(model=model)) != before
+    card[TFLITE_SHA_KEY] = "0" * 64  # a re-conversion's record alone is no new result
+    card["temperature"] = temperature
+    card_path(model).write_text(json.dumps(card))
+    assert model_sha256(AnnotateOptions(model=model)) == before

@@ -58,6 +58,7 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | Non
         "model": str(classifier.path),
         "model_version": classifier.version,
         "flip_tta": classifier.flip,
+        "flip_below": classifier.flip_below,
         "backend": classifier.backend,
         "temperature": classifier.temperature,
         "ece": expected_calibration_error(probs, labels),
@@ -105,6 +106,8 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
 
 def format_report(report: dict) -> str:
     tta = "flip" if report["flip_tta"] else "none"
+    if report["flip_tta"] and report.get("flip_below") is not None:
+        tta += f" (faces below {report['flip_below']:g} confidence)"
     lines = [f"accuracy {report['accuracy']:.4f} on {report['images']} faces ({report['folder']}), TTA {tta}"]
     if "accuracy_without_twins" in report:
         lines.append(f"accuracy {report['accuracy_without_twins']:.4f} without the {report['twins_in_train']} "

@@ -1,11 +1,14 @@
 """Converting a trained .keras expression model to a LiteRT (.tflite) model for inference.
 
-    .venv/bin/python -m fer_video.expression.training.export models/fer_vgg.keras [--dynamic-range]
+    .venv/bin/python -m fer_video.expression.training.export models/fer_vgg.keras [--dynamic-range | --int8 DATASET]
 
 writes models/fer_vgg.tflite beside the .keras and records in its card (models/fer_vgg.json) the
-sha256 of the .keras it was converted from (`tflite_from_keras_sha256`) and of the .tflite itself
-(`tflite_sha256`). `ExpressionClassifier` runs the .tflite only while both still match, so an
-edited or retrained .keras never runs through an old conversion.
+sha256 of the .keras it was converted from (`tflite_from_keras_sha256`), of the .tflite itself
+(`tflite_sha256`) and its quantisation (`tflite_quantization`: none, dynamic_range or int8; int8
+calibrates on the validation part of DATASET/train). The shipped model is float32: on the AMD EPYC
+(Zen 3, AVX2, no VNNI) it was measured on, XNNPACK runs int8 no faster (MODEL_CARD.md).
+`ExpressionClassifier` runs the .tflite only while both sha256 still match, so an edited or
+retrained .keras never runs through an old conversion.
 
 TensorFlow is imported inside the functions that convert: reading the card and checking a
 .tflite (`fresh_tflite`) needs no TensorFlow, which is what keeps it out of the pipeline.
@@ -17,6 +20,8 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from fer_video.jobs import file_sha256  # the one hash of a file; tests import it from here too
 from fer_video.resources import quiet_stderr
@@ -59,19 +64,24 @@ def _write_atomically(path: Path, data: bytes) -> None:
         temp.write_bytes(data)
 
 
-def convert(model, dynamic_range: bool = False) -> bytes:
-    """A Keras model (or the path of a .keras) as a float32 TFLite flatbuffer with a dynamic batch
-    dimension (input (-1, 48, 48, 1), output (-1, 7) logits), TFLite builtin ops only: LiteRT
-    runs it with its default XNNPACK delegate and without TensorFlow.
+QUANTIZATIONS = ("none", "dynamic_range", "int8")
+
+
+def convert(model, dynamic_range: bool = False, representative=None) -> bytes:
+    """A Keras model (or the path of a .keras) as a TFLite flatbuffer with a dynamic batch
+    dimension (input (-1, 48, 48, 1) float32 in [0, 1], output (-1, 7) float32 logits), TFLite
+    builtin ops only: LiteRT runs it with its default XNNPACK delegate and without TensorFlow.
 
     `TFLiteConverter.from_keras_model` (TF 2.21, Keras 3) freezes the weights and folds batch norm
     into the convolutions. `model.export(format="litert")` would also allow SELECT_TF_OPS, i.e.
     a model LiteRT alone might not run; a concrete function of `model(x)` keeps Keras 3's
     variables as resource reads (READ_VARIABLE ops, no weights in the file).
 
-    `dynamic_range`: int8 weights, activations quantised per face at run time. For the shipped
-    model on 2 cores: 3.6x the images/s of float32, but public_test accuracy 53.22% instead of
-    53.39% (with flip) and logits off by up to 0.04; so float32 is the default (MODEL_CARD.md)."""
+    `representative`: (n, 48, 48) uint8 faces (the validation part of train, never a test set):
+    full-integer post-training quantisation, int8 weights (per channel) and int8 activations
+    whose ranges are calibrated on those faces; the input and output stay float32 (a quantise
+    op in, a dequantise op out), so callers do not change. `dynamic_range`: int8 weights only,
+    activations quantised at run time. Float32 when neither."""
     import keras
     import tensorflow as tf
 
@@ -79,7 +89,19 @@ def convert(model, dynamic_range: bool = False) -> bytes:
         model = keras.models.load_model(model, compile=False)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if dynamic_range:
+    if representative is not None:
+        from fer_video.expression.preprocess import to_model_input
+
+        x = to_model_input(np.asarray(representative))
+
+        def batches():
+            for start in range(0, len(x), 32):
+                yield [x[start : start + 32]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = batches
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif dynamic_range:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
     # It prints the SavedModel's signature and MLIR pass logs to stdout and stderr; a
     # `fer-video train --json` or a test's captured output has no use for them.
@@ -87,31 +109,50 @@ def convert(model, dynamic_range: bool = False) -> bytes:
         return converter.convert()
 
 
-def export_tflite(keras_path: str | Path, dynamic_range: bool = False) -> Path:
+def validation_faces(dataset_dir: str | Path, fraction: float = 0.1, seed: int = 1):
+    """The validation part of `dataset_dir`/train as `fer-video train` splits it (10%, stratified,
+    seed 1 by default): the faces an int8 conversion calibrates its ranges on. Never a test set."""
+    from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
+
+    faces, labels, _ = load_folder(resolve_split(dataset_dir, "train"))
+    _, val = stratified_split(labels, fraction, seed)
+    return faces[val], labels[val]
+
+
+def export_tflite(keras_path: str | Path, dynamic_range: bool = False, representative=None) -> Path:
     """Write <stem>.tflite beside keras_path and record the conversion in <stem>.json (created if
-    missing, other keys kept)."""
+    missing, other keys kept): float32, or int8 (`representative` faces, see `convert`)."""
     keras_path = Path(keras_path)
     keras_sha256 = file_sha256(keras_path)
-    data = convert(keras_path, dynamic_range)
+    data = convert(keras_path, dynamic_range, representative)
     out = tflite_path(keras_path)
     _write_atomically(out, data)
     card_file = card_path(keras_path)
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     card[TFLITE_KERAS_SHA_KEY] = keras_sha256
     card[TFLITE_SHA_KEY] = hashlib.sha256(data).hexdigest()
-    card["tflite_quantization"] = "dynamic_range" if dynamic_range else "none"
+    card["tflite_quantization"] = "int8" if representative is not None else "dynamic_range" if dynamic_range else "none"
     _write_atomically(card_file, (json.dumps(card, indent=2) + "\n").encode())
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
+    args = list(argv if argv is not None else sys.argv[1:])
+    dataset = None
+    if "--int8" in args:
+        at = args.index("--int8")
+        dataset = args[at + 1] if at + 1 < len(args) else None
+        del args[at : at + 2]
+        if not dataset or not Path(dataset).is_dir():
+            print("--int8 needs the dataset folder (its train/ gives the calibration faces)", file=sys.stderr)
+            return 2
     paths = [a for a in args if a != "--dynamic-range"]
     if not paths or any(p.startswith("-") for p in paths):
         print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
         return 2
+    representative = validation_faces(dataset)[0] if dataset else None
     for path in paths:
-        print(f"wrote {export_tflite(path, dynamic_range='--dynamic-range' in args)}")
+        print(f"wrote {export_tflite(path, '--dynamic-range' in args, representative)}")
     return 0
 
 
