@@ -39,14 +39,26 @@ class TimelineSink:
 
 
 def faces_by_frame(rows: pd.DataFrame) -> dict[int, Faces]:
-    """Each analysed frame's faces, from timeline rows (keypoints are not kept in a timeline)."""
-    frames = {}
-    for index, group in rows.groupby("frame_index", sort=False):
-        n = len(group)
-        frames[index] = Faces(
-            group[["x", "y", "w", "h"]].to_numpy(), group["det_score"].to_numpy(),
-            np.full((n, N_KEYPOINTS, 2), np.nan), track_ids=group["track_id"].to_numpy(),
-            probs=group[RAW].to_numpy(), smoothed=group[SMOOTH].to_numpy() if SMOOTH[0] in group else None,
-            frame_index=group["frame_index"].to_numpy(), timestamp_s=group["timestamp_s"].to_numpy(),
+    """Each analysed frame's faces, from timeline rows (keypoints are not kept in a timeline).
+
+    Columns are taken out once and split with NumPy: a pandas groupby over the frames copied
+    every column (the string ones too) per frame, 20% of a 20 s clip's whole command."""
+    frames = rows["frame_index"].to_numpy()
+    order = np.argsort(frames, kind="stable")
+    frames = frames[order]
+    boxes = rows[["x", "y", "w", "h"]].to_numpy()[order]
+    scores = rows["det_score"].to_numpy()[order]
+    tracks = rows["track_id"].to_numpy()[order]
+    probs = rows[list(RAW)].to_numpy()[order]
+    smoothed = rows[list(SMOOTH)].to_numpy()[order] if SMOOTH[0] in rows else None
+    times = rows["timestamp_s"].to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if len(frames) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(frames)].astype(int)
+    return {
+        int(frames[a]): Faces(
+            boxes[a:b], scores[a:b], np.full((b - a, N_KEYPOINTS, 2), np.nan), track_ids=tracks[a:b],
+            probs=probs[a:b], smoothed=None if smoothed is None else smoothed[a:b],
+            frame_index=frames[a:b], timestamp_s=times[a:b],
         )
-    return frames
+        for a, b in zip(starts, ends)
+    }
