@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 
 def model_threads() -> int:
@@ -16,22 +17,37 @@ def model_threads() -> int:
     return max(1, int(value)) if value else len(os.sched_getaffinity(0))
 
 
+_quiet = threading.Lock()
+_quiet_depth = 0
+_saved_stderr: int | None = None
+
+
 @contextlib.contextmanager
 def quiet_stderr(enabled: bool = True):
     """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
-    file descriptor 2; hide it while they load."""
+    file descriptor 2; hide it while they load. Threads share the one descriptor: the first to
+    enter hides it and the last to leave brings it back (two threads each saving and restoring
+    it in turn left it on /dev/null for good, and a batch's per-input lines went missing)."""
+    global _quiet_depth, _saved_stderr
     if not enabled:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
+    with _quiet:
+        if _quiet_depth == 0:
+            sys.stderr.flush()
+            _saved_stderr = os.dup(2)
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _quiet:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = None
 
 
 def new_interpreter(input_shape: list[int], **options):
