@@ -78,6 +78,25 @@ def _prefect_wanted(args) -> str | None:
     return f"server {url}" if url else None
 
 
+_recorders: list = []  # flows.record.Recorder of this command, closed (bounded wait) at its end
+
+
+def _recorder(reason: str | None):
+    """With a configured server and nothing that needs Prefect's engine (--prefect, Dask), the
+    stages run directly here, at once, and flows/record.py records the run in that server."""
+    if not (reason or "").startswith("server "):
+        return None
+    from flows.record import Recorder
+
+    _recorders.append(Recorder(reason.removeprefix("server ")))
+    return _recorders[-1]
+
+
+def _close_recorders() -> None:
+    while _recorders:
+        _recorders.pop().close()
+
+
 def _where(reason: str | None) -> str:
     if reason is None:
         return "not recorded in Prefect (no server configured; --prefect records it)"
@@ -135,9 +154,15 @@ def cmd_annotate(args) -> int:
 
 def _annotate(args, inputs: list[str]) -> int:
     prefect = _prefect_wanted(args)
+    recorder = _recorder(prefect)  # first: its thread creates the flow run while the pipeline loads
     _say(args, f"annotating {_plural(len(inputs), 'input')} -> {_dir(args.out)}, {_where(prefect)}")
     options = _annotate_options(args)
-    if prefect:
+    if recorder:
+        from flows import record
+
+        def run(path, name):
+            return record.annotate(recorder, path, options, name, overwrite=getattr(args, "overwrite", False))
+    elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(options))
         from flows.annotate import annotate_video
         from flows.runners import task_runner
@@ -275,11 +300,17 @@ def cmd_batch(args) -> int:
     found = check_folder_inputs(args.folder, args.pattern, empty_ok=False)
     check_out(args.out)
     prefect = _prefect_wanted(args)
+    recorder = _recorder(prefect)
     _say(args, f"{_plural(found, 'input')} under {_dir(args.folder)} -> {_dir(args.out)}, {args.concurrency} at a time, "
          f"{_where(prefect)}")
     from fer_video import batch
 
-    if prefect:
+    if recorder:
+        from flows import record
+
+        outcomes = record.annotate_folder(recorder, _folder_parameters(args), _annotate_options(args, progress=False),
+                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome)
+    elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(_annotate_options(args, progress=False)))
         from flows.batch import folder_flow
 
@@ -421,7 +452,8 @@ def run(argv: list[str] | None = None) -> int:
         import time
 
         interrupt.CANCELLED.set()
-        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * 0.7)  # pool threads clean up
+        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * (0.3 if _recorders else 0.7))  # pool threads clean up
+        _close_recorders()  # the runs' Cancelled states, sent within the grace period
         interrupt.hard_exit()
     except UsageError as error:
         _fail(str(error))
@@ -440,6 +472,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         interrupt.quiet_shutdown()  # a signal now must not raise inside exit hooks
+        _close_recorders()
 
 
 def main(argv: list[str] | None = None) -> int:
