@@ -328,10 +328,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
     path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
-    by_frame = {
-        index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
-        for index, group in rows.groupby("frame_index", sort=False)
-    }
+    by_frame = _faces_by_frame(rows)
     if info.is_image:
         image = next(iter(read_frames(info))).image.copy()
         if 0 in by_frame:
@@ -361,6 +358,21 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
                     writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
                 bar.update(1)
     return path
+
+
+def _faces_by_frame(rows: pd.DataFrame) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """frame index -> (boxes, track ids, smoothed probabilities) of its faces. Columns are taken
+    out once and split with NumPy: a pandas groupby over the frames cost 20% of a 20 s clip's
+    whole command (each group copied every column, the string ones too)."""
+    frames = rows["frame_index"].to_numpy()
+    order = np.argsort(frames, kind="stable")
+    frames = frames[order]
+    boxes = rows[["x", "y", "w", "h"]].to_numpy()[order]
+    tracks = rows["track_id"].to_numpy()[order]
+    probs = rows[list(SMOOTH)].to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if len(frames) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(frames)]
+    return {int(frames[a]): (boxes[a:b], tracks[a:b], probs[a:b]) for a, b in zip(starts, ends)}
 
 
 def _write_image(image: np.ndarray, path: Path) -> Path:
