@@ -272,12 +272,13 @@ def cmd_evaluate(args) -> int:
     from fer_video.expression.evaluate import evaluate, format_report, write_report
 
     folder = resolve_split(args.dataset, args.split)
-    with quiet_stderr(not args.verbose):
-        import tensorflow  # noqa: F401
     flip = {"model": None, "flip": True, "none": False}[args.tta]
     train = Path(args.dataset) / "train"
     twins_of = train if train.is_dir() and folder.resolve() != train.resolve() else None
-    report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
+    # The pipeline's classifier: the model's .tflite in LiteRT. TensorFlow is imported only for a
+    # .keras without a fresh .tflite (converted in memory); its C++ chatter is hidden then.
+    with quiet_stderr(not args.verbose):
+        report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
     files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
