@@ -358,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
                        description="Annotate each input: <out>/<name>.parquet and <out>/<name>.mp4 (or an "
                        "annotated image); <name> is a video's stem, an image's file name (README: Output names). "
-                       "Runs as the annotate-video Prefect flow, recorded, when a Prefect server is configured "
-                       "or with --prefect / --workers / --dask-address; else directly.")
+                       "Runs directly; recorded as a run of the annotate-video Prefect flow when a Prefect server "
+                       "is configured. --prefect / --workers / --dask-address run it in Prefect's flow engine.")
     p.add_argument("inputs", nargs="+", help="video or image files")
     add_options(p, PIPELINE, OUTPUT, ORCHESTRATION, segments=True)
     p.add_argument("--overwrite", action="store_true",
@@ -411,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="annotate every video and image under a folder, skipping finished ones",
                        description="Annotate every video and image under FOLDER: one already annotated with the "
                        "same content, model and settings is skipped; a failure is reported and the rest go on. "
-                       "Runs as the annotate-folder Prefect flow, recorded, when a Prefect server is configured "
-                       "or with --prefect / --workers / --dask-address; else directly.")
+                       "Runs directly; recorded as a run of the annotate-folder Prefect flow when a Prefect server "
+                       "is configured. --prefect / --workers / --dask-address run it in Prefect's flow engine.")
     p.add_argument("folder", help="folder of videos and images (searched recursively)")
     add_options(p, FOLDER, PIPELINE, OUTPUT, ORCHESTRATION)
     p.set_defaults(func=cmd_batch)
