@@ -11,7 +11,8 @@ started here, reached through PREFECT_API_URL). `--code PATH` (repeatable) runs 
 code (PYTHONPATH=PATH, e.g. `--code . --code ../main` for after/before), their runs interleaved so
 that both see the same background load.
 If the `fer` peer venv exists (bench/setup_fer_venv.sh), also a 20 s 640x360 clip through
-`fer-video annotate` (MP4 written) against the `fer` package's whole process (bench/peer_fer.py).
+`fer-video annotate` (MP4 written) against the `fer` package's whole process (bench/peer_fer.py),
+once each (`--no-peer` skips it; bench/peer_ratio.py repeats it).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--code", type=Path, action="append", help="checkout whose code runs (default: this one; repeatable)")
     p.add_argument("--no-server", action="store_true", help="skip the runs against a Prefect server")
+    p.add_argument("--no-peer", action="store_true", help="skip the `fer` comparison (bench/peer_ratio.py does it "
+                   "with repeats)")
     args = p.parse_args()
     codes = [c.resolve() for c in args.code or [ROOT]]
     info = print_machine()
@@ -131,7 +134,9 @@ def main() -> int:
               title=f"whole commands, median of {args.repeats} fresh processes each")
 
         peer = BENCH / ".venv-fer" / "bin" / "python"
-        if peer.exists():
+        if args.no_peer:
+            pass
+        elif peer.exists():
             twenty = clip(20, 640, 360, 30)
             env = _env(codes[0], home)
             ours = medians(1, [str(FER_VIDEO), "annotate", str(twenty), "--out", str(work / "peer-out"),

@@ -195,16 +195,18 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
     return outcomes
 
 
-def in_threads(concurrency: int = 2, retry_delay: float = 1.0):
+def in_threads(concurrency: int = 2, retry_delay: float = 1.0, job=None):
     """`run_jobs` for `annotate_folder`: `concurrency` jobs at a time in this process's threads,
-    each failed job tried again up to `retries` times."""
+    each failed job tried again up to `retries` times. `job`: `annotate_job` or a wrapper of it
+    with its signature (flows/record.py records each try)."""
+    job = job or annotate_job
 
     def attempt(path, name, options, model_sha, retries):
         from fer_video import interrupt
 
         for tries_left in range(retries, -1, -1):
             try:
-                return annotate_job(path, name, options, model_sha)
+                return job(path, name, options, model_sha)
             except Exception as error:  # noqa: BLE001 - reported as the job's outcome
                 if not tries_left:
                     return error

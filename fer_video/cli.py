@@ -78,6 +78,25 @@ def _prefect_wanted(args) -> str | None:
     return f"server {url}" if url else None
 
 
+_recorders: list = []  # flows.record.Recorder of this command, closed (bounded wait) at its end
+
+
+def _recorder(reason: str | None):
+    """With a configured server and nothing that needs Prefect's engine (--prefect, Dask), the
+    stages run directly here, at once, and flows/record.py records the run in that server."""
+    if not (reason or "").startswith("server "):
+        return None
+    from flows.record import Recorder
+
+    _recorders.append(Recorder(reason.removeprefix("server ")))
+    return _recorders[-1]
+
+
+def _close_recorders() -> None:
+    while _recorders:
+        _recorders.pop().close()
+
+
 def _where(reason: str | None) -> str:
     if reason is None:
         return "not recorded in Prefect (no server configured; --prefect records it)"
@@ -135,9 +154,15 @@ def cmd_annotate(args) -> int:
 
 def _annotate(args, inputs: list[str]) -> int:
     prefect = _prefect_wanted(args)
+    recorder = _recorder(prefect)  # first: its thread creates the flow run while the pipeline loads
     _say(args, f"annotating {_plural(len(inputs), 'input')} -> {_dir(args.out)}, {_where(prefect)}")
     options = _annotate_options(args)
-    if prefect:
+    if recorder:
+        from flows import record
+
+        def run(path, name):
+            return record.annotate(recorder, path, options, name, overwrite=getattr(args, "overwrite", False))
+    elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(options))
         from flows.annotate import annotate_video
         from flows.runners import task_runner
@@ -247,12 +272,13 @@ def cmd_evaluate(args) -> int:
     from fer_video.expression.training.evaluate import evaluate, format_report, write_report
 
     folder = resolve_split(args.dataset, args.split)
-    with quiet_stderr(not args.verbose):
-        import tensorflow  # noqa: F401
     flip = {"model": None, "flip": True, "none": False}[args.tta]
     train = Path(args.dataset) / "train"
     twins_of = train if train.is_dir() and folder.resolve() != train.resolve() else None
-    report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
+    # The pipeline's classifier: the model's .tflite in LiteRT. TensorFlow is imported only for a
+    # .keras without a fresh .tflite (converted in memory); its C++ chatter is hidden then.
+    with quiet_stderr(not args.verbose):
+        report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
     files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -275,11 +301,17 @@ def cmd_batch(args) -> int:
     found = check_folder_inputs(args.folder, args.pattern, empty_ok=False)
     check_out(args.out)
     prefect = _prefect_wanted(args)
+    recorder = _recorder(prefect)
     _say(args, f"{_plural(found, 'input')} under {_dir(args.folder)} -> {_dir(args.out)}, {args.concurrency} at a time, "
          f"{_where(prefect)}")
     from fer_video import batch
 
-    if prefect:
+    if recorder:
+        from flows import record
+
+        outcomes = record.annotate_folder(recorder, _folder_parameters(args), _annotate_options(args, progress=False),
+                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome)
+    elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(_annotate_options(args, progress=False)))
         from flows.batch import folder_flow
 
@@ -326,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
                        description="Annotate each input: <out>/<name>.parquet and <out>/<name>.mp4 (or an "
                        "annotated image); <name> is a video's stem, an image's file name (README: Output names). "
-                       "Runs as the annotate-video Prefect flow, recorded, when a Prefect server is configured "
-                       "or with --prefect / --workers / --dask-address; else directly.")
+                       "Runs directly; recorded as a run of the annotate-video Prefect flow when a Prefect server "
+                       "is configured. --prefect / --workers / --dask-address run it in Prefect's flow engine.")
     p.add_argument("inputs", nargs="+", help="video or image files")
     add_options(p, PIPELINE, OUTPUT, ORCHESTRATION, segments=True)
     p.add_argument("--overwrite", action="store_true",
@@ -379,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="annotate every video and image under a folder, skipping finished ones",
                        description="Annotate every video and image under FOLDER: one already annotated with the "
                        "same content, model and settings is skipped; a failure is reported and the rest go on. "
-                       "Runs as the annotate-folder Prefect flow, recorded, when a Prefect server is configured "
-                       "or with --prefect / --workers / --dask-address; else directly.")
+                       "Runs directly; recorded as a run of the annotate-folder Prefect flow when a Prefect server "
+                       "is configured. --prefect / --workers / --dask-address run it in Prefect's flow engine.")
     p.add_argument("folder", help="folder of videos and images (searched recursively)")
     add_options(p, FOLDER, PIPELINE, OUTPUT, ORCHESTRATION)
     p.set_defaults(func=cmd_batch)
@@ -421,7 +453,8 @@ def run(argv: list[str] | None = None) -> int:
         import time
 
         interrupt.CANCELLED.set()
-        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * 0.7)  # pool threads clean up
+        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * (0.3 if _recorders else 0.7))  # pool threads clean up
+        _close_recorders()  # the runs' Cancelled states, sent within the grace period
         interrupt.hard_exit()
     except UsageError as error:
         _fail(str(error))
@@ -440,6 +473,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         interrupt.quiet_shutdown()  # a signal now must not raise inside exit hooks
+        _close_recorders()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,8 +94,8 @@ OUTPUT = [
 # Where the work runs and whether Prefect records it.
 ORCHESTRATION = [
     (("--prefect",), dict(action="store_true",
-                          help="run as a Prefect flow even with no server configured (an ephemeral one; "
-                               "see README: when runs are recorded)")),
+                          help="run in Prefect's flow engine: in the server configured, else an ephemeral one "
+                               "(see README: when runs are recorded)")),
     (("--workers",), dict(type=in_range(1, 256), metavar="N",
                           help="run the work on a local Dask cluster of N processes (a Prefect flow)")),
     (("--dask-address",), dict(metavar="tcp://HOST:PORT",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 
 def model_threads() -> int:
@@ -16,29 +17,43 @@ def model_threads() -> int:
     return max(1, int(value)) if value else len(os.sched_getaffinity(0))
 
 
+_quiet = threading.Lock()
+_quiet_depth = {1: 0, 2: 0}  # threads inside quiet_stderr hiding each descriptor
+_saved: dict[int, int] = {}  # the descriptor's real target while hidden
+
+
 @contextlib.contextmanager
 def quiet_stderr(enabled: bool = True, also_stdout: bool = False):
     """TensorFlow and LiteRT print C++ start-up chatter (CUDA probing, delegates) straight to
     file descriptor 2, and TensorFlow's converter its MLIR logs to 1 as well: hide them while
-    they run. Python's own sys.stdout/sys.stderr are flushed first, so nothing of ours is lost."""
+    they run. Python's own sys.stdout/sys.stderr are flushed first, so nothing of ours is lost.
+    Threads share the descriptors: the first to enter hides one and the last to leave brings it
+    back (two threads each saving and restoring it in turn left it on /dev/null for good, and a
+    batch's per-input lines went missing)."""
     if not enabled:
         yield
         return
     fds = (1, 2) if also_stdout else (2,)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(fd) for fd in fds]
-    with open(os.devnull, "w") as devnull:
+    with _quiet:
+        sys.stdout.flush()
+        sys.stderr.flush()
         for fd in fds:
-            os.dup2(devnull.fileno(), fd)
+            if _quiet_depth[fd] == 0:
+                _saved[fd] = os.dup(fd)
+                with open(os.devnull, "w") as devnull:
+                    os.dup2(devnull.fileno(), fd)
+            _quiet_depth[fd] += 1
     try:
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, copy in zip(fds, saved):
-            os.dup2(copy, fd)
-            os.close(copy)
+        with _quiet:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd in fds:
+                _quiet_depth[fd] -= 1
+                if _quiet_depth[fd] == 0:
+                    os.dup2(_saved[fd], fd)
+                    os.close(_saved.pop(fd))
 
 
 def new_interpreter(input_shape: list[int], **options):

@@ -41,7 +41,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
     ids in order of appearance. The overlap's rows are kept from the earlier segment, whose
     tracker was already warm there.
     """
-    from scipy.optimize import linear_sum_assignment
+    from fer_video.faces.assign import linear_sum_assignment
 
     from fer_video.faces.record import box_iou
 

@@ -4,7 +4,6 @@ per-class logit bias, and expected calibration error."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from fer_video.expression.classify import softmax  # applying the calibration is the classifier's
 
@@ -16,6 +15,8 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises validation NLL; searched in log space over [0.05, 20]."""
+    from scipy.optimize import minimize_scalar  # here: the pipeline imports this module, not SciPy
+
     result = minimize_scalar(
         lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t))),
         bounds=(np.log(0.05), np.log(20.0)),

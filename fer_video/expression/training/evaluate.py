@@ -31,8 +31,6 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | Non
     backend="keras" evaluates the .keras through TensorFlow instead, for comparison.
     `twins_of`: a folder of training images; the report adds accuracy without the faces that
     have a pixel twin there."""
-    from sklearn.metrics import classification_report, confusion_matrix
-
     from fer_video.expression.classify import ExpressionClassifier
 
     classifier = ExpressionClassifier(model_path, flip=flip, backend=backend)
@@ -41,10 +39,8 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | Non
     probs = softmax(logits, classifier.temperature)
     predicted = probs.argmax(axis=1)
     present = sorted(set(labels.tolist()) | set(predicted.tolist()))
-    report = classification_report(
-        labels, predicted, labels=present, target_names=[EMOTIONS[i] for i in present],
-        output_dict=True, zero_division=0,
-    )
+    counts = confusion_matrix(labels, predicted, len(EMOTIONS))
+    per_class = class_metrics(counts, present)
     extra = {}
     if twins_of is not None and Path(twins_of).is_dir():
         twin = pixel_twins(faces, twins_of)
@@ -63,16 +59,32 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | Non
         "temperature": classifier.temperature,
         "ece": expected_calibration_error(probs, labels),
         "ece_before_temperature": expected_calibration_error(softmax(logits), labels),
-        "per_class": {
-            EMOTIONS[i]: {k: float(report[EMOTIONS[i]][k]) for k in ("precision", "recall", "f1-score", "support")}
-            for i in present
-        },
-        "macro_f1": float(report["macro avg"]["f1-score"]),
-        "confusion_matrix": {
-            "labels": list(EMOTIONS),
-            "counts": confusion_matrix(labels, predicted, labels=list(range(len(EMOTIONS)))).tolist(),
-        },
+        "per_class": {EMOTIONS[i]: metrics for i, metrics in per_class.items()},
+        "macro_f1": float(np.mean([m["f1-score"] for m in per_class.values()])) if per_class else 0.0,
+        "confusion_matrix": {"labels": list(EMOTIONS), "counts": counts.tolist()},
     }
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[true, predicted] (what sklearn.metrics.confusion_matrix gives, without importing
+    scikit-learn and SciPy: seconds of a short evaluation)."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return counts
+
+
+def class_metrics(counts: np.ndarray, classes: list[int]) -> dict[int, dict[str, float]]:
+    """Precision, recall, F1 and support per class from the confusion matrix, 0 where undefined
+    (sklearn's classification_report with zero_division=0; tests/test_evaluate_metrics.py)."""
+    out = {}
+    for i in classes:
+        tp = float(counts[i, i])
+        predicted, support = float(counts[:, i].sum()), float(counts[i, :].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[i] = {"precision": precision, "recall": recall, "f1-score": f1, "support": support}
+    return out
 
 
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
