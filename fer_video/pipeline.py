@@ -51,6 +51,9 @@ class AnnotateOptions:
     preset: str = "ultrafast"
     progress: bool = True
     segments: int = 1  # split a video into this many time segments, analysed in parallel
+    persons: bool = True  # person_id: link a video's tracks of one person (embeddings in memory only)
+    identity: bool = False  # also store the embeddings and link persons across the folder (biometric data)
+    people: Path | None = None  # with identity: one sub-folder of reference photos per name
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
@@ -62,7 +65,10 @@ class AnnotateOptions:
         """What, besides the input and the model, decides the result."""
         return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
                 "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
-                "segments": self.segments, "software": __version__}
+                "segments": self.segments, "software": __version__,
+                # Only when not the default, so that job keys from before person ids still hold.
+                **({"persons": False} if not self.persons else {}),
+                **({"identity": True} if self.identity else {})}
 
 
 @dataclass
@@ -76,6 +82,8 @@ class Analysis:
     model_version: str = ""
     model_sha256: str = ""
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
+    # One row per face embedding (track_id, time_s, quality, embedding); empty without persons.
+    embeddings: pd.DataFrame | None = None
 
 
 @dataclass
@@ -124,6 +132,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
+    candidates = _track_candidates(options)
     geometry = FER_CROP[detector.name]
     stats = DecodeStats()
     columns: dict[str, list] = {k: [] for k in ("frame_index", "timestamp_s", "boxes", "scores", "tracks", "probs")}
@@ -156,6 +165,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                 tracker.reset()
                 detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
+            if candidates is not None and len(faces):
+                candidates.add(frame.image, faces, frame.time)  # while the frame is in memory
             if len(faces):
                 pending.append((frame.index, frame.time, faces, fer_crops(frame.image, faces, geometry)))
                 n_pending += len(faces)
@@ -166,8 +177,30 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     classify_pending()
     name = name or Path(info.path).stem
     rows = _rows_frame(info, name, columns)
+    embeddings = candidates.embeddings() if candidates is not None else _no_embeddings()
+    rows = _with_persons(rows, embeddings, options.persons)
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256)
+                    classifier.sha256, embeddings=embeddings)
+
+
+def _track_candidates(options: AnnotateOptions):
+    if not (options.persons or options.identity):
+        return None
+    from fer_video.faces.embed import TrackCandidates
+
+    return TrackCandidates()
+
+
+def _no_embeddings() -> pd.DataFrame:
+    return pd.DataFrame({"track_id": np.zeros(0, np.int32), "time_s": np.zeros(0), "quality": np.zeros(0, np.float32),
+                         "embedding": []})
+
+
+def _with_persons(rows: pd.DataFrame, embeddings: pd.DataFrame | None, enabled: bool = True) -> pd.DataFrame:
+    """person_id per row: clustered tracks (fer_video.identity), or the track id when off."""
+    from fer_video.identity import assign_persons
+
+    return assign_persons(rows, embeddings if enabled and embeddings is not None else _no_embeddings())
 
 
 def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
@@ -225,6 +258,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
     from fer_video.faces.record import box_iou
 
     joined = parts[0].rows
+    embeddings = [parts[0].embeddings]
     for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
         rows = part.rows
         boundary = prev_last + 1
@@ -257,9 +291,34 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                 next_id += 1
         rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
         joined = pd.concat([joined, rows], ignore_index=True)
+        embeddings.append(_remapped_embeddings(part.embeddings, mapping))
     last = parts[-1]
-    return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
-                    last.model_name, last.model_version, last.model_sha256)
+    merged = _best_embeddings(pd.concat([e for e in embeddings if e is not None and len(e)] or [_no_embeddings()],
+                                        ignore_index=True))
+    # Persons again over the whole video (with persons off there are no embeddings: person = track).
+    joined = _with_persons(joined.reset_index(drop=True), merged)
+    return Analysis(last.info, last.name, joined, last.frames_decoded, last.detector,
+                    last.model_name, last.model_version, last.model_sha256, embeddings=merged)
+
+
+def _remapped_embeddings(embeddings: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | None:
+    """A later segment's embeddings under the stitched track ids (a track that left before the
+    seam's boundary has no id there and is dropped, as its rows are)."""
+    if embeddings is None or not len(embeddings):
+        return embeddings
+    ids = embeddings["track_id"].map(mapping)
+    kept = embeddings[ids.notna()]
+    return kept.assign(track_id=ids[ids.notna()].astype(np.int32))
+
+
+def _best_embeddings(embeddings: pd.DataFrame) -> pd.DataFrame:
+    """At most MAX_PER_TRACK per track, the best first: a track seen by two segments has twice."""
+    from fer_video.faces.embed import MAX_PER_TRACK
+
+    if not len(embeddings):
+        return embeddings
+    ordered = embeddings.sort_values(["track_id", "quality"], ascending=[True, False], kind="stable")
+    return ordered.groupby("track_id", sort=True).head(MAX_PER_TRACK).reset_index(drop=True)
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
@@ -312,6 +371,10 @@ def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dic
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
     path = output_paths(analysis.info, options.out_dir, analysis.name)["timeline"]
+    if options.identity and analysis.embeddings is not None:
+        from fer_video.identity import write_embeddings
+
+        write_embeddings(analysis.embeddings, options.out_dir, analysis.name)  # before the timeline: done marks all
     return write_timeline(rows, metadata(analysis, options), path)
 
 
@@ -320,7 +383,8 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     frame within the stride drawn on it."""
     path = output_paths(info, options.out_dir, name)["media"]
     by_frame = {
-        index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy())
+        index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy(),
+                _person_labels(group))
         for index, group in rows.groupby("frame_index", sort=False)
     }
     if info.is_image:
@@ -346,6 +410,18 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
                 writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
             bar.update(1)
     return path
+
+
+def _person_labels(group: pd.DataFrame) -> list[str] | None:
+    """What the video shows beside a track id: the name, else `person_<id>` when the person
+    spans other tracks too (a lone track's person is itself; repeating it would be noise)."""
+    if "person_id" not in group:
+        return None
+    from fer_video.identity import person_label
+
+    names = group["person"] if "person" in group else [None] * len(group)
+    return [person_label(p, n) if (isinstance(n, str) or p != t) else ""
+            for p, n, t in zip(group["person_id"], names, group["track_id"])]
 
 
 def _write_image(image: np.ndarray, path: Path) -> Path:

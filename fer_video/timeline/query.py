@@ -37,6 +37,7 @@ def connect(path_or_folder: str | Path):
     con = duckdb.connect(":memory:")
     listing = ", ".join(_sql_string(str(p)) for p in files)
     con.execute(f"CREATE VIEW timeline AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+    _person_id_for_older_timelines(con, f"read_parquet([{listing}], union_by_name = true)")
     names = [f.name for f in fields(TimelineMetadata)]
     rows = []
     for video_id, meta in load_metadata(path_or_folder).items():
@@ -49,6 +50,16 @@ def connect(path_or_folder: str | Path):
     con.execute("CREATE TABLE videos AS SELECT * FROM _videos_frame")
     con.unregister("_videos_frame")
     return con
+
+
+def _person_id_for_older_timelines(con, source: str) -> None:
+    """Timelines from before person ids lack the column: there each track is its own person."""
+    columns = {row[0] for row in con.execute("DESCRIBE timeline").fetchall()}
+    if "person_id" in columns:
+        body = "SELECT * REPLACE (coalesce(person_id, track_id)::INTEGER AS person_id)"
+    else:
+        body = "SELECT *, track_id AS person_id, NULL::VARCHAR AS person"
+    con.execute(f"CREATE OR REPLACE VIEW timeline AS {body} FROM {source}")
 
 
 def query(path_or_folder: str | Path, sql: str) -> pd.DataFrame:

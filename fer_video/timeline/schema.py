@@ -22,6 +22,9 @@ SCHEMA = pa.schema(
         pa.field("frame_index", pa.int64(), nullable=False),  # among all decoded frames
         pa.field("timestamp_s", pa.float64(), nullable=False),  # from the stream's timestamps
         pa.field("track_id", pa.int32(), nullable=False),  # stable per face while in view
+        # One person's tracks share it: within the video, or folder-wide after `fer-video link`.
+        pa.field("person_id", pa.int32(), nullable=False),
+        pa.field("person", pa.string(), nullable=True),  # a name from --people; null otherwise
         pa.field("x", pa.float32(), nullable=False),  # box in source pixels (upright frame)
         pa.field("y", pa.float32(), nullable=False),
         pa.field("w", pa.float32(), nullable=False),
@@ -57,6 +60,7 @@ class TimelineMetadata:
     software_version: str
     content_sha256: str = ""  # of the source file
     job_key: str = ""  # content + model + settings: an equal key means the same result
+    person_scope: str = "video"  # "folder" once `link` gave person_id folder-wide ids
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
