@@ -121,15 +121,22 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
     started = time.monotonic()
     content = file_sha256(path)
     key = job_key(content, model_sha, options)
-    if finished_key(options.out_dir, name) == key:
+    if finished_key(options.out_dir, name) == key and _embeddings_kept(options, name):
         return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
     with claim(options.out_dir, name) as mine:
         if not mine:
             return Outcome(str(path), name, "busy", "another batch is annotating it")
-        if finished_key(options.out_dir, name) == key:  # finished while we waited for the lock
+        if finished_key(options.out_dir, name) == key and _embeddings_kept(options, name):  # finished meanwhile
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
         result = annotate(path, options, name=name, content_sha256=content)
     return Outcome(str(path), name, "done", "", result.frames, result.faces, time.monotonic() - started)
+
+
+def _embeddings_kept(options: AnnotateOptions, name: str) -> bool:
+    """With --identity a job is also unfinished when its embeddings were deleted."""
+    from fer_video.identity import embeddings_path
+
+    return not options.identity or embeddings_path(options.out_dir, name).exists()
 
 
 def format_summary(outcomes: list[Outcome]) -> str:

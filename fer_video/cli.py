@@ -169,7 +169,30 @@ def _folder_parameters(args) -> dict:
                 pattern=args.pattern, retries=args.retries, stride=args.stride, detector=args.detector,
                 min_face=args.min_face, smoothing=args.smoothing,
                 model=str(Path(args.model).resolve()) if args.model else None,
-                video=not args.no_video, preset=args.preset)
+                video=not args.no_video, preset=args.preset, **_identity_parameters(args))
+
+
+def _identity_parameters(args) -> dict:
+    """Only when asked for, so that a deployment's stored parameters stay as they were."""
+    if getattr(args, "people", None) and not args.identity:
+        raise ValueError("--people needs --identity (it stores face embeddings; see README 'Who is who')")
+    if not getattr(args, "identity", False):
+        return {}
+    return dict(identity=True, people=str(Path(args.people).resolve()) if args.people else None)
+
+
+def cmd_link(args) -> int:
+    from fer_video.identity import THRESHOLD, identity_dir, link_folder
+
+    if not any(identity_dir(args.out_dir).glob("*.embeddings.parquet")):
+        raise ValueError(f"{args.out_dir}: no stored face embeddings; run `fer-video batch ... --identity` first")
+    registry = link_folder(args.out_dir, args.people, args.threshold if args.threshold is not None else THRESHOLD,
+                           fresh=args.fresh)
+    persons = registry.drop_duplicates("person_id")
+    named = persons["person"].notna().sum()
+    print(f"{args.out_dir}: {len(registry)} tracks in {registry['video_id'].nunique()} videos -> "
+          f"{len(persons)} persons ({named} named)")
+    return 0
 
 
 def cmd_batch(args) -> int:
@@ -330,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-video", action="store_true")
         p.add_argument("--preset", default="ultrafast")
         p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
+        p.add_argument("--identity", action="store_true",
+                       help="store face embeddings (biometric data) in OUT/.identity/ and give the same person "
+                            "one person_id across the folder's videos (see README 'Who is who')")
+        p.add_argument("--people", help="with --identity: folder of reference photos, one sub-folder per name")
         common(p)
 
     p = sub.add_parser("batch", help="annotate every video and image under a folder, skipping finished ones",
@@ -347,6 +374,18 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--cron", help="cron schedule, e.g. '*/10 * * * *'")
     p.add_argument("--name", help="deployment name (default: annotate-<folder name>)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("link", help="link persons across an output folder again (needs a batch run with --identity)",
+                       description="Match the tracks of every timeline in OUT_DIR to folder-wide persons from the "
+                       "embeddings a `batch --identity` stored in OUT_DIR/.identity/, without re-analysing video, "
+                       "and rewrite the timelines' person_id and person columns. Incremental: persons found "
+                       "before keep their ids; new videos' tracks join them or become new persons.")
+    p.add_argument("out_dir", help="output folder of a batch run with --identity")
+    p.add_argument("--people", help="folder of reference photos, one sub-folder per name")
+    p.add_argument("--threshold", type=float, help="largest embedding distance of one person (default 0.5)")
+    p.add_argument("--fresh", action="store_true", help="forget the persons found before and link from scratch")
+    common(p)
+    p.set_defaults(func=cmd_link)
 
     from fer_video.cli_timeline import register as register_timeline_commands
 

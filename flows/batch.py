@@ -28,12 +28,15 @@ def annotate_folder(
     model: str | None = None,
     video: bool = True,
     preset: str = "ultrafast",
+    identity: bool = False,
+    people: str | None = None,
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, progress=False)
+                              preset=preset, progress=False, identity=identity,
+                              people=Path(people) if people else None)
     root = Path(folder)
     paths = batch.discover(root, pattern)
     model_sha = batch.model_sha256(options)
@@ -48,7 +51,17 @@ def annotate_folder(
             outcomes.append(batch.Outcome(str(path), name, "failed", reason))
         else:
             outcomes.append(result)
+    if identity:
+        # After every job: linking reads all the folder's embeddings and rewrites timelines.
+        link_persons(out, people)
     return outcomes
+
+
+@task(name="link-persons", cache_policy=NO_CACHE)
+def link_persons(out: str, people: str | None = None):
+    from fer_video.identity import link_folder
+
+    return link_folder(out, people)
 
 
 def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
