@@ -101,7 +101,9 @@ def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
     assert not (tmp_path / "out" / ".identity").exists()  # nothing stored by default
 
 
-def test_batch_identity_links_videos_and_names_people(tmp_path):
+def test_batch_identity_links_videos_and_names_people(tmp_path, monkeypatch):
+    # A first ephemeral Prefect server migrates its database: minutes on a busy 2-core machine.
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "480")
     inputs = tmp_path / "in"
     video_a(inputs / "a.mp4")
     video_b(inputs / "b.mp4")
