@@ -124,8 +124,6 @@ def test_batch_identity_links_videos_and_names_people(tmp_path, monkeypatch):
 
     rows = load(out)
     assert set(rows["video_id"]) == {"a", "b"}  # the embeddings are not taken for timelines
-    truth = who(rows.assign(track_id=rows["video_id"] + "/" + rows["track_id"].astype(str)).assign(
-        video_id=rows["video_id"]))
     keyed = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str))
     persons = keyed.groupby("key")["person_id"].first()
     names = keyed.groupby("key")["person"].first()

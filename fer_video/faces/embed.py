@@ -24,7 +24,7 @@ from fer_video.faces.record import Faces
 
 CHIP_SIZE = 150  # what dlib's ResNet takes
 CHIP_PADDING = 0.25  # dlib's default margin around the landmarks
-MAX_PER_TRACK = 4  # embeddings kept per track
+MAX_PER_TRACK = 3  # embeddings kept per track: each costs tens of ms to seconds (bench/identity.py)
 MIN_FACE_PX = 36  # a smaller face gives unreliable embeddings; measured, see README "Who is who"
 MIN_SHARPNESS = 15.0  # variance of the Laplacian of the 64 px grey face; below is a blur
 EVERY_S = 0.2  # seconds between candidates of one track

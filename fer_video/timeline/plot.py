@@ -166,6 +166,8 @@ def timeline_figure(rows: pd.DataFrame, metadata: TimelineMetadata | None = None
             ax.spines[side].set_visible(False)
         info = by_track.loc[track] if by_track is not None and track in by_track.index else None
         text = f"track {track}"
+        if info is not None and "person" in info:
+            text += f" ({info['person']})"
         if info is not None:
             dominant = info["dominant"]
             text += (f"  ·  on screen {info['time_on_screen_s']:.2f} s"

@@ -124,6 +124,12 @@ def summarize(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None 
     out = out.reset_index()
 
     if by == "track":
+        if "person_id" in frame:  # who the track is: a name, or person_<id>
+            from fer_video.identity import person_label
+
+            first = frame.groupby(keys, sort=True)[[c for c in ("person_id", "person") if c in frame]].first()
+            out["person"] = [person_label(p, n) for p, n in zip(first["person_id"],
+                             first["person"] if "person" in first else [None] * len(first))]
         out["track_id"] = out["track_id"].astype(np.int32)
         out["frames"] = out["frames"].astype(np.int64)
         out["changes"] = out["changes"].astype(np.int64)
@@ -216,6 +222,7 @@ def format_summary_table(summary: pd.DataFrame) -> str:
     from fer_video.timeline.query import format_table
 
     keys = [k for k in ("video_id", "track_id", "person_id", "person") if k in summary]
+    second_keys = [k for k in ("video_id", "track_id", "person_id") if k in summary] or keys
     first = summary[keys].copy()
     for column in ("duration_s", "videos", "tracks"):
         if column in summary:
@@ -229,7 +236,7 @@ def format_summary_table(summary: pd.DataFrame) -> str:
     first["changes"] = summary["changes"]
     for e in EMOTIONS:
         first[e] = summary[f"share_{e}"].map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
-    second = summary[keys].copy()
+    second = summary[second_keys].copy()
     for e in EMOTIONS:
         second[e] = [
             "" if pd.isna(s) else f"{s:.2f} s ({p:.2f})"
