@@ -4,7 +4,7 @@ for the pipeline's path (the .tflite in LiteRT) and, for comparison, the .keras 
     .venv/bin/python bench/classifier.py [--model models/fer_vgg.keras] [--faces 4096] [--sweep]
 
 Random 48x48 uint8 faces (speed does not depend on content). Batched runs go through the
-pipeline's own call (`classifier(faces)`, i.e. blur, scaling, batches, flip and softmax included)
+pipeline's own call (`classifier(faces)`, i.e. scaling, batches, TTA, logit bias and softmax included)
 after a warm-up call; the best of `--rounds` is kept. Single-face latency is the median of
 `--repeats` one-face calls. `load_s` is the classifier's construction, imports included: the
 LiteRT rows are measured first, before anything has imported TensorFlow. `--sweep` also measures
@@ -20,7 +20,7 @@ import numpy as np
 import common
 from common import Timer, table
 
-TARGET = 2000.0  # faces/s batched, shipped model, with flip TTA, 2 cores
+TARGET = 1500.0  # faces/s batched, shipped model, with the TTA its card names, 2 cores (issue 11)
 
 
 def measure(classifier, faces: np.ndarray, rounds: int, repeats: int) -> dict:
@@ -76,9 +76,11 @@ def main() -> int:
     table(rows, ["backend", "flip_tta", "batch", "load_s", "faces_per_s", "ms_per_face_batched", "single_face_ms"],
           f"ExpressionClassifier on {args.faces} random faces (best of {args.rounds}); single face: median of "
           f"{args.repeats} calls; load_s: construction, imports included")
-    shipped = rows[1]["faces_per_s"]  # the pipeline runs the LiteRT path with flip TTA (the default)
-    keras_flip = rows[3]["faces_per_s"]
-    print(f"\npipeline path (LiteRT, flip TTA): {shipped:,.0f} faces/s, {shipped / keras_flip:.2f}x the Keras path; "
+    card_flip = ExpressionClassifier(args.model).flip  # the TTA the model card asks the pipeline for
+    shipped = rows[1 if card_flip else 0]["faces_per_s"]
+    keras_same = rows[3 if card_flip else 2]["faces_per_s"]
+    print(f"\npipeline path (LiteRT, TTA {'flip' if card_flip else 'none'}, as the model card says): "
+          f"{shipped:,.0f} faces/s, {shipped / keras_same:.2f}x the Keras path; "
           f"target >= {TARGET:,.0f} faces/s ({'met' if shipped >= TARGET else 'NOT met'})")
     common.emit_json(args.json, results)
     return 0

@@ -3,6 +3,11 @@
 Plain Python; flows/batch.py runs it as Prefect tasks. The rules that make a batch safe to
 re-run, to kill at any moment, and to run twice at once:
 
+- Names come from `fer_video.outputs.output_name`, so they never depend on which other files
+  exist; of two inputs with the same name, the one whose timeline is already there (else the
+  first in sorted order) keeps it and the other fails with the reason.
+- Outputs, temp files and locks are never inputs: the output folder is left out when it lies
+  inside the folder, and so is every file `fer_video.outputs.is_output` recognises.
 - A job is done when `<out>/<name>.parquet` exists and carries the job key (a hash of the
   input's bytes, the model's bytes and the settings) in its metadata. The Parquet is written
   last and atomically, so its presence means every output of that job is complete.
@@ -13,103 +18,125 @@ re-run, to kill at any moment, and to run twice at once:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
+import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
-
-from fer_video.expression.classify import DEFAULT_MODEL
-from fer_video.pipeline import AnnotateOptions, annotate, file_sha256, job_key
-from fer_video.timeline.schema import TimelineMetadata
+from fer_video.outputs import VIDEO_SUFFIXES, check_overwrite, claim, is_output, output_name, timeline_metadata
 from fer_video.video.probe import IMAGE_SUFFIXES
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
-                  ".3gp", ".mts", ".m2ts", ".ts"}
+if TYPE_CHECKING:
+    from fer_video.jobs import AnnotateOptions
 
+# The pipeline (OpenCV, pandas, the models) and pyarrow are imported where they are used, so
+# that finding the inputs (the CLI's first check) costs nothing.
 
-def discover(folder: str | Path, pattern: str = "*") -> list[Path]:
-    """Videos and images under `folder` (recursively) whose name matches `pattern`, sorted;
-    hidden files and folders are skipped (our own temp files are hidden)."""
+def discover(folder: str | Path, pattern: str = "*", out_dir: str | Path | None = None) -> list[Path]:
+    """Videos and images under `folder` (recursively) whose name matches `pattern`, sorted.
+    Left out: hidden files and folders, `out_dir` and everything in it when it lies inside
+    `folder`, and any file that is one of fer-video's outputs (`is_output`), so that a run never
+    annotates what an earlier run wrote."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    root = folder.resolve()
+    out = Path(out_dir).resolve() if out_dir is not None else None
     found = []
     for path in folder.rglob(pattern):
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
             continue
-        if path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
-            found.append(path)
+        if path.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+            continue
+        if out is not None and out != root and path.resolve().is_relative_to(out):
+            continue
+        if is_output(path):
+            continue
+        found.append(path)
     return sorted(found)
 
 
-def output_name(path: Path, folder: Path) -> str:
-    """`sub/dir/clip.mp4` -> `sub__dir__clip`: one flat output folder (see `output_names`)."""
-    relative = path.relative_to(folder).with_suffix("")
-    return "__".join(relative.parts)
+SETTLE_SECONDS = 3.0  # an input changed more recently than this is taken to be still being written
+LOOK_AGAIN_SECONDS = 0.5
+
+
+def _settle_seconds() -> float:
+    """SETTLE_SECONDS, or $FER_VIDEO_SETTLE_SECONDS (0: only the second look counts)."""
+    import os
+
+    return float(os.environ.get("FER_VIDEO_SETTLE_SECONDS", SETTLE_SECONDS))
+
+
+def still_being_written(paths: list[Path], settle_seconds: float | None = None,
+                        look_again: float = LOOK_AGAIN_SECONDS) -> dict[Path, str]:
+    """Inputs that are still growing (a recorder or a copy writing them), with why: changed
+    within `settle_seconds`, or a different size or time at a second look `look_again` later.
+    A half-written file decodes as a short but valid video, so the batch leaves it for a later run
+    instead of marking it done."""
+    def look() -> dict[Path, tuple[int, int]]:
+        stamps = {}
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamps[path] = (st.st_size, st.st_mtime_ns)
+        return stamps
+
+    settle_seconds = _settle_seconds() if settle_seconds is None else settle_seconds
+    first = look()
+    now = time.time_ns()
+    growing = {p: f"still being written (changed {max(now - m, 0) / 1e9:.1f} s ago); a later run takes it"
+               for p, (_, m) in first.items() if now - m < settle_seconds * 1e9}
+    if look_again > 0 and len(growing) < len(first):
+        time.sleep(look_again)
+        second = look()
+        growing |= {p: "still being written (it changed while the batch looked); a later run takes it"
+                    for p in first if p not in growing and second.get(p) != first[p]}
+    return growing
+
+
+def plan(paths: list[Path], folder: Path, out_dir: Path) -> list[tuple[Path, str, str]]:
+    """(input, output name, why it is refused or "") for each input. Names never change with the
+    other files; where two inputs share one, the input whose timeline already holds it keeps it
+    (so adding a file never takes over a finished one's outputs), else the first in order."""
+    names = [output_name(p, folder) for p in paths]
+    owner: dict[str, Path] = {}
+    for path, name in zip(paths, names):
+        if names.count(name) > 1 and name not in owner:
+            meta = timeline_metadata(Path(out_dir) / f"{name}.parquet")
+            if meta is not None and Path(meta.source_path) == path.resolve():
+                owner[name] = path
+    for path, name in zip(paths, names):
+        owner.setdefault(name, path)
+    return [(p, n, "" if owner[n] == p else f"output name {n!r} is already that of {owner[n]}; rename one of them")
+            for p, n in zip(paths, names)]
 
 
 def output_names(paths: list[Path], folder: Path) -> list[str]:
-    """`output_name` of each input, made unique: inputs that would share a name (`a.mp4` beside
-    `a.jpg`, or `sub/a.mp4` beside `sub__a.mp4`) would overwrite each other's timeline and be
-    redone on every run. Those keep their extension (`a.mp4`, `a.jpg`), then if still equal get
-    a hash of their relative path."""
-    names = [output_name(p, folder) for p in paths]
-    counts = Counter(names)
-    names = [n + p.suffix if counts[n] > 1 else n for n, p in zip(names, paths)]
-    counts = Counter(names)
-    return [f"{n}-{hashlib.sha1(p.relative_to(folder).as_posix().encode()).hexdigest()[:8]}"
-            if counts[n] > 1 else n for n, p in zip(names, paths)]
+    """`output_name` of each input (the same rule as `annotate`'s)."""
+    return [output_name(p, folder) for p in paths]
 
 
 def model_sha256(options: AnnotateOptions) -> str:
-    return file_sha256(options.model or DEFAULT_MODEL)
+    from fer_video import jobs
+
+    return jobs.model_sha256(options)
 
 
 def finished_key(out_dir: Path, name: str) -> str | None:
     """The job key stored in an existing timeline, or None if there is none (or it is unreadable)."""
-    path = out_dir / f"{name}.parquet"
-    try:
-        return TimelineMetadata.from_schema(pq.read_schema(path)).job_key
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def claim(out_dir: Path, name: str) -> Iterator[bool]:
-    """Yields True while this process holds the job's lock, False if another process has it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = out_dir / f".{name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        # Leftovers of a killed run of this job: nobody else can be writing them now.
-        for suffix in [".parquet", ".mp4", ".annotated.mp4", *(f".annotated{s}" for s in IMAGE_SUFFIXES)]:
-            (out_dir / f".{name}{suffix}.part").unlink(missing_ok=True)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    meta = timeline_metadata(out_dir / f"{name}.parquet")
+    return meta.job_key if meta is not None else None
 
 
 @dataclass
 class Outcome:
     path: str
     name: str
-    status: str  # done | skipped | busy | failed
+    status: str  # done | skipped | busy | writing | failed
     reason: str = ""
     frames: int = 0
     faces: int = 0
@@ -118,6 +145,7 @@ class Outcome:
 
 def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str) -> Outcome:
     """One input of a batch: skip if finished with the same key, else claim it and annotate."""
+    from fer_video.jobs import file_sha256, job_key
     started = time.monotonic()
     content = file_sha256(path)
     key = job_key(content, model_sha, options)
@@ -128,8 +156,107 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
             return Outcome(str(path), name, "busy", "another batch is annotating it")
         if finished_key(options.out_dir, name) == key and _embeddings_kept(options, name):  # finished meanwhile
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
-        result = annotate(path, options, name=name, content_sha256=content)
-    return Outcome(str(path), name, "done", "", result.frames, result.faces, time.monotonic() - started)
+        from fer_video.pipeline import annotate
+
+        # A changed file is redone in place; another input's result is not replaced.
+        check_overwrite(options.out_dir / f"{name}.parquet", path, content, key,
+                        hint="remove it, or choose another --out")
+        result = annotate(path, options, name=name, content_sha256=content, claimed=True)
+    return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
+                   result.frames, result.faces, time.monotonic() - started)
+
+
+def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str = "*", retries: int = 1,
+                    run_jobs=None, on_outcome=None) -> list[Outcome]:
+    """Every input under `folder` through `annotate_job`: what `fer-video batch` runs, directly or
+    as the annotate-folder Prefect flow (flows/batch.py).
+
+    `run_jobs(jobs, options, model_sha, retries)` runs `annotate_job` on each (path, name) and
+    yields, in order, its Outcome or the exception of its last try: `in_threads(n)` here, Prefect
+    tasks on the flow's task runner there. `on_outcome` hears of each outcome as it is known.
+    """
+    root = Path(folder)
+    options = replace(options, inputs_root=root) if options.inputs_root is None else options
+    paths = discover(root, pattern, options.out_dir)
+    model_sha = model_sha256(options)
+    growing = still_being_written(paths)
+    planned = plan(paths, root, options.out_dir)
+    ready = [(path, name) for path, name, refused in planned if not refused and path not in growing]
+    results = iter((run_jobs or in_threads())(ready, options, model_sha, retries))
+    outcomes = []
+    for path, name, refused in planned:
+        if refused:
+            result = Outcome(str(path), name, "failed", refused)
+        elif path in growing:
+            result = Outcome(str(path), name, "writing", growing[path])
+        else:
+            result = next(results)
+        if isinstance(result, BaseException):
+            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
+            result = Outcome(str(path), name, "failed", reason)
+        outcomes.append(result)
+        if on_outcome:
+            on_outcome(result)
+    if options.identity:
+        # After every job: linking reads the whole folder's embeddings and rewrites timelines.
+        from fer_video.identity import link_folder
+
+        line = linked_line(options.out_dir, link_folder(options.out_dir, options.people))
+        if on_outcome:
+            print(f"fer-video: {line}", file=sys.stderr, flush=True)
+    return outcomes
+
+
+def linked_line(out_dir, registry) -> str:
+    """What linking found, in one line."""
+    def plural(n, word):
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    persons = registry.drop_duplicates("person_id")
+    named = int(persons["person"].notna().sum())
+    return (f"{out_dir}: {plural(len(registry), 'track')} in {plural(registry['video_id'].nunique(), 'video')} "
+            f"-> {plural(len(persons), 'person')} ({named} named)")
+
+
+def in_threads(concurrency: int = 2, retry_delay: float = 1.0):
+    """`run_jobs` for `annotate_folder`: `concurrency` jobs at a time in this process's threads,
+    each failed job tried again up to `retries` times."""
+
+    def attempt(path, name, options, model_sha, retries):
+        from fer_video import interrupt
+
+        for tries_left in range(retries, -1, -1):
+            try:
+                return annotate_job(path, name, options, model_sha)
+            except Exception as error:  # noqa: BLE001 - reported as the job's outcome
+                if not tries_left:
+                    return error
+                if interrupt.CANCELLED.wait(retry_delay):
+                    interrupt.check()
+
+    def run_jobs(jobs, options, model_sha, retries):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="job") as pool:
+            futures = [pool.submit(attempt, path, name, options, model_sha, retries) for path, name in jobs]
+            for future in futures:
+                yield future.result()
+
+    return run_jobs
+
+
+def outcome_line(o: Outcome) -> str:
+    """One line per input as it finishes: `batch` and every run of `serve` print these."""
+    if o.status == "done":
+        frames = f"{o.frames} frame" + ("" if o.frames == 1 else "s")
+        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s"
+    return f"{o.path}: {o.status}" + (f" ({o.reason})" if o.reason else "")
+
+
+def print_outcome(o: Outcome) -> None:
+    import sys
+
+    print(f"fer-video: {outcome_line(o)}", file=sys.stderr, flush=True)
 
 
 def _embeddings_kept(options: AnnotateOptions, name: str) -> bool:
@@ -145,10 +272,13 @@ def format_summary(outcomes: list[Outcome]) -> str:
     rows = [(o.status, o.path, str(o.frames), str(o.faces), f"{o.seconds:.1f}", o.reason) for o in outcomes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "writing", "failed")}
+    if not counts["writing"]:
+        del counts["writing"]
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} inputs")
     return "\n".join(lines)
 
 
-__all__ = ["Outcome", "annotate_job", "claim", "discover", "format_summary", "model_sha256",
-           "output_name", "output_names"]
+__all__ = ["Outcome", "annotate_folder", "annotate_job", "claim", "discover", "format_summary", "in_threads",
+           "model_sha256", "outcome_line", "output_name", "output_names", "plan", "print_outcome",
+           "still_being_written"]

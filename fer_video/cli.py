@@ -1,7 +1,13 @@
 """`fer-video`: the command line.
 
+Start-up is the point of this module: it imports nothing heavy until the arguments are checked
+(each mistake is one line, exit 2, within a second), and Prefect only when a run is to be
+recorded in it (a server is configured, or --prefect, --workers, --dask-address, `serve`).
+Otherwise the same pipeline functions the flows call run directly in this process.
+
 Every command turns a bad input into one line on stderr naming the file and the problem and a
-non-zero exit status; `--verbose` shows tracebacks and Prefect's own logs.
+non-zero exit status; `--verbose` shows tracebacks and Prefect's own logs. Ctrl-C and SIGTERM stop
+a command within about a second, exit 130 / 143 (fer_video/interrupt.py).
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from fer_video import interrupt
 from fer_video.resources import quiet_stderr
-from flows.server import EphemeralServer
+from fer_video.options import (FOLDER, LINK, ORCHESTRATION, OUTPUT, PIPELINE, Parser, UsageError, add_options,
+                               check_folder_inputs, check_inputs, check_out, check_people, check_schedule,
+                               check_settings)
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2
@@ -39,53 +46,145 @@ def _environment(verbose: bool) -> None:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
-def _warm_up(model: Path | None, detector: str) -> None:
+def _fail(message: str) -> None:
+    print(f"fer-video: error: {message}", file=sys.stderr, flush=True)
+
+
+def _say(args, message: str) -> None:
+    """What the command is about to do: its first line, on stderr (stdout keeps the results)."""
+    if not args.quiet:
+        print(f"fer-video: {message}", file=sys.stderr, flush=True)
+
+
+def _dir(path: str) -> str:
+    return path.rstrip("/") + "/"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# --- Direct or through Prefect ------------------------------------------------------------------
+
+def _prefect_wanted(args) -> str | None:
+    """Why this run goes through Prefect's flows, or None to run the stages directly: a run
+    nobody asked to record and nobody could look at (an ephemeral server) is pure cost."""
+    from flows.server import configured_api_url
+
+    if getattr(args, "dask_address", None) or getattr(args, "workers", None):
+        return "prefect-dask"
+    if getattr(args, "prefect", False):
+        return "--prefect"
+    url = configured_api_url()
+    return f"server {url}" if url else None
+
+
+def _where(reason: str | None) -> str:
+    if reason is None:
+        return "not recorded in Prefect (no server configured; --prefect records it)"
+    if reason.startswith("server "):
+        return f"recorded in Prefect at {reason.removeprefix('server ')}"
+    return f"as a Prefect flow ({reason})"
+
+
+def _start_prefect(args, services: bool = False, warm_up=None):
+    """Prefect for a flow run: the server configured, else an ephemeral one booted in a
+    subprocess while this process imports the flows and warms up the models."""
+    from flows.server import EphemeralServer
+
+    server = EphemeralServer(args.verbose, services=services)
+    with quiet_stderr(not args.verbose):
+        server.import_prefect()
+        if warm_up and server.url:
+            warm_up()  # while the ephemeral server boots; with a server already up it would only delay
+        server.attach()
+    return server
+
+
+def _warm_up(options) -> None:
     """Load the model and run the detector once, so the first input does not pay for it."""
+    import numpy as np
+
     from fer_video.faces.detect import make_detector
     from fer_video.pipeline import load_classifier
 
-    load_classifier(model)
-    make_detector(detector)(np.zeros((64, 64, 3), np.uint8))
+    load_classifier(options.model)
+    make_detector(options.detector)(np.zeros((64, 64, 3), np.uint8))
 
 
-def _fail(message: str) -> None:
-    print(f"fer-video: error: {message}", file=sys.stderr)
+# --- Commands -------------------------------------------------------------------------------------
 
+def _annotate_options(args, progress: bool | None = None):
+    from fer_video.jobs import AnnotateOptions
 
-def _annotate_options(args):
-    from fer_video.pipeline import AnnotateOptions
-
+    segments = getattr(args, "segments", 1)
     return AnnotateOptions(
         out_dir=Path(args.out), stride=args.stride, detector=args.detector, min_face=args.min_face,
         smoothing=args.smoothing, model=Path(args.model) if args.model else None,
-        video=not args.no_video, preset=args.preset, progress=not args.quiet and args.segments == 1,
-        segments=args.segments,
+        video=not args.no_video, preset=args.preset,
+        progress=(not args.quiet and segments == 1) if progress is None else progress, segments=segments,
+        min_score=args.min_score, persons=not args.no_persons, identity=args.identity,
+        people=Path(args.people).resolve() if args.people else None,
     )
 
 
 def cmd_annotate(args) -> int:
+    check_inputs(args.inputs)
+    check_settings(args)
+    check_out(args.out)
+    return _annotate(args, args.inputs)
+
+
+def _annotate(args, inputs: list[str]) -> int:
+    prefect = _prefect_wanted(args)
+    _say(args, f"annotating {_plural(len(inputs), 'input')} -> {_dir(args.out)}, {_where(prefect)}")
     options = _annotate_options(args)
-    server = EphemeralServer(args.verbose)  # boots while the pipeline is imported and the models load
-    with quiet_stderr(not args.verbose):
+    if prefect:
+        _start_prefect(args, warm_up=lambda: _warm_up(options))
         from flows.annotate import annotate_video
         from flows.runners import task_runner
 
-        _warm_up(options.model, options.detector)
-        server.attach()
-    flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
+        flow = annotate_video.with_options(task_runner=task_runner(args.segments, args.dask_address, args.workers))
+
+        def run(path, name):
+            state = flow(path, options, name=name, overwrite=getattr(args, "overwrite", False), return_state=True)
+            outcome = state.result(raise_on_failure=False)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+    else:
+        from fer_video.pipeline import annotate as run_direct
+
+        def run(path, name):
+            return run_direct(path, options, name, overwrite=getattr(args, "overwrite", False))
+    from fer_video.outputs import output_name
+
     failed = 0
-    for path in args.inputs:
-        state = flow(path, options, return_state=True)
-        outcome = state.result(raise_on_failure=False)
-        if isinstance(outcome, BaseException):
+    named: dict[str, str] = {}  # output name -> the input of this call that has it
+    for path in inputs:
+        name = output_name(path)
+        if name in named:  # never let a later input of the same call overwrite an earlier one's outputs
             failed += 1
-            _report_failure(path, outcome, args.verbose)
+            _fail(f"{path}: output name {name!r} is already that of {named[name]} in this call; "
+                  "annotate it with another --out")
+            continue
+        named[name] = path
+        try:
+            outcome = run(path, name)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 - one input's failure, reported in one line
+            failed += 1
+            _report_failure(path, error, args.verbose)
             continue
         outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
-              f"{outcome.tracks} tracks -> {outputs}")
+              f"{_plural(outcome.tracks, 'track')} -> {outputs}", flush=True)
+        for warning in outcome.warnings:
+            print(f"fer-video: warning: {warning}", file=sys.stderr)
+    _link_after(args, options)
     if failed:
-        print(f"fer-video: {failed} of {len(args.inputs)} inputs failed", file=sys.stderr)
+        print(f"fer-video: {failed} of {len(inputs)} inputs failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0
 
 
@@ -103,16 +202,14 @@ def _report_failure(path, error: BaseException, verbose: bool) -> None:
 
 
 def cmd_demo(args) -> int:
+    check_settings(args)
+    check_out(args.out)
     from fer_video.samples import make_clip
 
     out = Path(args.out)
     clip = make_clip(out / "sample" / "sample.mp4", seconds=args.seconds, width=1280, height=720, fps=30)
     print(f"made a {args.seconds:g} s sample clip with two faces and a tone: {clip}")
-    args.inputs = [str(clip)]
-    args.stride, args.detector, args.min_face, args.smoothing = 1, "blazeface", 40, "window:0.5"
-    args.model, args.no_video, args.preset = None, False, "ultrafast"
-    args.segments, args.workers, args.dask_address = 1, None, None
-    return cmd_annotate(args)
+    return _annotate(args, [str(clip)])
 
 
 def cmd_train(args) -> int:
@@ -124,6 +221,7 @@ def cmd_train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, patience=args.patience, limit=args.limit, crop=args.crop,
+                         tta=args.tta, recall_floor=args.recall_floor,
                          widths=tuple(int(w) for w in args.widths.split(",")))
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).
@@ -154,7 +252,10 @@ def cmd_evaluate(args) -> int:
     folder = resolve_split(args.dataset, args.split)
     with quiet_stderr(not args.verbose):
         import tensorflow  # noqa: F401
-    report = evaluate(args.model, folder, flip=not args.no_flip)
+    flip = {"model": None, "flip": True, "none": False}[args.tta]
+    train = Path(args.dataset) / "train"
+    twins_of = train if train.is_dir() and folder.resolve() != train.resolve() else None
+    report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
     files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -169,210 +270,170 @@ def _folder_parameters(args) -> dict:
                 pattern=args.pattern, retries=args.retries, stride=args.stride, detector=args.detector,
                 min_face=args.min_face, smoothing=args.smoothing,
                 model=str(Path(args.model).resolve()) if args.model else None,
-                video=not args.no_video, preset=args.preset, **_identity_parameters(args))
+                video=not args.no_video, preset=args.preset, min_score=args.min_score, quiet=args.quiet,
+                **_identity_parameters(args))
 
 
 def _identity_parameters(args) -> dict:
     """Only when asked for, so that a deployment's stored parameters stay as they were."""
-    if getattr(args, "people", None) and not args.identity:
-        raise ValueError("--people needs --identity (it stores face embeddings; see README 'Who is who')")
-    if not getattr(args, "identity", False):
+    if not args.identity:
         return {}
     return dict(identity=True, people=str(Path(args.people).resolve()) if args.people else None)
+
+
+def _link_after(args, options) -> None:
+    """With --identity, after the inputs are done: link the output folder's persons."""
+    if not options.identity:
+        return
+    from fer_video.identity import link_folder
+
+    from fer_video.batch import linked_line
+
+    _say(args, linked_line(options.out_dir, link_folder(options.out_dir, options.people)))
 
 
 def cmd_link(args) -> int:
     from fer_video.identity import THRESHOLD, identity_dir, link_folder
 
-    if not any(identity_dir(args.out_dir).glob("*.embeddings.parquet")):
-        raise ValueError(f"{args.out_dir}: no stored face embeddings; run `fer-video batch ... --identity` first")
-    registry = link_folder(args.out_dir, args.people, args.threshold if args.threshold is not None else THRESHOLD,
+    folder = Path(args.out_dir)
+    if not folder.is_dir():
+        raise UsageError(f"{args.out_dir}: no such folder")
+    if not any(identity_dir(folder).glob("*.embeddings.parquet")):
+        raise UsageError(f"{args.out_dir}: no stored face embeddings; run `fer-video batch ... --identity` first")
+    check_people(args)
+    registry = link_folder(folder, args.people, args.threshold if args.threshold is not None else THRESHOLD,
                            fresh=args.fresh)
-    persons = registry.drop_duplicates("person_id")
-    named = persons["person"].notna().sum()
-    print(f"{args.out_dir}: {len(registry)} tracks in {registry['video_id'].nunique()} videos -> "
-          f"{len(persons)} persons ({named} named)")
+    from fer_video.batch import linked_line
+
+    print(linked_line(args.out_dir, registry), flush=True)
     return 0
 
 
 def cmd_batch(args) -> int:
-    from fer_video.batch import discover, format_summary
-    from fer_video.smoothing import Smoothing
+    check_settings(args)
+    found = check_folder_inputs(args.folder, args.pattern, empty_ok=False)
+    check_out(args.out)
+    prefect = _prefect_wanted(args)
+    _say(args, f"{_plural(found, 'input')} under {_dir(args.folder)} -> {_dir(args.out)}, {args.concurrency} at a time, "
+         f"{_where(prefect)}")
+    from fer_video import batch
 
-    Smoothing.parse(args.smoothing)
-    discover(args.folder, args.pattern)  # a missing folder fails here, in one line
-    server = EphemeralServer(args.verbose)
-    with quiet_stderr(not args.verbose):
+    if prefect:
+        _start_prefect(args, warm_up=lambda: _warm_up(_annotate_options(args, progress=False)))
         from flows.batch import folder_flow
 
-        _warm_up(Path(args.model) if args.model else None, args.detector)
-        server.attach()
-    flow = folder_flow(args.concurrency, args.dask_address, args.workers)
-    state = flow(**_folder_parameters(args), return_state=True)
-    outcomes = state.result(raise_on_failure=False)
-    if isinstance(outcomes, BaseException):
-        raise outcomes
-    print(format_summary(outcomes))
+        flow = folder_flow(args.concurrency, args.dask_address, args.workers)
+        outcomes = flow(**_folder_parameters(args), return_state=True).result(raise_on_failure=False)
+        if isinstance(outcomes, BaseException):
+            raise outcomes
+    else:
+        outcomes = batch.annotate_folder(Path(args.folder).resolve(), _annotate_options(args, progress=False),
+                                         args.pattern, args.retries, run_jobs=batch.in_threads(args.concurrency),
+                                         on_outcome=None if args.quiet else batch.print_outcome)
+    print(batch.format_summary(outcomes), flush=True)
     return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else 0
 
 
-def parse_duration(text: str) -> float:
-    """'90' or '90s', '10m', '1.5h', '1d' -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-    except (ValueError, IndexError):
-        raise ValueError(f"--every {text!r}: use a number of seconds or e.g. 30s, 10m, 1h") from None
-    if seconds <= 0:
-        raise ValueError(f"--every {text!r}: must be positive")
-    return seconds
-
-
 def cmd_serve(args) -> int:
-    from fer_video.batch import discover
-    from fer_video.smoothing import Smoothing
-
-    interval = parse_duration(args.every) if args.every else None
-    Smoothing.parse(args.smoothing)  # a bad spec fails here, not in every scheduled run
-    discover(args.folder, args.pattern)
-    server = EphemeralServer(args.verbose, services=True)  # its scheduler makes the scheduled runs
-    with quiet_stderr(not args.verbose):
-        from flows.batch import folder_flow
-
-        server.attach()
-    flow = folder_flow(args.concurrency, args.dask_address, args.workers)
+    check_settings(args)
+    interval = check_schedule(args.every, args.cron)
+    found = check_folder_inputs(args.folder, args.pattern, empty_ok=True)
+    check_out(args.out)
     name = args.name or f"annotate-{Path(args.folder).resolve().name}"
+    when = f"every {args.every}" if args.every else f"cron {args.cron!r}"
+    _say(args, f"serving {_dir(args.folder)} ({_plural(found, 'input')} now) -> {_dir(args.out)}, {when}; starting Prefect")
+    server = _start_prefect(args, services=True)  # its scheduler service makes the scheduled runs
+    from flows.batch import serve_folder
+
     where = f"; runs in Prefect's UI at {server.url.removesuffix('/api')}" if server.url else ""
-    print(f"serving deployment 'annotate-folder/{name}' "
-          f"({'every ' + args.every if args.every else 'cron ' + args.cron}){where}; Ctrl-C stops", flush=True)
-    _stop_within(10.0)
-    flow.serve(name=name, interval=interval, cron=args.cron, parameters=_folder_parameters(args),
-               print_starting_message=False)
+    serve_folder(name, _folder_parameters(args), interval=interval, cron=args.cron, concurrency=args.concurrency,
+                 dask_address=args.dask_address, workers=args.workers,
+                 on_ready=lambda: print(f"serving deployment 'annotate-folder/{name}' ({when}){where}; Ctrl-C stops",
+                                        flush=True))
     return 0
 
 
-def _stop_within(seconds: float) -> None:
-    """Ctrl-C (or SIGTERM) stops `serve`: Prefect's runner is asked to shut down as usual, but
-    it waits on runs in flight, so the process exits with 130 after `seconds` regardless."""
-    import signal
-    import threading
-
-    def stop(signum, frame):
-        timer = threading.Timer(seconds, os._exit, args=(130,))
-        timer.daemon = True
-        timer.start()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fer-video",
-        description="Facial-expression timelines (Parquet) and annotated videos from recorded video.",
-    )
+    parser = Parser(prog="fer-video",
+                    description="Facial-expression timelines (Parquet) and annotated videos from recorded video.")
     parser.add_argument("--version", action="version", version=f"fer-video {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    def common(p):
-        p.add_argument("--verbose", action="store_true", help="show tracebacks and Prefect's logs")
-
-    def annotate_args(p):
-        p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        common(p)
+    def verbose_only(p):
+        p.add_argument("--verbose", action="store_true", help="show tracebacks")
 
     p = sub.add_parser("annotate", help="annotate videos or images: Parquet timeline + annotated MP4",
-                       description="Run the annotate-video Prefect flow on each input. Writes "
-                       "<out>/<stem>.parquet and <out>/<stem>.mp4 (or an annotated image).")
+                       description="Annotate each input: <out>/<name>.parquet and <out>/<name>.mp4 (or an "
+                       "annotated image); <name> is a video's stem, an image's file name (README: Output names). "
+                       "Runs as the annotate-video Prefect flow, recorded, when a Prefect server is configured "
+                       "or with --prefect / --workers / --dask-address; else directly.")
     p.add_argument("inputs", nargs="+", help="video or image files")
-    p.add_argument("--stride", type=int, default=1, help="analyse every Nth frame (default 1)")
-    p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface",
-                   help="face detector (default blazeface; see README for measurements)")
-    p.add_argument("--min-face", type=int, default=40, help="smallest face width to find, pixels (default 40)")
-    p.add_argument("--smoothing", default="window:0.5",
-                   help="none | ema[:TAU] | window[:SECONDS] | hmm[:SECONDS] (default window:0.5)")
-    p.add_argument("--model", help="expression model .keras (default: models/fer_vgg.keras)")
-    p.add_argument("--no-video", action="store_true", help="write the timeline only, no annotated MP4")
-    p.add_argument("--preset", default="ultrafast",
-                   help="x264 preset for the MP4 (default ultrafast; veryfast: files about 5x smaller, "
-                        "render about 25%% slower)")
-    p.add_argument("--segments", type=int, default=1,
-                   help="analyse a long video as N time segments in parallel, stitched into one timeline")
-    p.add_argument("--workers", type=int, help="run segments on a local Dask cluster of N processes")
-    p.add_argument("--dask-address", help="run segments on this Dask scheduler (tcp://HOST:PORT)")
-    annotate_args(p)
+    add_options(p, PIPELINE, OUTPUT, ORCHESTRATION, segments=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a timeline in --out that was made from another input (default: refuse)")
     p.set_defaults(func=cmd_annotate)
 
-    p = sub.add_parser("demo", help="make a sample clip and annotate it (no input needed)")
-    p.add_argument("--seconds", type=float, default=6.0, help="length of the sample clip (default 6)")
-    annotate_args(p)
+    p = sub.add_parser("demo", help="make a sample clip and annotate it (no input needed)",
+                       description="Make a sample clip with two faces and a tone under <out>/sample/, "
+                       "then annotate it as `annotate` would.")
+    p.add_argument("--seconds", type=float, default=6.0, help="length of the sample clip (default: %(default)s)")
+    add_options(p, PIPELINE, OUTPUT, ORCHESTRATION)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train the expression model on a FER2013-layout folder (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Trains on DATASET/train/<class>/*.jpg, holding out part of it for "
                        "validation. Run it again with the same --run-dir to resume.")
     p.add_argument("dataset", help="folder with train/<class>/ images (Kaggle FER2013 layout)")
-    p.add_argument("--run-dir", default="runs/fer_vgg", help="checkpoints, log and outputs (default runs/fer_vgg)")
-    p.add_argument("--epochs", type=int, default=45, help="length of the schedule (default 45)")
-    p.add_argument("--batch-size", type=int, default=128, help="default 128")
-    p.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate (default 0.05)")
-    p.add_argument("--seed", type=int, default=1, help="default 1")
-    p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs (default 0: none)")
-    p.add_argument("--widths", default="24,48,96,192", help="conv widths per block (default 24,48,96,192)")
-    p.add_argument("--crop", type=int, default=40, help="face crop the network sees, px of 48 (default 40)")
+    p.add_argument("--run-dir", default="runs/fer_vgg", help="checkpoints, log and outputs")
+    p.add_argument("--epochs", type=int, default=35, help="length of the schedule")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate")
+    p.add_argument("--seed", type=int, default=1, help="random seed (split, augmentation, weights)")
+    p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs (0: none)")
+    p.add_argument("--widths", default="24,48,96,192", help="conv widths per block")
+    p.add_argument("--crop", type=int, default=40, help="face crop the network sees, px of 48")
+    p.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="test-time augmentation the exported model asks the pipeline for")
+    p.add_argument("--recall-floor", type=float, default=0.5,
+                   help="per-class validation recall the fitted logit bias aims for (0: no bias)")
     p.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
-    common(p)
+    verbose_only(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on a labelled folder")
+    p = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on a labelled folder",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("dataset", help="folder with <class>/ images, or a dataset root with --split inside")
-    p.add_argument("--split", default="public_test", help="subfolder to use if present (default public_test)")
+    p.add_argument("--split", default="public_test", help="subfolder to use if present")
     p.add_argument("--model", help="model .keras (default: models/fer_vgg.keras)")
     p.add_argument("--out", default="fer-video-eval", help="where report.json and confusion_matrix.png go")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--no-flip", action="store_true", help="no mirrored test-time augmentation")
-    common(p)
+    p.add_argument("--tta", choices=("model", "flip", "none"), default="model",
+                   help="test-time augmentation: the one the model card names, as the pipeline runs it, "
+                        "mirrored faces averaged in, or none")
+    verbose_only(p)
     p.set_defaults(func=cmd_evaluate)
 
-    def folder_args(p):
-        p.add_argument("folder", help="folder of videos and images (searched recursively)")
-        p.add_argument("--pattern", default="*", help="only file names matching this glob (default *)")
-        p.add_argument("--concurrency", type=int, default=2, help="videos at a time in this process (default 2)")
-        p.add_argument("--retries", type=int, default=1, help="retries of a failed video (default 1)")
-        p.add_argument("--dask-address", help="run the per-video work on this Dask scheduler (tcp://HOST:PORT)")
-        p.add_argument("--workers", type=int, help="start a local Dask cluster of N processes for the work")
-        for flag in ("--stride", "--min-face"):
-            p.add_argument(flag, type=int, default=1 if flag == "--stride" else 40)
-        p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface")
-        p.add_argument("--smoothing", default="window:0.5")
-        p.add_argument("--model")
-        p.add_argument("--no-video", action="store_true")
-        p.add_argument("--preset", default="ultrafast")
-        p.add_argument("--out", default="fer-video-out", help="output folder (default: fer-video-out/)")
-        p.add_argument("--identity", action="store_true",
-                       help="store face embeddings (biometric data) in OUT/.identity/ and give the same person "
-                            "one person_id across the folder's videos (see README 'Who is who')")
-        p.add_argument("--people", help="with --identity: folder of reference photos, one sub-folder per name")
-        common(p)
-
     p = sub.add_parser("batch", help="annotate every video and image under a folder, skipping finished ones",
-                       description="Runs the annotate-folder Prefect flow: a video already annotated with the "
-                       "same content, model and settings is skipped; a failure is reported and the rest go on.")
-    folder_args(p)
+                       description="Annotate every video and image under FOLDER: one already annotated with the "
+                       "same content, model and settings is skipped; a failure is reported and the rest go on. "
+                       "Runs as the annotate-folder Prefect flow, recorded, when a Prefect server is configured "
+                       "or with --prefect / --workers / --dask-address; else directly.")
+    p.add_argument("folder", help="folder of videos and images (searched recursively)")
+    add_options(p, FOLDER, PIPELINE, OUTPUT, ORCHESTRATION)
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("serve", help="serve the folder flow as a Prefect deployment on a schedule",
-                       description="Runs until stopped; each scheduled run annotates what is new in the folder. "
-                       "Uses the Prefect server in PREFECT_API_URL (see README) or an ephemeral one.")
-    folder_args(p)
+                       description="Runs until stopped: a run at start, then one per schedule, each "
+                       "annotating what is new in FOLDER. Uses the Prefect server configured (PREFECT_API_URL "
+                       "or the active profile) or one of its own, with its UI, for as long as it serves.")
+    p.add_argument("folder", help="folder of videos and images (searched recursively)")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", help="interval, e.g. 30s, 10m, 1h")
     when.add_argument("--cron", help="cron schedule, e.g. '*/10 * * * *'")
     p.add_argument("--name", help="deployment name (default: annotate-<folder name>)")
+    add_options(p, FOLDER, PIPELINE, OUTPUT, ORCHESTRATION, prefect=False)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("link", help="link persons across an output folder again (needs a batch run with --identity)",
@@ -381,10 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "and rewrite the timelines' person_id and person columns. Incremental: persons found "
                        "before keep their ids; new videos' tracks join them or become new persons.")
     p.add_argument("out_dir", help="output folder of a batch run with --identity")
-    p.add_argument("--people", help="folder of reference photos, one sub-folder per name")
-    p.add_argument("--threshold", type=float, help="largest embedding distance of one person (default 0.5)")
-    p.add_argument("--fresh", action="store_true", help="forget the persons found before and link from scratch")
-    common(p)
+    add_options(p, LINK)
+    verbose_only(p)
     p.set_defaults(func=cmd_link)
 
     from fer_video.cli_timeline import register as register_timeline_commands
@@ -399,26 +458,49 @@ def _version() -> str:
     return __version__
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _environment(getattr(args, "verbose", False))
+def run(argv: list[str] | None = None) -> int:
+    """The command's exit status. Ctrl-C / SIGTERM end the process from here (130 / 143)."""
+    interrupt.handle_signals()
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        _environment(getattr(args, "verbose", False))
         return args.func(args)
     except KeyboardInterrupt:
-        _fail("interrupted")
-        return 130
+        import time
+
+        interrupt.CANCELLED.set()
+        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * 0.7)  # pool threads clean up
+        interrupt.hard_exit()
+    except UsageError as error:
+        _fail(str(error))
+        return EXIT_USAGE
     except (ValueError, FileNotFoundError) as error:
         _fail(str(error))
-        if args.verbose:
+        if getattr(args, "verbose", False):
             raise
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the one place that turns any failure into a line
         from fer_video.errors import InputError
 
         _fail(str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}")
-        if args.verbose:
+        if getattr(args, "verbose", False):
             raise
         return EXIT_FAILED
+    finally:
+        interrupt.quiet_shutdown()  # a signal now must not raise inside exit hooks
+
+
+def main(argv: list[str] | None = None) -> int:
+    code = run(argv)
+    if interrupt.interrupted():
+        interrupt.hard_exit()
+    if "prefect" not in sys.modules and argv is None:
+        # Nothing left to flush to a server: skip tearing down pandas, OpenCV and the models.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

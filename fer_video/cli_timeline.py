@@ -1,6 +1,7 @@
 """`fer-video query | summary | plot | report`: questions to a folder of timelines.
 
-A folder written by `annotate` (or `batch`) is one dataset: every `*.parquet` in it. Errors
+A folder written by `annotate` (or `batch`) is one dataset: every timeline in it (`*.parquet`
+with fer-video's metadata; other Parquet files are skipped with a warning). Errors
 (missing or empty folder, bad SQL, unknown video) are raised as ValueError / FileNotFoundError
 with a one-line message, which `fer_video.cli.main` prints as `fer-video: error: ...` (exit 2).
 """
@@ -27,7 +28,7 @@ def cmd_query(args) -> int:
     from fer_video.timeline.query import query, write_result
 
     sql = sys.stdin.read() if args.sql == "-" else args.sql
-    result = query(args.folder, sql)
+    result = query(args.folder, sql, allow_files=args.allow_files)
     _written(write_result(result, args.format, args.output, dataset=args.folder))
     return 0
 
@@ -66,9 +67,8 @@ def cmd_plot(args) -> int:
 def cmd_report(args) -> int:
     from fer_video.timeline.report import report_video
 
-    args.track = None
     for video in _videos(args):
-        print(f"{video}: {report_video(args.folder, video, out_dir=args.out, dpi=args.dpi)}")
+        print(f"{video}: {report_video(args.folder, video, out_dir=args.out, dpi=args.dpi, track=args.track)}")
     return 0
 
 
@@ -84,11 +84,15 @@ def register(sub) -> None:
         description="Run SQL over every *.parquet in FOLDER with DuckDB. The view `timeline` has one "
         "row per frame and face (video_id, frame_index, timestamp_s, track_id, box, raw_* and p_* "
         "probabilities, label, confidence); `videos` has one row per video with its metadata "
-        "(fps, stride, frame_step_s = stride / fps, duration_s, width, height, model_name, ...).",
+        "(fps, stride, frame_step_s = stride / fps, duration_s, width, height, model_name, ...). "
+        "Only one read-only query, without file access, unless --allow-files.",
         epilog="example: fer-video query out \"SELECT video_id, track_id, count(*) AS frames FROM timeline "
         "WHERE label = 'happy' GROUP BY ALL ORDER BY frames DESC\"")
     p.add_argument("folder", help="folder of timelines (or one .parquet file)")
     p.add_argument("sql", help="the query; - reads it from stdin")
+    p.add_argument("--allow-files", action="store_true",
+                   help="let the SQL read and write files, run several statements and change settings "
+                   "(default: one read-only query over the timelines, no file access)")
     _output_args(p)
     _common(p)
     p.set_defaults(func=cmd_query)
@@ -115,6 +119,7 @@ def register(sub) -> None:
         p.add_argument("--video", action="append", help="video id (the input's file stem; repeatable; default: all)")
         p.add_argument("--out", help=f"where the {what} go (default: FOLDER)")
         p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the plots (default 100)")
+        p.add_argument("--track", type=int, action="append", help="only this track (repeatable; needs --video)")
         _common(p)
 
     p = sub.add_parser(
@@ -123,12 +128,12 @@ def register(sub) -> None:
         "label changes marked) and <video>.shares.png (share of each emotion per track); with --track, "
         "<video>.track<N>.*.png.")
     plot_args(p, "PNGs")
-    p.add_argument("--track", type=int, action="append", help="only this track (repeatable; needs --video)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
         "report", help="an HTML report per video: annotated video, summary tables and plots",
         description="Write <video>.report.html: a link to (and player for) the annotated MP4, the "
-        "per-track summary, both plots embedded, and the strongest moment of each emotion.")
+        "per-track summary, both plots embedded, and the strongest moment of each emotion; with --track, "
+        "<video>.track<N>.report.html.")
     plot_args(p, "reports")
     p.set_defaults(func=cmd_report)

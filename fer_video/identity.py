@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from pathlib import Path
 
@@ -29,11 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fer_video.outputs import IDENTITY_DIR  # declared there: `is_output` must know the folder too
+
 # dlib's documented threshold for its ResNet (99.38% on LFW) is 0.6. On our test identities
 # (bench/identity.py) same-person track means were at most ~0.35 apart and different people at
 # least ~0.6, so 0.5 leaves margin both ways; see README "Who is who".
 THRESHOLD = 0.5
-IDENTITY_DIR = ".identity"
 REGISTRY = "persons.parquet"
 EMBEDDINGS_SUFFIX = ".embeddings.parquet"
 
@@ -144,6 +144,100 @@ def assign_persons(rows: pd.DataFrame, embeddings: pd.DataFrame, threshold: floa
     return rows
 
 
+# -- within a video: the hooks `fer_video.pipeline` calls ------------------------------------
+
+
+def chip_gatherer(options):
+    """What `analyse` hands each frame's tracked faces to (the per-track buffer of the best face
+    chips), or None when person linking is off."""
+    if not (options.persons or options.identity):
+        return None
+    from fer_video.faces.embed import TrackCandidates
+
+    return TrackCandidates()
+
+
+def renumber_chips(chips: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | None:
+    """A segment's chips under the stitched track ids; a track with no id there is dropped, as
+    its rows are."""
+    if chips is None or not len(chips):
+        return chips
+    ids = chips["track_id"].map(mapping)
+    kept = chips[ids.notna()]
+    return kept.assign(track_id=ids[ids.notna()].astype(np.int32))
+
+
+def join_chips(parts: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    """The segments' chips as one video's: the best MAX_PER_TRACK per track (a track that spans a
+    seam was gathered by two segments)."""
+    from fer_video.faces.embed import MAX_PER_TRACK
+
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    joined = pd.concat(parts, ignore_index=True)
+    ordered = joined.sort_values(["track_id", "quality"], ascending=[True, False], kind="stable")
+    return ordered.groupby("track_id", sort=True).head(MAX_PER_TRACK).reset_index(drop=True)
+
+
+def _kept_track_ids(analysed: pd.DataFrame, kept: pd.DataFrame) -> dict[int, int]:
+    """Analysis track id -> kept track id. `keep_faces` drops tracks and renumbers the rest; its
+    rows are a subset of the analysis's with the same frames and boxes, so the pairs are read off
+    the rows themselves rather than from how the renumbering is done."""
+    if not len(kept):
+        return {}
+    on = ["frame_index", "x", "y", "w", "h"]
+    pairs = analysed[on + ["track_id"]].merge(kept[on + ["track_id"]], on=on, suffixes=("_old", "_new"))
+    pairs = pairs.drop_duplicates(["track_id_old"])
+    return dict(zip(pairs["track_id_old"].astype(int), pairs["track_id_new"].astype(int)))
+
+
+def _may_share_a_person(rows: pd.DataFrame) -> set[int]:
+    """Tracks that some other track of the video never appears with: only those can be merged,
+    so only those need embedding (an interview that never cuts needs none)."""
+    tracks = {int(t) for t in rows["track_id"].unique()} if len(rows) else set()
+    partners: dict[int, set[int]] = {t: set() for t in tracks}
+    for a, b in co_occurring(rows):
+        partners[a].add(b)
+        partners[b].add(a)
+    return {t for t in tracks if len(partners[t]) < len(tracks) - 1}
+
+
+def embed_chips(chips: pd.DataFrame) -> pd.DataFrame:
+    """chips (track_id, time_s, quality, chip) -> embeddings (track_id, time_s, quality, embedding)."""
+    from fer_video.faces.embed import FaceEmbedder
+
+    vectors = FaceEmbedder.shared().embed_chips(list(chips["chip"])) if len(chips) else np.zeros((0, 128), np.float32)
+    return pd.DataFrame({"track_id": chips["track_id"].to_numpy(np.int32), "time_s": chips["time_s"].to_numpy(float),
+                         "quality": chips["quality"].to_numpy(np.float32), "embedding": list(vectors)})
+
+
+def persons_in_video(analysed: pd.DataFrame, kept: pd.DataFrame, chips: pd.DataFrame | None,
+                     options) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """`kept` (the rows `keep_faces` left) with person_id and person, and the embeddings made.
+
+    Only the chips of kept tracks are embedded, and without --identity only those of tracks that
+    could be another track's person (`_may_share_a_person`). With person linking off (no chips)
+    every track is its own person."""
+    if chips is None:
+        rows = kept.assign(person_id=kept["track_id"].astype(np.int32))
+        return rows.assign(person=pd.Series([None] * len(rows), index=rows.index, dtype=object)), None
+    chips = renumber_chips(chips, _kept_track_ids(analysed, kept))
+    needed = set(kept["track_id"].astype(int)) if options.identity else _may_share_a_person(kept)
+    embeddings = embed_chips(chips[chips["track_id"].isin(needed)])
+    return assign_persons(kept, embeddings), embeddings
+
+
+def person_labels(group: pd.DataFrame) -> list[str] | None:
+    """What the annotated video shows after a track id: the name, else `person_<id>` when the
+    person spans other tracks too (a lone track's person is itself; repeating it is noise)."""
+    if "person_id" not in group:
+        return None
+    names = group["person"] if "person" in group else [None] * len(group)
+    return [person_label(p, n) if (isinstance(n, str) or p != t) else ""
+            for p, n, t in zip(group["person_id"], names, group["track_id"])]
+
+
 def person_label(person_id, person=None) -> str:
     """What people read: the name, else `person_<id>`."""
     if person is not None and not (isinstance(person, float) and np.isnan(person)) and person is not pd.NA:
@@ -163,19 +257,19 @@ def embeddings_path(out_dir: str | Path, name: str) -> Path:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        pq.write_table(table, partial, compression="zstd")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    from fer_video.interrupt import in_flight
+    from fer_video.outputs import atomic_path
+
+    with atomic_path(path) as temp, in_flight(temp):
+        pq.write_table(table, temp, compression="zstd")
     return path
 
 
-def write_embeddings(embeddings: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
-    """Store one video's track embeddings (biometric data: only with --identity)."""
-    frame = embeddings.assign(video_id=name)
+def write_embeddings(embeddings: pd.DataFrame | None, out_dir: str | Path, name: str) -> Path:
+    """Store one video's track embeddings (biometric data: only with --identity). A video without
+    faces gets an empty file, so that a batch knows its embeddings are there."""
+    frame = (embeddings if embeddings is not None else embed_chips(pd.DataFrame(
+        {"track_id": [], "time_s": [], "quality": [], "chip": []}))).assign(video_id=name)
     table = pa.table({
         "video_id": pa.array(frame["video_id"], pa.string()),
         "track_id": pa.array(frame["track_id"], pa.int32()),
@@ -216,17 +310,12 @@ def _link_lock(out_dir: Path):
         os.close(fd)
 
 
-def _timeline_keys(out_dir: Path) -> dict[str, tuple[Path, str]]:
-    """video_id -> (timeline path, job_key) for every timeline in the folder."""
-    from fer_video.timeline.read import timeline_files
-    from fer_video.timeline.schema import METADATA_KEY
+def _timelines(out_dir: Path) -> dict:
+    """video_id -> `fer_video.timeline.read.Timeline` (path, metadata) of every timeline in the
+    folder: the ids the timelines record, as `summary` and `query` see them."""
+    from fer_video.timeline.read import scan
 
-    out = {}
-    for path in timeline_files(out_dir):
-        schema = pq.read_schema(path)
-        meta = json.loads(schema.metadata[METADATA_KEY]) if schema.metadata and METADATA_KEY in schema.metadata else {}
-        out[path.stem] = (path, meta.get("job_key", ""))
-    return out
+    return {t.video_id: t for t in scan(out_dir)}
 
 
 def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold: float = THRESHOLD,
@@ -237,12 +326,12 @@ def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold
 
     out_dir = Path(out_dir)
     with _link_lock(out_dir):
-        timelines = _timeline_keys(out_dir)
+        timelines = _timelines(out_dir)
         rows = load(out_dir, columns=["video_id", "frame_index", "track_id"])
         embeddings = read_embeddings(out_dir)
         embeddings = embeddings[embeddings["video_id"].isin(list(timelines))]
         registry = read_registry(out_dir)
-        current = {v: key for v, (_, key) in timelines.items()}
+        current = {v: t.metadata.job_key for v, t in timelines.items()}
         if fresh:
             registry = registry.iloc[0:0]
         else:
@@ -295,7 +384,7 @@ def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold
             "person": [names.get(assigned[k]) for k in all_tracks],
             "job_key": [current[k[0]] for k in all_tracks],
         })
-        _rewrite_timelines(timelines, registry)
+        _rewrite_timelines(out_dir, timelines, registry)
         _write_atomic(pa.Table.from_pandas(registry, schema=REGISTRY_SCHEMA, preserve_index=False),
                       identity_dir(out_dir) / REGISTRY)
     return registry.drop(columns="job_key")
@@ -337,27 +426,32 @@ def _match_names(people: str | Path, assigned: dict, means: dict, threshold: flo
     return names
 
 
-def _rewrite_timelines(timelines: dict[str, tuple[Path, str]], registry: pd.DataFrame) -> None:
-    """Put the registry's person_id and person into each timeline whose values change."""
-    from fer_video.timeline.schema import METADATA_KEY, TimelineMetadata
-    from fer_video.timeline.write import write_timeline
-    from dataclasses import fields
+def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame) -> list[str]:
+    """Put the registry's person_id and person into each timeline whose values change, under the
+    output's lock (the one `annotate` and `batch` hold), atomically. A timeline being written by a
+    run right now is left alone and named in the result: the next `link` (or batch) links it."""
+    from dataclasses import replace
 
-    known = {f.name for f in fields(TimelineMetadata)}
-    for video, (path, _) in timelines.items():
+    from fer_video.outputs import claim
+    from fer_video.timeline.write import write_timeline
+
+    busy = []
+    for video, timeline in timelines.items():
         mine = registry[registry["video_id"] == video]
-        table = pq.read_table(path)
-        meta_values = json.loads(table.schema.metadata[METADATA_KEY])
-        rows = table.to_pandas()
         pid = dict(zip(mine["track_id"].astype(int), mine["person_id"].astype(int)))
         pname = dict(zip(mine["track_id"].astype(int), mine["person"]))
-        new_ids = rows["track_id"].map(pid).fillna(rows["track_id"]).astype(np.int32)
-        new_names = rows["track_id"].map(pname)
-        if ("person_id" in rows and "person" in rows and meta_values.get("person_scope") == "folder"
-                and (rows["person_id"].to_numpy() == new_ids.to_numpy()).all()
-                and rows["person"].fillna("").equals(new_names.fillna("").astype(object))):
-            continue
-        rows["person_id"] = new_ids
-        rows["person"] = new_names.astype(object).where(new_names.notna(), None)
-        meta_values["person_scope"] = "folder"
-        write_timeline(rows, TimelineMetadata(**{k: v for k, v in meta_values.items() if k in known}), path)
+        with claim(out_dir, timeline.path.stem) as held:
+            if not held:
+                busy.append(video)
+                continue
+            rows = pq.read_table(timeline.path).to_pandas()
+            new_ids = rows["track_id"].map(pid).fillna(rows["track_id"]).astype(np.int32)
+            new_names = rows["track_id"].map(pname)
+            if ("person_id" in rows and "person" in rows and timeline.metadata.person_scope == "folder"
+                    and (rows["person_id"].to_numpy() == new_ids.to_numpy()).all()
+                    and rows["person"].fillna("").equals(new_names.fillna("").astype(object))):
+                continue
+            rows["person_id"] = new_ids
+            rows["person"] = new_names.astype(object).where(new_names.notna(), None)
+            write_timeline(rows, replace(timeline.metadata, person_scope="folder"), timeline.path)
+    return busy

@@ -9,10 +9,10 @@ Rendering decodes the video a second time, so the annotated video can show smoot
 
 from __future__ import annotations
 
-import hashlib
-import json
+import itertools
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,12 +20,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import __version__
+from fer_video import __version__, identity, interrupt
+from fer_video.errors import InputError
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
+from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256  # defined there to be cheap to import
+from fer_video.outputs import IMAGE_WRITERS, atomic_path, check_overwrite, claim, output_name
+from fer_video.outputs import output_paths as _output_paths
 from fer_video.render import draw_faces
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.schema import RAW, SMOOTH, TimelineMetadata
@@ -34,47 +38,17 @@ from fer_video.video import DecodeStats, MediaInfo, VideoWriter, probe, read_fra
 from fer_video.video.read import frame_layout
 
 __all__ = ["AnnotateOptions", "Analysis", "Result", "analyse", "analyse_segmented", "annotate", "load_classifier",
-           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "stitch", "summarise", "write"]
+           "metadata", "output_paths", "plan_segments", "probe", "render", "smooth", "Stages", "stitch", "summarise",
+           "write"]
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
-
-
-@dataclass
-class AnnotateOptions:
-    out_dir: Path = Path("fer-video-out")
-    stride: int = 1
-    detector: str = "blazeface"
-    min_face: int = 40
-    smoothing: str = "window:0.5"
-    model: Path | None = None
-    video: bool = True
-    preset: str = "ultrafast"
-    progress: bool = True
-    segments: int = 1  # split a video into this many time segments, analysed in parallel
-    persons: bool = True  # person_id: link a video's tracks of one person (embeddings in memory only)
-    identity: bool = False  # also store the embeddings and link persons across the folder (biometric data)
-    people: Path | None = None  # with identity: one sub-folder of reference photos per name
-
-    def __post_init__(self):
-        self.out_dir = Path(self.out_dir)
-        Smoothing.parse(self.smoothing)  # fail early on a bad spec
-        if self.stride < 1:
-            raise ValueError("stride must be at least 1")
-
-    def settings(self) -> dict:
-        """What, besides the input and the model, decides the result."""
-        return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
-                "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
-                "segments": self.segments, "software": __version__,
-                # Only when not the default, so that job keys from before person ids still hold.
-                **({"persons": False} if not self.persons else {}),
-                **({"identity": True} if self.identity else {})}
+MIN_TRACK_FRAMES = 3  # a video's track seen in fewer analysed frames is a flicker, not a face
 
 
 @dataclass
 class Analysis:
     info: MediaInfo
-    name: str  # output name and video_id: the file stem unless the caller chose another
+    name: str  # output name and video_id: `fer_video.outputs.output_name` unless the caller chose another
     rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
     frames_decoded: int
     detector: str
@@ -82,8 +56,12 @@ class Analysis:
     model_version: str = ""
     model_sha256: str = ""
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
-    # One row per face embedding (track_id, time_s, quality, embedding); empty without persons.
-    embeddings: pd.DataFrame | None = None
+    frames_expected: int | None = None  # what the container says the video holds
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file
+    # Who is who (fer_video.identity): the best aligned face chips per track, gathered while the
+    # frames were in memory; None when person linking is off.
+    face_chips: pd.DataFrame | None = None
+    embeddings: pd.DataFrame | None = None  # of the kept tracks, after `identity.persons_in_video`
 
 
 @dataclass
@@ -95,6 +73,7 @@ class Result:
     frames: int = 0
     faces: int = 0
     tracks: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 _models: dict = {}
@@ -110,29 +89,15 @@ def load_classifier(model: Path | None):
     return _models[key]
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) -> str:
-    """Equal keys mean the same output: same bytes in, same model, same settings."""
-    payload = json.dumps([content_sha256, model_sha256, options.settings()], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
     `last` only, for one segment of a video)."""
-    detector = make_detector(options.detector, min_face=options.min_face,
+    detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
-    candidates = _track_candidates(options)
+    chips = identity.chip_gatherer(options)
     geometry = FER_CROP[detector.name]
     stats = DecodeStats()
     columns: dict[str, list] = {k: [] for k in ("frame_index", "timestamp_s", "boxes", "scores", "tracks", "probs")}
@@ -159,14 +124,16 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     n_pending = 0
+    before = _stamp(info.path)
     with bar:
         for frame in read_frames(info, options.stride, stats, first, last):
+            interrupt.check()
             if cuts(frame.image):
                 tracker.reset()
                 detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
-            if candidates is not None and len(faces):
-                candidates.add(frame.image, faces, frame.time)  # while the frame is in memory
+            if chips is not None and len(faces):
+                chips.add(frame.image, faces, frame.time)  # while the frame is in memory
             if len(faces):
                 pending.append((frame.index, frame.time, faces, fer_crops(frame.image, faces, geometry)))
                 n_pending += len(faces)
@@ -175,32 +142,23 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                     n_pending = 0
             bar.update(1)
     classify_pending()
-    name = name or Path(info.path).stem
+    name = name or output_name(info.path)
     rows = _rows_frame(info, name, columns)
-    embeddings = candidates.embeddings() if candidates is not None else _no_embeddings()
-    rows = _with_persons(rows, embeddings, options.persons)
+    warnings = [f"{info.path}: {stats.short}"] if stats.short else []
+    if not info.is_image and _stamp(info.path) != before:
+        warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
+                        "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256, embeddings=embeddings)
+                    classifier.sha256, frames_expected=stats.expected, warnings=warnings,
+                    face_chips=chips.table() if chips is not None else None)
 
 
-def _track_candidates(options: AnnotateOptions):
-    if not (options.persons or options.identity):
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
         return None
-    from fer_video.faces.embed import TrackCandidates
-
-    return TrackCandidates()
-
-
-def _no_embeddings() -> pd.DataFrame:
-    return pd.DataFrame({"track_id": np.zeros(0, np.int32), "time_s": np.zeros(0), "quality": np.zeros(0, np.float32),
-                         "embedding": []})
-
-
-def _with_persons(rows: pd.DataFrame, embeddings: pd.DataFrame | None, enabled: bool = True) -> pd.DataFrame:
-    """person_id per row: clustered tracks (fer_video.identity), or the track id when off."""
-    from fer_video.identity import assign_persons
-
-    return assign_persons(rows, embeddings if enabled and embeddings is not None else _no_embeddings())
+    return st.st_size, st.st_mtime_ns
 
 
 def _rows_frame(info: MediaInfo, name: str, columns: dict[str, list]) -> pd.DataFrame:
@@ -258,7 +216,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
     from fer_video.faces.record import box_iou
 
     joined = parts[0].rows
-    embeddings = [parts[0].embeddings]
+    chips = [parts[0].face_chips]
     for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
         rows = part.rows
         boundary = prev_last + 1
@@ -291,34 +249,12 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                 next_id += 1
         rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
         joined = pd.concat([joined, rows], ignore_index=True)
-        embeddings.append(_remapped_embeddings(part.embeddings, mapping))
+        chips.append(identity.renumber_chips(part.face_chips, mapping))
     last = parts[-1]
-    merged = _best_embeddings(pd.concat([e for e in embeddings if e is not None and len(e)] or [_no_embeddings()],
-                                        ignore_index=True))
-    # Persons again over the whole video (with persons off there are no embeddings: person = track).
-    joined = _with_persons(joined.reset_index(drop=True), merged)
-    return Analysis(last.info, last.name, joined, last.frames_decoded, last.detector,
-                    last.model_name, last.model_version, last.model_sha256, embeddings=merged)
-
-
-def _remapped_embeddings(embeddings: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | None:
-    """A later segment's embeddings under the stitched track ids (a track that left before the
-    seam's boundary has no id there and is dropped, as its rows are)."""
-    if embeddings is None or not len(embeddings):
-        return embeddings
-    ids = embeddings["track_id"].map(mapping)
-    kept = embeddings[ids.notna()]
-    return kept.assign(track_id=ids[ids.notna()].astype(np.int32))
-
-
-def _best_embeddings(embeddings: pd.DataFrame) -> pd.DataFrame:
-    """At most MAX_PER_TRACK per track, the best first: a track seen by two segments has twice."""
-    from fer_video.faces.embed import MAX_PER_TRACK
-
-    if not len(embeddings):
-        return embeddings
-    ordered = embeddings.sort_values(["track_id", "quality"], ascending=[True, False], kind="stable")
-    return ordered.groupby("track_id", sort=True).head(MAX_PER_TRACK).reset_index(drop=True)
+    return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
+                    last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
+                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
+                    face_chips=identity.join_chips(chips))
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
@@ -327,6 +263,30 @@ def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | Non
     if len(ranges) == 1:
         return analyse(info, options, name)
     return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)
+
+
+def drop_false_tracks(rows: pd.DataFrame, min_score: float, min_frames: int) -> pd.DataFrame:
+    """Rows of the tracks whose peak detector score reaches `min_score` and that are seen in at
+    least `min_frames` analysed frames; ids renumbered 1, 2, ... in order of appearance."""
+    if not len(rows):
+        return rows
+    tracks = rows.groupby("track_id").agg(peak=("det_score", "max"), frames=("frame_index", "nunique"),
+                                          first=("frame_index", "min"))
+    kept = tracks[(tracks.peak >= np.float32(min_score)) & (tracks.frames >= min_frames)]
+    order = kept.sort_values(["first"], kind="stable").index
+    mapping = {old: new for new, old in enumerate(order, start=1)}
+    rows = rows[rows["track_id"].isin(mapping)]
+    return rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32)).reset_index(drop=True)
+
+
+def keep_faces(analysis: Analysis, options: AnnotateOptions) -> pd.DataFrame:
+    """`analysis.rows` without the tracks that are not faces (see MIN_SCORE, MIN_TRACK_FRAMES).
+    BlazeFace's scores only: Haar's are on another scale. An image's face has one frame."""
+    if analysis.detector != "blazeface":
+        return analysis.rows
+    analysed = -(-analysis.frames_decoded // options.stride)
+    min_frames = 1 if analysis.info.is_image else max(1, min(MIN_TRACK_FRAMES, analysed))
+    return drop_false_tracks(analysis.rows, options.min_score, min_frames)
 
 
 def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
@@ -352,39 +312,38 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
     return TimelineMetadata(
         source_path=str(Path(info.path).resolve()), width=info.width, height=info.height,
         fps=float(info.fps), duration_s=info.duration, frame_count=analysis.frames_decoded,
+        frames_expected=analysis.frames_expected,
         stride=options.stride, rotation=info.rotation, has_audio=info.has_audio,
         model_name=analysis.model_name, model_version=analysis.model_version,
         detector=analysis.detector, smoothing=str(Smoothing.parse(options.smoothing)),
         software_version=__version__,
         content_sha256=content_sha256,
         job_key=job_key(content_sha256, analysis.model_sha256, options),
+        video_id=analysis.name,
     )
 
 
-def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None) -> dict[str, Path]:
-    stem = name or Path(info.path).stem
-    media = out_dir / (f"{stem}.annotated{Path(info.path).suffix.lower()}" if info.is_image else f"{stem}.mp4")
-    if media.resolve() == Path(info.path).resolve():
-        media = media.with_name(f"{stem}.annotated.mp4")
-    return {"timeline": out_dir / f"{stem}.parquet", "media": media}
+def output_paths(info: MediaInfo, out_dir: Path, name: str | None = None,
+                 inputs_root: Path | None = None) -> dict[str, Path]:
+    """Where `info`'s outputs go: the one rule, `fer_video.outputs.output_paths`."""
+    return _output_paths(info.path, out_dir, name or output_name(info.path), info.is_image, inputs_root,
+                         image_codec=info.video_codec)
 
 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
     path = output_paths(analysis.info, options.out_dir, analysis.name)["timeline"]
-    if options.identity and analysis.embeddings is not None:
-        from fer_video.identity import write_embeddings
-
-        write_embeddings(analysis.embeddings, options.out_dir, analysis.name)  # before the timeline: done marks all
+    if options.identity:  # before the timeline, whose presence marks the whole job done
+        identity.write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
     return write_timeline(rows, metadata(analysis, options), path)
 
 
 def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
-    path = output_paths(info, options.out_dir, name)["media"]
+    path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
     by_frame = {
         index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy(),
-                _person_labels(group))
+                identity.person_labels(group))
         for index, group in rows.groupby("frame_index", sort=False)
     }
     if info.is_image:
@@ -396,69 +355,110 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     pix_fmt, _ = frame_layout(info.width, info.height)
-    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt)
-    with bar, writer:
-        for frame in read_frames(info):
-            faces = by_frame.get(frame.index - frame.index % options.stride)
-            if faces is None:
-                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-            else:
-                # OpenCV draws in BGR; frames go out in the layout they came in.
-                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                draw_faces(image, *faces)
-                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-            bar.update(1)
+    frames = read_frames(info)
+    first = next(frames)  # its time is where the video starts on the source's clock
+    # VideoWriter renames its own `.<name>.part` to the unique temp name, which is then renamed
+    # into place: two runs rendering the same output never share a file.
+    with atomic_path(path) as temp:
+        writer = VideoWriter(temp, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+        with bar, writer, interrupt.in_flight(writer.partial), interrupt.in_flight(temp):
+            for frame in itertools.chain([first], frames):
+                interrupt.check()
+                faces = by_frame.get(frame.index - frame.index % options.stride)
+                if faces is None:
+                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+                else:
+                    # OpenCV draws in BGR; frames go out in the layout they came in.
+                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                    draw_faces(image, *faces)
+                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+                bar.update(1)
     return path
-
-
-def _person_labels(group: pd.DataFrame) -> list[str] | None:
-    """What the video shows beside a track id: the name, else `person_<id>` when the person
-    spans other tracks too (a lone track's person is itself; repeating it would be noise)."""
-    if "person_id" not in group:
-        return None
-    from fer_video.identity import person_label
-
-    names = group["person"] if "person" in group else [None] * len(group)
-    return [person_label(p, n) if (isinstance(n, str) or p != t) else ""
-            for p, n, t in zip(group["person_id"], names, group["track_id"])]
 
 
 def _write_image(image: np.ndarray, path: Path) -> Path:
-    ok, data = cv2.imencode(path.suffix if path.suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png", image)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_WRITERS else ".png", image)
     if not ok:
         raise RuntimeError(f"{path}: could not encode the annotated image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data.tobytes())
-    os.replace(partial, path)
+    with atomic_path(path) as temp, interrupt.in_flight(temp):
+        temp.write_bytes(data.tobytes())
     return path
 
 
-def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
-             content_sha256: str = "") -> Result:
-    """The whole pipeline for one input, without Prefect (flows/annotate.py runs the same).
+class Stages:
+    """How `annotate` runs its stages. Here: plain calls in this thread, a video's time segments
+    (`--segments`) in threads. flows/annotate.py passes the same functions as Prefect tasks and
+    maps the segments over the flow's task runner (threads or Dask)."""
 
-    The timeline is written last: a Parquet file with its job key is the mark of a finished job.
+    def __init__(self, **stages):
+        self.probe, self.analyse, self.stitch = probe, analyse, stitch
+        self.smooth, self.render, self.write = smooth, render, write
+        self.__dict__.update(stages)
+
+    def analyse_segments(self, info: MediaInfo, options: AnnotateOptions, name: str | None,
+                         ranges: list[tuple[int, int | None]]) -> list[Analysis]:
+        if len(ranges) == 1:
+            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="segment") as pool:
+            futures = [pool.submit(self.analyse, info, options, name, first, last) for first, last in ranges]
+            return [f.result() for f in futures]
+
+
+def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
+             content_sha256: str = "", stages: Stages | None = None, overwrite: bool = False,
+             claimed: bool = False) -> Result:
+    """The whole pipeline for one input: what `fer-video annotate` runs, directly or as the
+    annotate-video Prefect flow (flows/annotate.py, which passes its tasks as `stages`).
+
+    The outputs' lock (the one `batch` takes) is held throughout: a second run on the same output
+    is refused as busy instead of racing this one; `claimed`: the caller (a batch job) holds it
+    and has checked what it replaces. A timeline of another input is not replaced unless
+    `overwrite`. The timeline is written last: a Parquet file with its job key is the mark of a
+    finished job.
     """
-    info = probe(path)
-    analysis = analyse_segmented(info, options, name)
+    stages = stages or Stages()
+    info = stages.probe(path)  # first: an input that is not there or not a video leaves nothing in --out
+    name = name or output_name(info.path)
+    if claimed:
+        return _annotate_claimed(info, options, name, content_sha256, stages, None)
+    with claim(options.out_dir, name) as mine:
+        if not mine:
+            raise InputError(info.path, f"busy: another fer-video run is writing {options.out_dir / name}.* now")
+        content_sha256 = content_sha256 or file_sha256(info.path)
+        key = job_key(content_sha256, model_sha256(options), options)
+        timeline = output_paths(info, options.out_dir, name, options.inputs_root)["timeline"]
+        note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
+        return _annotate_claimed(info, options, name, content_sha256, stages, note)
+
+
+def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str,
+                      stages: Stages, note: str | None) -> Result:
+    ranges = plan_segments(info, options)
+    parts = stages.analyse_segments(info, options, name, ranges)
+    analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    rows = smooth(analysis.rows, options.smoothing)
+    kept = keep_faces(analysis, options)
+    kept, analysis.embeddings = identity.persons_in_video(analysis.rows, kept, analysis.face_chips, options)
+    rows = stages.smooth(kept, options.smoothing)
     result = summarise(info, rows, analysis)
     if options.video or info.is_image:
-        media = render(info, rows, options, analysis.name)
+        media = stages.render(info, rows, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
             result.video = media
-    result.timeline = write(rows, analysis, options)
+    if note:
+        print(f"fer-video: note: {note}", file=sys.stderr)
+    result.timeline = stages.write(rows, analysis, options)
     return result
 
 
 def summarise(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
     return Result(
         source=info.path, frames=analysis.frames_decoded, faces=len(rows),
-        tracks=int(rows["track_id"].nunique()) if len(rows) else 0,
+        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 
 
 def astronaut_face() -> np.ndarray:
@@ -108,7 +108,7 @@ def make_clip(
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     if audio:
         args += ["-c:a", "aac", "-shortest"]
-    args += (extra_output_args or []) + [str(path)]
+    args += (extra_output_args or []) + [ffmpeg_path(path)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     for i in range(int(round(seconds * fps))):
         t = i / fps
@@ -154,7 +154,7 @@ def make_shots_clip(path: str | Path, shots: list[Shot], faces: dict[str, np.nda
     path.parent.mkdir(parents=True, exist_ok=True)
     args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
             "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", ffmpeg_path(path)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     scenes: dict[int, np.ndarray] = {}
     for shot in shots:
@@ -176,6 +176,55 @@ def make_shots_clip(path: str | Path, shots: list[Shot], faces: dict[str, np.nda
                 x1, y1 = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
                 frame[y0:y1, x0:x1] = patch[: y1 - y0, : x1 - x0]
             proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed to write {path}")
+    return path
+
+
+def _oval(frame: np.ndarray, cx: int, cy: int, r: int, colour, eyes: bool, mouth: bool) -> None:
+    cv2.ellipse(frame, (cx, cy), (r, int(r * 1.3)), 0, 0, 360, colour, -1, cv2.LINE_AA)
+    cv2.ellipse(frame, (cx, cy), (r, int(r * 1.3)), 0, 0, 360, (20, 20, 20), 3, cv2.LINE_AA)
+    if eyes:
+        for dx in (-int(r / 2.5), int(r / 2.5)):
+            cv2.ellipse(frame, (cx + dx, cy - r // 5), (r // 5, r // 8), 0, 0, 360, (255, 255, 255), -1)
+            cv2.circle(frame, (cx + dx, cy - r // 5), r // 10, (20, 20, 20), -1)
+    if mouth:
+        cv2.ellipse(frame, (cx, cy + r // 2), (r // 3, r // 7), 0, 0, 180, (60, 40, 160), 3)
+
+
+def cartoon_card(t: float, width: int = 640, height: int = 360) -> np.ndarray:
+    """A title card: flat colour, a title and two simply drawn cartoon heads, swaying. BlazeFace
+    scores these heads 0.6-0.65, as it did the title card of issue 13 (bench/face_scores.py)."""
+    frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
+    cv2.putText(frame, "EPISODE 3", (150, 60), cv2.FONT_HERSHEY_DUPLEX, 1.6, (255, 255, 255), 3, cv2.LINE_AA)
+    sway = int(12 * np.sin(2 * np.pi * t / 2))
+    _oval(frame, 200 + sway, 210, 70, (0, 220, 255), eyes=False, mouth=True)
+    _oval(frame, 450 - sway, 210, 70, (150, 190, 240), eyes=True, mouth=False)
+    return frame
+
+
+def faceless_animation(t: float, width: int = 640, height: int = 360) -> np.ndarray:
+    """Plain ovals, no eyes or mouth, drifting over a flat background: nothing a face, though
+    BlazeFace gives such blobs about 0.65."""
+    frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
+    x = int(width * (0.3 + 0.2 * np.sin(2 * np.pi * t / 3)))
+    cv2.ellipse(frame, (x, 190), (70, 91), 0, 0, 360, (80, 200, 120), -1, cv2.LINE_AA)
+    return frame
+
+
+def make_drawn_clip(path: str | Path, draw, seconds: float = 2.0, fps: int = 25) -> Path:
+    """An H.264 MP4 of `draw(t)` frames (e.g. `cartoon_card`, `faceless_animation`), no audio."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = draw(0.0)
+    height, width = first.shape[:2]
+    proc = subprocess.Popen(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+         "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:", "-c:v", "libx264", "-preset",
+         "ultrafast", "-pix_fmt", "yuv420p", ffmpeg_path(path)], stdin=subprocess.PIPE)
+    for i in range(int(round(seconds * fps))):
+        proc.stdin.write(np.ascontiguousarray(draw(i / fps)).tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
         raise RuntimeError(f"ffmpeg failed to write {path}")

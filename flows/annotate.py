@@ -24,31 +24,30 @@ write_timeline = stage(name="write-timeline")(pipeline.write)
 render = stage(name="render")(pipeline.render)
 
 
+class _TaskStages(pipeline.Stages):
+    """pipeline.annotate's stages as this flow's tasks; segments on the flow's task runner."""
+
+    def analyse_segments(self, info, options, name, ranges):
+        if len(ranges) == 1 and not _tasks_run_elsewhere():
+            return [analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+        # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
+        # too, so that the cluster, not this process, does the work).
+        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
+        return [f.result() for f in futures]
+
+
+STAGES = _TaskStages(probe=probe, analyse=analyse, stitch=stitch, smooth=smooth, render=render, write=write_timeline)
+
+
 def _tasks_run_elsewhere() -> bool:
     """Whether this flow run's task runner sends tasks to other processes (a Dask cluster)."""
     return not isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
 
 
 @flow(name="annotate-video", flow_run_name="annotate {path}", validate_parameters=False)
-def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None) -> Result:
-    """As `fer_video.pipeline.annotate`: the timeline is written last, marking the job done.
-    With `options.segments` > 1 a video is analysed in time segments in parallel, then stitched."""
-    options = options or AnnotateOptions()
-    info = probe(path)
-    ranges = pipeline.plan_segments(info, options)
-    if len(ranges) == 1 and not _tasks_run_elsewhere():
-        analysis = analyse(info, options, name)  # in this thread, which Ctrl-C stops at once
-    else:
-        # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
-        # too, so that the cluster, not this process, does the work).
-        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
-        parts = [f.result() for f in futures]
-        analysis = parts[0] if len(parts) == 1 else stitch(parts, ranges)
-    rows = smooth(analysis.rows, options.smoothing)
-    result = pipeline.summarise(info, rows, analysis)
-    if info.is_image:
-        result.image = render(info, rows, options, analysis.name)
-    elif options.video:
-        result.video = render(info, rows, options, analysis.name)
-    result.timeline = write_timeline(rows, analysis, options)
-    return result
+def annotate_video(path: str | Path, options: AnnotateOptions | None = None, name: str | None = None,
+                   overwrite: bool = False) -> Result:
+    """`fer_video.pipeline.annotate`, one Prefect task per stage: the outputs' lock is held, the
+    timeline is written last, marking the job done. With `options.segments` > 1 a video is
+    analysed in time segments in parallel on the flow's task runner, then stitched."""
+    return pipeline.annotate(path, options or AnnotateOptions(), name, stages=STAGES, overwrite=overwrite)

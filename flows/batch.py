@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from fer_video import batch
-from fer_video.pipeline import AnnotateOptions
+from fer_video.jobs import AnnotateOptions  # not the pipeline: a batch with nothing to do never loads it
 from flows.runners import task_runner
 
 annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)
@@ -28,6 +28,8 @@ def annotate_folder(
     model: str | None = None,
     video: bool = True,
     preset: str = "ultrafast",
+    min_score: float = 0.75,
+    quiet: bool = False,
     identity: bool = False,
     people: str | None = None,
 ) -> list[batch.Outcome]:
@@ -35,36 +37,42 @@ def annotate_folder(
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, progress=False, identity=identity,
+                              preset=preset, min_score=min_score, progress=False,
+                              inputs_root=Path(folder), identity=identity,
                               people=Path(people) if people else None)
-    root = Path(folder)
-    paths = batch.discover(root, pattern)
-    model_sha = batch.model_sha256(options)
+    return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
+                                 on_outcome=None if quiet else batch.print_outcome)
+
+
+def _as_tasks(jobs, options, model_sha, retries):
+    """Each job a task run, with Prefect's retries, on the flow's task runner."""
     job = annotate_job.with_options(retries=retries, retry_delay_seconds=1)
-    futures = [(p, name, job.submit(p, name, options, model_sha))
-               for p, name in zip(paths, batch.output_names(paths, root))]
-    outcomes = []
-    for path, name, future in futures:
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
-            outcomes.append(batch.Outcome(str(path), name, "failed", reason))
-        else:
-            outcomes.append(result)
-    if identity:
-        # After every job: linking reads all the folder's embeddings and rewrites timelines.
-        link_persons(out, people)
-    return outcomes
-
-
-@task(name="link-persons", cache_policy=NO_CACHE)
-def link_persons(out: str, people: str | None = None):
-    from fer_video.identity import link_folder
-
-    return link_folder(out, people)
+    futures = [job.submit(path, name, options, model_sha) for path, name in jobs]
+    for future in futures:
+        yield future.result(raise_on_failure=False)
 
 
 def folder_flow(concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
     """annotate_folder with a task runner: a Dask cluster (an existing one at `dask_address`, or
     a local one of `workers` processes) or `concurrency` threads in this process."""
     return annotate_folder.with_options(task_runner=task_runner(concurrency, dask_address, workers))
+
+
+def serve_folder(name: str, parameters: dict, interval=None, cron: str | None = None, concurrency: int = 2,
+                 dask_address: str | None = None, workers: int | None = None, on_ready=None) -> None:
+    """annotate_folder as a deployment on a schedule, served by a Prefect Runner in this process
+    until stopped: a first run at once, then one per interval or cron tick. `on_ready()` is called
+    once the deployment and its first run exist."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.runner import Runner
+
+    runner = Runner(name=name, pause_on_shutdown=False)
+    deployment_id = runner.add_flow(folder_flow(concurrency, dask_address, workers), name=name,
+                                    interval=interval, cron=cron, parameters=parameters)
+    with get_client(sync_client=True) as client:  # the first run now, not one interval from now
+        client.create_flow_run_from_deployment(deployment_id)
+    if on_ready:
+        on_ready()
+    asyncio.run(runner.start())

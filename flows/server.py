@@ -1,4 +1,5 @@
-"""Prefect's ephemeral API server, started as a command's first act.
+"""Prefect's ephemeral API server, started first by a command that runs a Prefect flow without
+a configured server (`configured_api_url()` says whether there is one, without importing Prefect).
 
 Left to itself, Prefect boots its ephemeral server (a uvicorn subprocess, about 3 s here) at the
 first flow run, after this process has imported the server's own modules (about 2 s) only to
@@ -42,6 +43,49 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def configured_api_url() -> str | None:
+    """The Prefect API the user configured, found as Prefect would find it but without importing
+    it (about 3 s): PREFECT_API_URL in the environment, a `.env`, `prefect.toml` or
+    `pyproject.toml` ([tool.prefect]) in the working directory, or the active profile
+    (PREFECT_PROFILE, else `active` in PREFECT_PROFILES_PATH or PREFECT_HOME/profiles.toml,
+    else Prefect's own default profiles). None: no server configured."""
+    import tomllib
+    from pathlib import Path
+
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+
+    def toml(path: Path) -> dict:
+        try:
+            return tomllib.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    try:
+        for line in Path(".env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().removeprefix("export ").strip() == "PREFECT_API_URL" and value.strip():
+                return value.strip().strip("\"'")
+    except (OSError, UnicodeDecodeError):
+        pass
+    for table in (toml(Path("prefect.toml")), toml(Path("pyproject.toml")).get("tool", {}).get("prefect", {})):
+        url = table.get("api", {}).get("url") if isinstance(table.get("api"), dict) else None
+        if url:
+            return str(url)
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    profiles_path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    profiles = toml(profiles_path) if profiles_path.is_file() else {}
+    if not profiles:
+        import importlib.util
+
+        spec = importlib.util.find_spec("prefect")
+        if spec and spec.submodule_search_locations:
+            profiles = toml(Path(list(spec.submodule_search_locations)[0]) / "settings" / "profiles.toml")
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    url = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
+
+
 class EphemeralServer:
     """`server = EphemeralServer()` first thing; `server.attach()` once Prefect may be imported
     and before the first flow run. Stopped when the process exits. `services=True` also runs
@@ -51,8 +95,8 @@ class EphemeralServer:
         self.url: str | None = None
         self._proc: subprocess.Popen | None = None
         self._attached = False
-        if os.environ.get("PREFECT_API_URL"):
-            return
+        if configured_api_url():
+            return  # the user's server (environment, .env, prefect.toml or profile) is the one
         # uvicorn serves the socket bound here (--fd): no search for a free port, and no race
         # with another command starting its own server at the same moment.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -66,11 +110,20 @@ class EphemeralServer:
             flags = _WITH_SERVICES_FLAGS if services else _EPHEMERAL_FLAGS
             self._proc = subprocess.Popen(command, pass_fds=(listener.fileno(),), env={**os.environ, **flags},
                                           stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                                          preexec_fn=_die_with_parent)
+                                          # Its own session: Ctrl-C reaches the command's process
+                                          # group, not the server, which must outlive the flow run
+                                          # long enough to record it as crashed; the command
+                                          # stops it (and it dies with the command, kill -9 too).
+                                          start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             listener.close()  # the server holds its own copy
         self.url = f"http://127.0.0.1:{port}/api"
         atexit.register(self.stop)  # registered before Prefect's own exit hooks, so it runs after them
+
+    @staticmethod
+    def import_prefect() -> None:
+        """Prefect's own import (about 3 s), done while the server boots rather than after."""
+        import prefect  # noqa: F401
 
     def attach(self) -> None:
         """Wait until the server answers and point this process's Prefect settings and the

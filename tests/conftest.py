@@ -22,6 +22,9 @@ def pytest_configure(config):
     _PREFECT_HOME = tempfile.mkdtemp(prefix="fer-video-tests-prefect-")
     os.environ["PREFECT_HOME"] = _PREFECT_HOME
     os.environ["DO_NOT_TRACK"] = "1"
+    # Tests make their inputs just before a batch reads them: only a file that changes while the
+    # batch looks is "still being written" (test_partial_inputs checks the time window itself).
+    os.environ.setdefault("FER_VIDEO_SETTLE_SECONDS", "0")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

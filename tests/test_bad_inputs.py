@@ -1,6 +1,7 @@
 """Broken inputs through the CLI: each is one line on stderr naming the file and the problem, no
 traceback, no outputs (not even hidden partial files), exit status 1; a good input given in the
-same call is still annotated. One CLI run per session: bad, good, bad."""
+same call is still annotated. One CLI run per session: bad, good, bad. (A missing input is a
+usage error, found before any work: tests/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import pytest
 
 from helpers import hidden_partials, read_timeline, run_cli
 
-KINDS = ["missing", "empty", "text", "moov_cut", "faststart_cut", "audio_only"]
+KINDS = ["empty", "text", "moov_cut", "faststart_cut", "audio_only"]
 # What each line must say, beyond naming the file.
 PROBLEM = {
-    "missing": "no such file",
     "empty": "empty",
     "text": "not a readable video",
     "moov_cut": "truncated",

@@ -477,7 +477,7 @@ def test_retries_attempt_a_broken_input_1_plus_retries_times(first_batch, prefec
         return tasks if done else None
 
     tasks = {t["name"]: t for t in wait_for(settled, timeout=60, what="the task runs' final states")}
-    assert set(tasks) == {"annotate a.jpg", "annotate a.mp4", "annotate sub__b", "annotate bad"}, set(tasks)
+    assert set(tasks) == {"annotate a.jpg", "annotate a", "annotate sub__b", "annotate bad"}, set(tasks)
     bad = tasks.pop("annotate bad")
     assert bad["state_type"] == "FAILED" and bad["run_count"] == 3
     states = prefect_server.get("/task_run_states/", task_run_id=bad["id"])
@@ -620,3 +620,17 @@ def test_local_dask_workers_split_the_cores():
 
     env = task_runner(workers=2).cluster_kwargs["env"]
     assert env == {"FER_VIDEO_THREADS": str(max(1, len(os.sched_getaffinity(0)) // 2))}
+
+
+def test_annotate_is_recorded_when_a_server_is_configured(workdir, inputs, prefect_server, server_env):
+    """With PREFECT_API_URL set, `annotate` runs the annotate-video flow in that server (and says
+    so first); without one it runs directly and says it is not recorded (tests/test_cli.py)."""
+    out = workdir / "recorded" / "out"
+    proc = subprocess.run([*_cli(), "annotate", str(inputs / "a.mp4"), "--out", str(out), "--no-video"],
+                          capture_output=True, text=True, env=server_env, cwd=REPO, timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == (f"fer-video: annotating 1 input -> {out}/, recorded in Prefect at "
+                                           f"{prefect_server.api}")
+    runs = prefect_server.post("/flow_runs/filter", {"flows": {"name": {"any_": ["annotate-video"]}}, "limit": 50})
+    mine = [r for r in runs if r["parameters"].get("options", {}) and str(out) in str(r["parameters"])]
+    assert [r["state_type"] for r in mine] == ["COMPLETED"], [(r["name"], r["parameters"]) for r in runs]

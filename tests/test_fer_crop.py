@@ -1,10 +1,11 @@
 """Our face crop against FER2013's own framing: FER2013 faces, enlarged and given room around
 them, go through BlazeFace and `fer_crops`; the crop must be the original 48x48 picture again.
 
-Measured on 301 training images (43 a class; BlazeFace finds about 1 in 10 of these tight grey
-crops, 30 faces): median normalised correlation 0.93 with our geometry (1.17x the box, centred
-0.04 widths up), 0.90 at 1.1x with the centre on the box's, 0.89 at 1.05x; the bound of 0.88
-fails 1.6x, 0.9x, 1.4x and a centre 0.12 widths lower.
+Compared after a Gaussian blur (sigma 2 px) of both pictures: framing, not the fine detail that
+resampling twice changes. Measured on 301 sharp training images (43 a class; BlazeFace finds 165):
+median normalised correlation 0.780 with our geometry (1.23x the box, centred 0.09 widths up),
+0.754 with the 1.17x / 0.04 measured on the old blurred split; the bound of 0.765 fails that, and
+1.6x (0.62), 1.45x (0.71), 1.0x (0.66), 0.9x (0.54) and a centre 0.06 widths below the box's (0.66).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from helpers import REPO, ncc
 
 FER_TRAIN = REPO.parent / "shared" / "datasets" / "fer2013" / "train"
 PER_CLASS = 43
-BOUND = 0.88
+BOUND = 0.765
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,10 @@ def detected():
 
 
 def median_correlation(detected, geometry: CropGeometry) -> float:
-    return float(np.median([ncc(fer_crops(frame, faces, geometry)[0], original)
+    def framing(picture):
+        return cv2.GaussianBlur(picture, (0, 0), 2.0)
+
+    return float(np.median([ncc(framing(fer_crops(frame, faces, geometry)[0]), framing(original))
                             for original, frame, faces in detected]))
 
 
@@ -56,8 +60,9 @@ def test_crop_matches_fer2013_framing(detected):
     assert median_correlation(detected, FER_CROP["blazeface"]) > BOUND
 
 
-@pytest.mark.parametrize("wrong", [CropGeometry(1.6, -0.04), CropGeometry(0.9, -0.04), CropGeometry(1.4, -0.04),
-                                   CropGeometry(1.17, 0.08)], ids=["1.6x", "0.9x", "1.4x", "lower"])
+@pytest.mark.parametrize("wrong", [CropGeometry(1.6, -0.09), CropGeometry(0.9, -0.09), CropGeometry(1.45, -0.09),
+                                   CropGeometry(1.0, -0.09), CropGeometry(1.23, 0.06), CropGeometry(1.17, -0.04)],
+                         ids=["1.6x", "0.9x", "1.45x", "1.0x", "lower", "blurred-split geometry"])
 def test_the_bound_rejects_a_wrong_margin(detected, wrong):
     """The measurement can tell: a crop with too much or too little margin, or off-centre, fails it."""
     assert median_correlation(detected, wrong) < BOUND

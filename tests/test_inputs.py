@@ -138,7 +138,7 @@ def test_odd_sized_clip_is_padded_to_even_in_the_mp4(odd_clip, annotate_once):
 def test_still_image_gives_annotated_image_and_one_frame_timeline(still_image, annotate_once):
     result, out = annotate_once(still_image)
     assert result.video is None
-    assert result.image == out / "still.annotated.jpg"
+    assert result.image == out / "still.jpg.annotated.jpg"  # an image keeps its suffix in its name
     image = cv2.imread(str(result.image))
     assert image is not None and image.shape == (still_image.height, still_image.width, 3)
     source = cv2.imread(str(still_image.path))

@@ -65,8 +65,8 @@ def test_a_server_in_the_environment_wins(monkeypatch):
 
 
 def test_a_server_in_the_prefect_profile_wins(tmp_path):
-    """A profile's PREFECT_API_URL is only known once Prefect is imported, after the ephemeral
-    server was launched: that server is stopped and the profile's URL is used."""
+    """A profile's PREFECT_API_URL is found without importing Prefect, so no ephemeral server is
+    launched at all, and the profile's URL is used."""
     profiles = tmp_path / "profiles.toml"
     profiles.write_text('active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n')
     script = textwrap.dedent("""
@@ -82,7 +82,7 @@ def test_a_server_in_the_prefect_profile_wins(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "True", "None", "http://127.0.0.1:9/api"]
+    assert proc.stdout.split() == ["False", "True", "None", "http://127.0.0.1:9/api"]
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm", "sigkill"])

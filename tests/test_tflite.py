@@ -22,7 +22,7 @@ from fer_video.expression.export import (
     tflite_path,
 )
 
-CARD = {"name": "tiny", "temperature": 0.7, "input_blur_sigma": 2.0, "code_version": "test"}
+CARD = {"name": "tiny", "temperature": 0.7, "logit_bias": [0.3, 1.0, 0.2, -0.5, 0, 0, -1.0], "code_version": "test"}
 
 
 def faces(n: int, seed: int = 0) -> np.ndarray:

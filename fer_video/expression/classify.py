@@ -12,7 +12,7 @@ import numpy as np
 
 from fer_video.expression.calibration import softmax
 from fer_video.expression.export import card_path, fresh_tflite
-from fer_video.expression.preprocess import match_training_sharpness, to_model_input
+from fer_video.expression.preprocess import to_model_input
 from fer_video.resources import model_threads, new_interpreter
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,17 @@ class ExpressionClassifier:
     fer_video/expression/export.py, used only while the model card records that it was
     converted from this very `.keras`. No TensorFlow is imported then (2.7 s saved per process).
     Faces run in batches of `batch_size`; with `flip`, each batch and its mirror image go through
-    the model in one invoke and the two logits are averaged (test-time augmentation).
+    the model in one invoke and the two logits are averaged (test-time augmentation). `flip=None`
+    (the default) does what the model card's `tta` says: the augmentation the model was evaluated
+    with. Logits then get the card's per-class `logit_bias` (fitted on validation faces, so rare
+    classes are not drowned by common ones) and are divided by its temperature.
 
     `backend`: "auto" (the above), "tflite" (the same, but a missing or stale .tflite is an
     error) or "keras" (the .keras through TensorFlow, as before the .tflite existed).
     """
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
-                 flip: bool = True, backend: str = "auto"):
+                 flip: bool | None = None, backend: str = "auto"):
         if backend not in ("auto", "tflite", "keras"):
             raise ValueError(f"backend must be auto, tflite or keras, not {backend!r}")
         self.path = Path(model_path) if model_path else DEFAULT_MODEL
@@ -106,19 +109,19 @@ class ExpressionClassifier:
         card = model_card_path(self.path)
         self.card = json.loads(card.read_text()) if card.exists() else {}
         self.temperature = float(self.card.get("temperature", 1.0))
-        self.blur_sigma = float(self.card.get("input_blur_sigma", 0.0))
+        self.logit_bias = np.asarray(self.card.get("logit_bias", np.zeros(7)), np.float32).reshape(7)
         self.name = self.card.get("name", self.path.stem)
         self.version = self.card.get("code_version", "unknown")
         # Of the .keras, whichever engine runs it: job keys name the model, not its conversion.
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.batch_size = int(batch_size)
-        self.flip = flip
+        self.flip = self.card.get("tta", "flip") == "flip" if flip is None else bool(flip)
         # One classifier serves every thread of a process (batch jobs, segments), but an
         # interpreter's input, invoke and output are one unit: two threads inside it at once
         # raise or swap each other's results.
         self._lock = threading.Lock()
         threads = model_threads()
-        images = self.batch_size * (2 if flip else 1)
+        images = self.batch_size * (2 if self.flip else 1)
         if backend == "keras":
             self.backend = "keras"
             self._logits = _Keras(self.path, threads)
@@ -143,7 +146,7 @@ class ExpressionClassifier:
         self._logits = _LiteRT(convert(self.path), threads, images)
 
     def logits(self, faces: np.ndarray) -> np.ndarray:
-        x = to_model_input(match_training_sharpness(np.asarray(faces), self.blur_sigma))
+        x = to_model_input(np.asarray(faces))
         out = np.empty((len(x), 7), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start : start + self.batch_size]
@@ -152,7 +155,7 @@ class ExpressionClassifier:
             with self._lock:
                 logits = self._logits(batch)
             out[start : start + n] = (logits[:n] + logits[n:]) / 2 if self.flip else logits
-        return out
+        return out + self.logit_bias
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         if len(faces) == 0:

@@ -34,7 +34,7 @@ log = logging.getLogger("fer_video.train")
 
 @dataclass
 class TrainConfig:
-    epochs: int = 45
+    epochs: int = 35
     batch_size: int = 128
     learning_rate: float = 0.05
     momentum: float = 0.9
@@ -50,6 +50,8 @@ class TrainConfig:
     crop: int = 40
     augment: bool = True
     erase_probability: float = 0.5
+    tta: str = "none"  # test-time augmentation the pipeline runs: "none" or "flip" (MODEL_CARD.md: speed)
+    recall_floor: float = 0.5  # per-class validation recall the logit bias aims for; 0: no bias
     limit: int | None = None  # use only the first N training images (tests, quick trials)
     extra: dict = field(default_factory=dict)
 
@@ -238,8 +240,9 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
 
 def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config: TrainConfig,
            dataset_dir, train_images: int, train_seconds: float) -> dict:
-    """Wrap the network as the pipeline runs it, fit its temperature on validation, write
-    model.keras, model.json and model.tflite in run_dir."""
+    """Wrap the network as the pipeline runs it, fit its calibration on the validation faces
+    (per-class logit bias, then temperature), write model.keras, model.json and model.tflite."""
+    from fer_video.expression.calibration import fit_logit_bias, recalls
     from fer_video.expression.export import export_tflite
     from fer_video.expression.model import build_model, build_network
     from fer_video.versioning import code_version
@@ -249,21 +252,28 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
     clean.set_weights(network.get_weights())
     model = build_model(crop=config.crop, network=clean)
     x = f_val[..., None].astype(np.float32) / 255
-    logits = model.predict(x, batch_size=256, verbose=0)
-    flipped = model.predict(x[:, :, ::-1], batch_size=256, verbose=0)
-    logits_flip = (logits + flipped) / 2
-    temperature = fit_temperature(logits_flip, y_val)
+    plain = model.predict(x, batch_size=256, verbose=0)
+    flipped = (plain + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2
+    logits = flipped if config.tta == "flip" else plain
+    bias = fit_logit_bias(logits, y_val, config.recall_floor) if config.recall_floor > 0 else np.zeros(len(EMOTIONS))
+    temperature = fit_temperature(logits + bias, y_val)
+    probs = softmax(logits + bias, temperature)
     summary = {
         "name": "fer_vgg",
         "classes": list(EMOTIONS),
+        "tta": config.tta,
+        "logit_bias": [round(float(b), 4) for b in bias],
         "temperature": temperature,
         "input_size": FACE_SIZE,
         "validation": {
             "images": int(len(y_val)),
-            "accuracy": float((logits_flip.argmax(1) == y_val).mean()),
-            "accuracy_no_flip": float((logits.argmax(1) == y_val).mean()),
-            "ece_before": expected_calibration_error(softmax(logits_flip), y_val),
-            "ece_after": expected_calibration_error(softmax(logits_flip, temperature), y_val),
+            "accuracy": float((probs.argmax(1) == y_val).mean()),
+            "accuracy_without_bias": float((logits.argmax(1) == y_val).mean()),
+            "accuracy_no_tta": float((plain.argmax(1) == y_val).mean()),
+            "accuracy_flip_tta": float((flipped.argmax(1) == y_val).mean()),
+            "recall": dict(zip(EMOTIONS, np.round(recalls(probs.argmax(1), y_val, len(EMOTIONS)), 4).tolist())),
+            "ece_before": expected_calibration_error(softmax(logits + bias), y_val),
+            "ece_after": expected_calibration_error(probs, y_val),
         },
         "data": {"dataset": str(dataset_dir), "train_images": int(train_images)},
         "config": asdict(config),
@@ -275,10 +285,11 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
     model.save(tmp)
     tmp.replace(run_dir / "model.keras")
     (run_dir / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
-    np.savez(run_dir / "validation_logits.npz", logits=logits, logits_flip=logits_flip, labels=y_val)
+    np.savez(run_dir / "validation_logits.npz", plain=plain, flipped=flipped, labels=y_val)
     # model.tflite, what the pipeline runs; model.json records the sha256 of the .keras it came from.
     export_tflite(run_dir / "model.keras")
     summary = json.loads((run_dir / "model.json").read_text())
-    log.info("done: validation accuracy %.4f (flip TTA), temperature %.3f",
-             summary["validation"]["accuracy"], temperature)
+    log.info("done: validation accuracy %.4f (TTA %s; %.4f before the logit bias), temperature %.3f",
+             summary["validation"]["accuracy"], config.tta, summary["validation"]["accuracy_without_bias"],
+             temperature)
     return summary

@@ -4,8 +4,9 @@ The margin was measured, not guessed: running each detector on FER2013 training 
 (upscaled and padded so the detector has context) shows where a FER2013 crop sits relative to
 the detector's box (bench/fer_crop_geometry.py reproduces it):
 
-- BlazeFace (boxes from the short-range model, see detect.py): the FER crop is 1.17x the box
-  width, centred 0.04 box-widths above its centre.
+- BlazeFace (boxes from the short-range model, see detect.py): the FER crop is 1.23x the box
+  width, centred 0.09 box-widths above its centre (measured on the sharp training split of
+  2026-12-01; on the blurred split it had looked like 1.17x and 0.04).
 - Haar: the box is nearly the FER crop itself: 1.03x, centred 0.01 widths above.
 
 Eyes are levelled using BlazeFace's eye keypoints (roll only, up to 45 degrees); FER2013 faces
@@ -29,7 +30,7 @@ class CropGeometry:
     shift_y: float  # crop centre minus box centre, in box widths (negative: up)
 
 
-FER_CROP = {"blazeface": CropGeometry(1.17, -0.04), "haar": CropGeometry(1.03, -0.01)}
+FER_CROP = {"blazeface": CropGeometry(1.23, -0.09), "haar": CropGeometry(1.03, -0.01)}
 MAX_ROLL_DEGREES = 45.0
 
 

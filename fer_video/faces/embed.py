@@ -5,15 +5,18 @@ The models come inside PyPI packages (`face-recognition-models`: the 5-point lan
 at run time. Our BlazeFace boxes are given to dlib's landmark model as `dlib.rectangle`s; no dlib
 detector runs.
 
-Embedding costs a few tens of ms per face on one core (bench/identity.py), far more than the rest
-of the per-face work, so a track is embedded only a few times: while the frame is in memory the
-`TrackCandidates` buffer keeps, per track, the aligned 150x150 chips of its best faces (largest,
-sharpest, most frontal, most confidently detected); the chips are embedded once, when analysis
-ends. Candidates are considered only every few frames, since neighbouring frames are near copies.
+The ResNet costs about 0.13 s of CPU per face here (dlib-bin is built without BLAS; see README
+"Who is who" and bench/identity.py), far more than the rest of the per-face work, so a track is
+embedded only a few times: while the frame is in memory the `TrackCandidates` buffer keeps, per
+track, the aligned 150x150 chips of its best faces (largest, sharpest, most frontal, most
+confidently detected); the chips are embedded once, after analysis, and only for the tracks that
+need it (`fer_video.identity.persons_in_video`). Candidates are considered only every few frames,
+since neighbouring frames are near copies.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from fer_video.faces.record import Faces
 
 CHIP_SIZE = 150  # what dlib's ResNet takes
 CHIP_PADDING = 0.25  # dlib's default margin around the landmarks
-MAX_PER_TRACK = 3  # embeddings kept per track: each costs tens of ms to seconds (bench/identity.py)
+MAX_PER_TRACK = 3  # embeddings per track: each costs about 0.13 s of CPU (bench/identity.py)
 MIN_FACE_PX = 36  # a smaller face gives unreliable embeddings; measured, see README "Who is who"
 MIN_SHARPNESS = 15.0  # variance of the Laplacian of the 64 px grey face; below is a blur
 EVERY_S = 0.2  # seconds between candidates of one track
@@ -48,10 +51,18 @@ class FaceEmbedder:
     def __init__(self):
         import dlib
 
-        landmarks, resnet = _model_paths()
+        landmarks, self._resnet_path = _model_paths()
         self._dlib = dlib
         self.shape_predictor = dlib.shape_predictor(landmarks)
-        self.resnet = dlib.face_recognition_model_v1(resnet)
+        self._resnet = None
+        self._lock = threading.Lock()
+
+    @property
+    def resnet(self):
+        # Loaded on first use (22 MB): a video whose tracks need no embedding never pays for it.
+        if self._resnet is None:
+            self._resnet = self._dlib.face_recognition_model_v1(self._resnet_path)
+        return self._resnet
 
     @classmethod
     def shared(cls) -> "FaceEmbedder":
@@ -73,7 +84,10 @@ class FaceEmbedder:
         """(N, 128) float32 embeddings of aligned chips."""
         if not chips:
             return np.zeros((0, 128), np.float32)
-        out = self.resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+        # A dlib net keeps its activations in itself: two threads (segments, batch jobs) running
+        # one net at once would mix their results.
+        with self._lock:
+            out = self.resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
         return np.asarray([np.asarray(d) for d in out], np.float32)
 
     def embed(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -155,8 +169,10 @@ class TrackCandidates:
                 buffer.candidates.remove(worst)
             buffer.candidates.append(_Candidate(quality, self.embedder.chip(rgb, box), time))
 
-    def embeddings(self) -> "pd.DataFrame":  # noqa: F821
-        """One row per embedding: track_id, time_s, quality, embedding (128 float32)."""
+    def table(self) -> "pd.DataFrame":  # noqa: F821
+        """One row per kept candidate, the best of each track first: track_id, time_s, quality,
+        chip (150x150x3 uint8 RGB). Embedding them is left to the caller, who knows which tracks
+        survive `keep_faces` and which could be another track's person at all."""
         import pandas as pd
 
         keys, chips = [], []
@@ -164,12 +180,11 @@ class TrackCandidates:
             for c in sorted(buffer.candidates, key=lambda c: -c.quality):
                 keys.append((track, c.time, c.quality))
                 chips.append(c.chip)
-        vectors = self.embedder.embed_chips(chips)
         return pd.DataFrame({
             "track_id": np.array([k[0] for k in keys], np.int32),
             "time_s": np.array([k[1] for k in keys], np.float64),
             "quality": np.array([k[2] for k in keys], np.float32),
-            "embedding": list(vectors),
+            "chip": pd.Series(chips, dtype=object),
         })
 
 

@@ -8,13 +8,13 @@ and `shares_size_px`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.outputs import atomic_path
 from fer_video.render import emotion_colors_rgb
 from fer_video.timeline.schema import TimelineMetadata
 
@@ -47,13 +47,8 @@ def shares_size_px(n_tracks: int, dpi: int = DPI) -> tuple[int, int]:
 
 def _save(fig, path: Path, dpi: int) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        fig.savefig(partial, format="png", dpi=dpi, facecolor="white")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, format="png", dpi=dpi, facecolor="white")
     return path
 
 

@@ -1,23 +1,28 @@
 """SQL over a timeline folder with DuckDB, and writing any result table out.
 
-The folder's timelines are the view `timeline` (every non-hidden `*.parquet`, one row per frame
+The folder's timelines are the view `timeline` (the files `read.scan` accepts, one row per frame
 and face, columns as in SCHEMA); `videos` has one row per file with its metadata (video_id,
 width, height, fps, duration_s, frame_count, stride, frame_step_s = stride / fps, model_name,
 detector, smoothing, ...), so that e.g. time on screen is `count(*) * any_value(frame_step_s)`.
+
+The user's SQL runs sandboxed unless `allow_files`: one read-only statement (SELECT, or EXPLAIN
+of one), with DuckDB's file system access off except for the listed timelines
+(`allowed_paths`), no extension installed or loaded, and the configuration locked so the SQL
+cannot turn any of it back on. Results are written by `write_result`, never by the SQL.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import pandas as pd
 
-from fer_video.timeline.read import load_metadata, timeline_files
+from fer_video.outputs import atomic_path
+from fer_video.timeline.read import scan
 from fer_video.timeline.schema import TimelineMetadata
 
 __all__ = ["FORMATS", "connect", "query", "format_table", "write_result"]
@@ -29,19 +34,23 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def connect(path_or_folder: str | Path):
-    """An in-memory DuckDB connection with the views `timeline` and `videos` over the folder."""
+def connect(path_or_folder: str | Path, allow_files: bool = False):
+    """An in-memory DuckDB connection with the views `timeline` and `videos` over the folder;
+    sandboxed (see the module's docstring) unless `allow_files`."""
     import duckdb
 
-    files = timeline_files(path_or_folder)
-    con = duckdb.connect(":memory:")
-    listing = ", ".join(_sql_string(str(p)) for p in files)
+    timelines = scan(path_or_folder)
+    files = [str(t.path.resolve()) for t in timelines]
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    listing = ", ".join(_sql_string(p) for p in files)
     con.execute(f"CREATE VIEW timeline AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
     _person_id_for_older_timelines(con, f"read_parquet([{listing}], union_by_name = true)")
-    names = [f.name for f in fields(TimelineMetadata)]
+    names = [f.name for f in fields(TimelineMetadata) if f.name != "video_id"]
     rows = []
-    for video_id, meta in load_metadata(path_or_folder).items():
-        record = {"video_id": video_id, **asdict(meta)}
+    for t in timelines:
+        meta = t.metadata
+        record = {**asdict(meta), "video_id": t.video_id}
         record["frame_step_s"] = meta.stride / meta.fps if meta.fps else float("nan")
         rows.append(record)
     videos = pd.DataFrame(rows, columns=["video_id", *names[:8], "frame_step_s", *names[8:]])
@@ -49,6 +58,11 @@ def connect(path_or_folder: str | Path):
     con.register("_videos_frame", videos)
     con.execute("CREATE TABLE videos AS SELECT * FROM _videos_frame")
     con.unregister("_videos_frame")
+    if not allow_files:
+        # The view reads its files when queried, so exactly those stay reachable.
+        con.execute(f"SET allowed_paths = [{listing}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
     return con
 
 
@@ -62,15 +76,37 @@ def _person_id_for_older_timelines(con, source: str) -> None:
     con.execute(f"CREATE OR REPLACE VIEW timeline AS {body} FROM {source}")
 
 
-def query(path_or_folder: str | Path, sql: str) -> pd.DataFrame:
+_READ_ONLY = ("SELECT", "EXPLAIN")
+
+
+def _check_read_only(sql: str) -> None:
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise ValueError(f"SQL error: {_first_line(error)}") from None
+    if len(statements) != 1:
+        raise ValueError(f"SQL: one query at a time ({len(statements)} statements given); "
+                         "--allow-files runs several")
+    kind = statements[0].type.name
+    if kind not in _READ_ONLY:
+        raise ValueError(f"SQL: only a read query (SELECT) is allowed, not {kind}; "
+                         "--allow-files runs any statement with file access")
+
+
+def query(path_or_folder: str | Path, sql: str, allow_files: bool = False) -> pd.DataFrame:
     """The result of `sql` over the folder's `timeline` (and `videos`) as a DataFrame.
 
-    Errors in the SQL raise ValueError with DuckDB's first line ("Parser Error: ...")."""
+    Errors in the SQL raise ValueError with DuckDB's first line ("Parser Error: ..."); so does
+    anything but one read query, or a file access, unless `allow_files`."""
     import duckdb
 
     if not sql or not sql.strip():
         raise ValueError("empty SQL query")
-    con = connect(path_or_folder)
+    if not allow_files:
+        _check_read_only(sql)
+    con = connect(path_or_folder, allow_files)
     try:
         relation = con.sql(sql)
         return relation.df() if relation is not None else pd.DataFrame()
@@ -118,7 +154,7 @@ def format_table(frame: pd.DataFrame, right: tuple[str, ...] = ()) -> str:
 def write_result(frame: pd.DataFrame, fmt: str = "table", output: str | Path | None = None,
                  table=format_table, dataset: str | Path | None = None) -> Path | None:
     """Write `frame` as an aligned table, CSV, JSON (an array of records) or Parquet, to `output`
-    or, except Parquet, stdout. Files are written to a hidden `.part` first, then renamed.
+    or, except Parquet, stdout. Files are written to a hidden temp file first, then renamed.
     `dataset` (the folder queried) guards against writing a `.parquet` into it, where it would
     be read as a timeline."""
     if fmt not in FORMATS:
@@ -142,13 +178,8 @@ def write_result(frame: pd.DataFrame, fmt: str = "table", output: str | Path | N
         sys.stdout.flush()
         return None
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        partial.write_bytes(data if isinstance(data, bytes) else data.encode())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        temp.write_bytes(data if isinstance(data, bytes) else data.encode())
     return path
 
 

@@ -1,16 +1,21 @@
 """Reading timelines back: one file, or a folder of them as one dataset.
 
-A folder written by `fer-video annotate` or `batch` is one dataset: every `*.parquet` directly in
-it (hidden files, such as the `.<name>.part` files being written, are ignored; so are the MP4s,
-PNGs and HTML beside them), all of the one SCHEMA. Filters are pushed down to Parquet: row groups
-whose statistics rule them out are not read.
+A folder written by `fer-video annotate` or `batch` is one dataset: every timeline directly in
+it, all of the one SCHEMA. A timeline is a `*.parquet` file carrying fer-video's metadata (the
+`fer_video` key); other Parquet files (another program's, a query result) are skipped with one
+line on stderr each, hidden files (the temp files being written) silently, and so are the MP4s,
+PNGs and HTML beside them. A video is known by the video_id its timeline records, not by the file
+name, so a renamed timeline is still that video; when two files hold the same video only one is
+read (the one named after it, else the first) and the other is named on stderr. Filters are
+pushed down to Parquet: row groups whose statistics rule them out are not read.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +28,90 @@ import pyarrow.parquet as pq
 from fer_video.expression.labels import EMOTIONS
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
-__all__ = ["timeline_files", "dataset", "load", "load_metadata", "row_filter"]
+__all__ = ["Timeline", "scan", "timeline_files", "dataset", "load", "load_metadata", "row_filter"]
+
+_warned: set[str] = set()
 
 
-def timeline_files(path_or_folder: str | Path) -> list[Path]:
-    """The timeline files of a dataset: the file itself, or every non-hidden `*.parquet` directly
-    in the folder, sorted. Raises FileNotFoundError for a missing path and ValueError for a
-    folder with no timelines in it."""
+def _warn(message: str) -> None:
+    """Once per process: `load`, `summary` and `query` each scan the same folder."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"fer-video: warning: {message}", file=sys.stderr)
+
+
+@dataclass
+class Timeline:
+    path: Path
+    video_id: str
+    metadata: TimelineMetadata
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _read(path: Path, alone: bool) -> Timeline | None:
+    """The timeline in `path`; None (said on stderr) for another program's Parquet file, unless it
+    was asked for `alone`. A file that is not readable Parquet is an error naming it."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        if alone:
+            raise ValueError(f"{path}: not a fer-video timeline (no fer_video metadata)")
+        _warn(f"{path}: skipped, not a fer-video timeline (no fer_video metadata)")
+        return None
+    known = {f.name for f in fields(TimelineMetadata)}
+    try:
+        meta = TimelineMetadata(**{k: v for k, v in json.loads(raw).items() if k in known})
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path}: unreadable fer-video metadata ({_first_line(error)})") from None
+    return Timeline(path, meta.video_id or _video_id_of_rows(parquet) or path.stem, meta)
+
+
+def _video_id_of_rows(parquet: pq.ParquetFile) -> str | None:
+    """Older timelines do not record their video_id: the rows' own, from the footer's statistics."""
+    try:
+        index = parquet.schema_arrow.get_field_index("video_id")
+        if index < 0 or parquet.metadata.num_row_groups == 0:
+            return None
+        stats = parquet.metadata.row_group(0).column(index).statistics
+        return stats.min if stats is not None and stats.has_min_max and stats.min == stats.max else None
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def scan(path_or_folder: str | Path) -> list[Timeline]:
+    """The timelines of a file or folder (see the module's docstring), sorted by file name.
+    Raises FileNotFoundError for a missing path and ValueError for a folder without timelines, a
+    file that is not one, or a file that is not readable Parquet."""
     path = Path(path_or_folder).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_file():
-        return [path]
+        return [_read(path, alone=True)]
     files = sorted(p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{path}: no timelines (*.parquet) in this folder")
-    return files
+    found = [t for t in (_read(p, alone=False) for p in files) if t is not None]
+    if not found:
+        raise ValueError(f"{path}: no fer-video timelines in this folder")
+    by_video: dict[str, Timeline] = {}
+    for timeline in sorted(found, key=lambda t: (t.path.stem != t.video_id, t.path.name)):
+        kept = by_video.setdefault(timeline.video_id, timeline)
+        if kept is not timeline:
+            _warn(f"{timeline.path}: skipped, it holds video {timeline.video_id!r} as {kept.path.name} does")
+    return sorted(by_video.values(), key=lambda t: t.path.name)
+
+
+def timeline_files(path_or_folder: str | Path) -> list[Path]:
+    """The timeline files of a dataset (see `scan`), sorted."""
+    return [t.path for t in scan(path_or_folder)]
 
 
 def dataset(path_or_folder: str | Path) -> ds.Dataset:
@@ -101,7 +174,11 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
     wanted = columns
     if columns is not None and "person_id" in columns and "track_id" not in columns:
         columns = [*columns, "track_id"]  # an older timeline's person_id is its track_id
-    table = dataset(path_or_folder).to_table(columns=columns, filter=row_filter(video, track, start, end, label))
+    data = dataset(path_or_folder)
+    try:
+        table = data.to_table(columns=columns, filter=row_filter(video, track, start, end, label))
+    except (OSError, pa.ArrowException) as error:  # a file whose footer reads but whose data does not
+        raise ValueError(f"{path_or_folder}: unreadable timeline data ({_first_line(error)})") from None
     frame = table.to_pandas()
     if "person_id" in frame:
         # Timelines from before person ids have no such column: each track is its own person.
@@ -117,12 +194,5 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
 
 
 def load_metadata(path_or_folder: str | Path) -> dict[str, TimelineMetadata]:
-    """Each timeline's metadata, by video id (the file's stem, which is its rows' video_id)."""
-    known = {f.name for f in fields(TimelineMetadata)}
-    out = {}
-    for path in timeline_files(path_or_folder):
-        schema = pq.read_schema(path)
-        if schema.metadata and METADATA_KEY in schema.metadata:
-            values = json.loads(schema.metadata[METADATA_KEY])
-            out[path.stem] = TimelineMetadata(**{k: v for k, v in values.items() if k in known})
-    return out
+    """Each timeline's metadata, by video id (the one its rows carry, whatever the file is called)."""
+    return {t.video_id: t.metadata for t in scan(path_or_folder)}

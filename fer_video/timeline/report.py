@@ -17,7 +17,7 @@ from fer_video.timeline.schema import TimelineMetadata
 
 __all__ = ["report_video", "render_report", "annotated_media"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # what annotate writes images as
 
 
 def _rgb(emotion: str, alpha: float | None = None) -> str:
@@ -25,11 +25,15 @@ def _rgb(emotion: str, alpha: float | None = None) -> str:
     return f"rgb({r} {g} {b})" if alpha is None else f"rgb({r} {g} {b} / {alpha:.2f})"
 
 
-def annotated_media(folder: Path, video_id: str) -> Path | None:
-    """The annotated MP4 (or image) that `annotate` wrote beside the timeline, if there is one."""
+def annotated_media(folder: Path, video_id: str, source: str | Path | None = None) -> Path | None:
+    """The annotated MP4 (or image) that `annotate` wrote beside the timeline, if there is one.
+
+    `source` is the input's path: annotating into the input's own folder writes
+    `<stem>.annotated.mp4`, and `<stem>.mp4` there is the input itself, not an output."""
     candidates = [folder / f"{video_id}.mp4", folder / f"{video_id}.annotated.mp4"]
     candidates += [folder / f"{video_id}.annotated{s}" for s in IMAGE_SUFFIXES]
-    return next((p for p in candidates if p.is_file()), None)
+    original = Path(source).resolve() if source else None
+    return next((p for p in candidates if p.is_file() and p.resolve() != original), None)
 
 
 def _summary_table(summary: pd.DataFrame) -> str:
@@ -139,12 +143,13 @@ shares are of that time, by the smoothed label.</p>
 
 
 def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | None = None,
-                 dpi: int = 100) -> Path:
-    """Write `<out_dir>/<video>.report.html` (default: beside the timeline) and return its path."""
-    from fer_video.timeline.plot import png_bytes, shares_figure, timeline_figure, video_rows
+                 dpi: int = 100, track=None) -> Path:
+    """Write `<out_dir>/<video>.report.html` (default: beside the timeline; of some tracks only:
+    `<video>.track<N>.report.html`, as `plot` names its PNGs) and return its path."""
+    from fer_video.timeline.plot import plot_names, png_bytes, shares_figure, timeline_figure, video_rows
     from fer_video.timeline.read import timeline_files
 
-    rows, meta, summary = video_rows(path_or_folder, video)
+    rows, meta, summary = video_rows(path_or_folder, video, track)
     source = Path(path_or_folder)
     folder = source if source.is_dir() else timeline_files(source)[0].parent
     out = Path(out_dir) if out_dir is not None else folder
@@ -153,9 +158,9 @@ def report_video(path_or_folder: str | Path, video: str, out_dir: str | Path | N
         video, summary, meta,
         png_bytes(timeline_figure(rows, meta, summary, dpi), dpi),
         png_bytes(shares_figure(summary, video, dpi), dpi),
-        annotated_media(folder, video), out.resolve(),
+        annotated_media(folder, video, meta.source_path if meta is not None else None), out.resolve(),
     )
-    path = out / f"{video}.report.html"
+    path = out / plot_names(video, track)["timeline"].replace(".timeline.png", ".report.html")
     partial = path.with_name(f".{path.name}.part")
     try:
         partial.write_text(text, encoding="utf-8")

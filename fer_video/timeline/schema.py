@@ -17,7 +17,7 @@ SMOOTH = [f"p_{e}" for e in EMOTIONS]
 
 SCHEMA = pa.schema(
     [
-        pa.field("video_id", pa.string(), nullable=False),  # the input's file stem
+        pa.field("video_id", pa.string(), nullable=False),  # the output name (fer_video.outputs.output_name)
         pa.field("source_path", pa.string(), nullable=False),
         pa.field("frame_index", pa.int64(), nullable=False),  # among all decoded frames
         pa.field("timestamp_s", pa.float64(), nullable=False),  # from the stream's timestamps
@@ -60,6 +60,8 @@ class TimelineMetadata:
     software_version: str
     content_sha256: str = ""  # of the source file
     job_key: str = ""  # content + model + settings: an equal key means the same result
+    frames_expected: int | None = None  # what the container says; above frame_count for a file cut short
+    video_id: str = ""  # the rows' video_id, so a renamed file still says whose it is ("" in older files)
     person_scope: str = "video"  # "folder" once `link` gave person_id folder-wide ids
 
     def to_bytes(self) -> bytes:
@@ -67,4 +69,5 @@ class TimelineMetadata:
 
     @classmethod
     def from_schema(cls, schema: pa.Schema) -> "TimelineMetadata":
-        return cls(**json.loads(schema.metadata[METADATA_KEY]))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in json.loads(schema.metadata[METADATA_KEY]).items() if k in known})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.interrupt import in_flight
+from fer_video.outputs import atomic_path
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
 
@@ -27,14 +28,12 @@ def to_table(rows: pd.DataFrame, metadata: TimelineMetadata) -> pa.Table:
 
 
 def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | Path) -> Path:
-    """Write to a hidden `.<name>.part`, then rename: no reader or `*.parquet` glob ever sees a
-    half-written file."""
+    """Write to a hidden temp file of this call's own, then rename: no reader or `*.parquet` glob
+    ever sees a half-written file, and concurrent writers never share one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
     try:
-        pq.write_table(to_table(rows, metadata), partial, compression="zstd")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+        with atomic_path(path) as temp, in_flight(temp):
+            pq.write_table(to_table(rows, metadata), temp, compression="zstd")
+    except OSError as error:  # a full disk, a folder gone: name the file, not only errno
+        raise OSError(error.errno, f"{path}: cannot write the timeline: {error.strerror or error}") from error
     return path

@@ -25,3 +25,13 @@ def ffmpeg_exe() -> str:
         if found:
             return found
     raise RuntimeError("no ffmpeg binary: install imageio-ffmpeg or put ffmpeg on PATH")
+
+
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """A local file's name as ffmpeg can only take it for that file.
+
+    ffmpeg reads a leading `-` as an option and a leading `word:` as a protocol (`file:a.mp4`
+    opens `a.mp4`, `concat:...` several files); an absolute path starts with `/`, which is
+    neither.
+    """
+    return os.path.abspath(os.fspath(path))

@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 
 log = logging.getLogger("fer_video.video")
 
@@ -113,7 +113,7 @@ _TB = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 def build_index(path: str | os.PathLike) -> FrameIndex:
     """The demux-only pass; raises IndexUnavailable saying why there is no exact index."""
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-copyts",
-            "-i", str(path), "-map", "0:v:0", "-c", "copy", "-copyinkf", "-copypriorss", "1",
+            "-i", ffmpeg_path(path), "-map", "0:v:0", "-c", "copy", "-copyinkf", "-copypriorss", "1",
             "-f", "framecrc", "-"]
     result = subprocess.run(args, check=False, capture_output=True, timeout=600)
     text = result.stderr.decode("utf-8", "replace")

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from fer_video.errors import InputError
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -28,6 +28,10 @@ class MediaInfo:
     video_codec: str
     audio_codec: str | None
     is_image: bool = False
+    container: str = ""  # ffmpeg's demuxer names, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm"
+    frame_count: int | None = None  # frames the container's own index lists (MP4/MOV sample table)
+    video_start: float = 0.0  # seconds from the file's start to the video stream's (after the audio's)
+    video_end: float | None = None  # seconds from the file's start to the video's end, where the stream says
 
     @property
     def has_audio(self) -> bool:
@@ -35,7 +39,16 @@ class MediaInfo:
 
     @property
     def expected_frames(self) -> int | None:
-        return round(self.duration * float(self.fps)) if self.duration else None
+        """The container's frame count where it keeps one, else an estimate from the video's
+        duration and the nominal rate (too high for variable frame rates)."""
+        if self.frame_count:
+            return self.frame_count
+        end = self.video_end if self.video_end is not None else self.duration
+        return round(max(end - self.video_start, 0) * float(self.fps)) if end else None
+
+    @property
+    def is_matroska(self) -> bool:
+        return "matroska" in self.container.split(",") or "webm" in self.container.split(",")
 
 
 def _fps(stream_line: str) -> Fraction:
@@ -55,26 +68,25 @@ def probe(path: str | Path) -> MediaInfo:
         raise InputError(path, "no such file")
     if path.is_dir():
         raise InputError(path, "is a folder, not a video or image")
+    _check_regular(path)
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
         capture_output=True, text=True, errors="replace", timeout=60,
     )
     text = result.stderr
-    video = re.search(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text)
+    video = _video_stream(text)
     if "moov atom not found" in text and _starts_like_mp4(path):
         raise InputError(path, "truncated or unfinished MP4 (moov atom not found)")
     if video is None:
         if re.search(r"Stream #\d+:\d+[^:]*: Audio: ", text):
-            raise InputError(path, "no video stream (audio only)")
+            cover = "(attached pic)" in text
+            raise InputError(path, "no video stream (audio with cover art only)" if cover else "no video stream (audio only)")
         reason = _ffmpeg_reason(text) or "no video stream"
         raise InputError(path, f"not a readable video or image ({reason})")
     codec, rest = video.group(1), video.group(2)
-    size = re.search(r", (\d{2,5})x(\d{2,5})", rest)
-    if size is None:
-        raise InputError(path, "video stream has no frame size")
-    width, height = int(size.group(1)), int(size.group(2))
+    width, height = _frame_size(path, rest)
     after_video = text[video.end():]
     next_stream = after_video.find("Stream #")
     rot = re.search(r"rotation of (-?[\d.]+) degrees", after_video[: None if next_stream < 0 else next_stream])
@@ -85,12 +97,73 @@ def probe(path: str | Path) -> MediaInfo:
     audio = re.search(r"Stream #\d+:\d+[^:]*: Audio: (\w+)", text)
     dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None
+    container = re.search(r"Input #0, ([\w,]+), from", text)
+    container = container.group(1) if container else ""
+    # Decoded timestamps count from the file's start (the earliest stream's); the video's own
+    # start and end are said relative to it.
+    file_start = re.search(r"Duration: [^,]+, start: (-?[\d.]+)", text)
+    file_start = float(file_start.group(1)) if file_start else 0.0
+    own_start = re.search(r", start (-?[\d.]+)", rest)
+    video_start = max(float(own_start.group(1)) - file_start, 0.0) if own_start else 0.0
+    video_block = after_video[: None if next_stream < 0 else next_stream]
+    tag = re.search(r"^\s+DURATION\s*: (\d+):(\d+):([\d.]+)", video_block, re.MULTILINE)
+    video_end = int(tag.group(1)) * 3600 + int(tag.group(2)) * 60 + float(tag.group(3)) if tag else None
+    frame_count = None
+    if "mov" in container.split(",") and not path.suffix.lower() in IMAGE_SUFFIXES:
+        from fer_video.video.mp4 import video_frame_count
+
+        frame_count = video_frame_count(path)
     is_image = path.suffix.lower() in IMAGE_SUFFIXES or "_pipe, from" in text or codec in ("png", "bmp", "webp")
+    if is_image:
+        width, height = _upright_image_size(path, width, height)
     return MediaInfo(
         path=str(path), width=width, height=height, fps=_fps(rest), duration=duration,
         rotation=rotation, video_codec=codec, audio_codec=audio.group(1) if audio else None,
-        is_image=is_image,
+        is_image=is_image, container=container, frame_count=frame_count, video_start=video_start,
+        video_end=video_end,
     )
+
+
+MIN_SIDE = 10  # pixels: smaller frames cannot hold a face worth finding
+
+
+def _video_stream(text: str) -> re.Match | None:
+    """The first real video stream `ffmpeg -i` lists: a cover picture (an MP3's or M4A's
+    artwork, "(attached pic)") is not one."""
+    for match in re.finditer(r"Stream #\d+:\d+[^:]*: Video: (\w+)(.*)", text):
+        if "(attached pic)" not in match.group(2):
+            return match
+    return None
+
+
+def _frame_size(path: Path, stream: str) -> tuple[int, int]:
+    size = re.search(r", (\d{1,5})x(\d{1,5})", stream)
+    if size is None:
+        raise InputError(path, "video stream has no frame size")
+    width, height = int(size.group(1)), int(size.group(2))
+    if min(width, height) < MIN_SIDE:
+        raise InputError(path, f"{width}x{height} pixels: too small to hold a face (under {MIN_SIDE} px)")
+    return width, height
+
+
+def _check_regular(path: Path) -> None:
+    """A named pipe or a device is no file to probe, decode and decode again (nor is it empty)."""
+    import stat
+
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        raise InputError(path, "a named pipe (FIFO), not a file")
+    if not stat.S_ISREG(mode):
+        raise InputError(path, "not a regular file")
+
+
+def _upright_image_size(path: Path, width: int, height: int) -> tuple[int, int]:
+    """ffmpeg gives a photo's stored size; OpenCV decodes it turned upright by its EXIF
+    orientation, and that is the picture the boxes are in."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return (image.shape[1], image.shape[0]) if image is not None else (width, height)
 
 
 def _starts_like_mp4(path: Path) -> bool:
@@ -106,6 +179,8 @@ def _ffmpeg_reason(stderr: str) -> str:
         line = re.sub(r"^\[[^\]]+\]\s*", "", line.strip())
         if line.startswith("Error opening input:"):
             return line.split(":", 1)[1].strip().rstrip(".")
+        if re.match(r"(frame|size)=\s*\S", line) or "speed=" in line:
+            continue  # the progress line, not a reason
         if line and not line.startswith(("At least one output", "Exiting", "Error opening input")):
             return line.rstrip(".")
     return ""

@@ -23,7 +23,7 @@ import ffmpeg
 import numpy as np
 
 from fer_video.errors import InputError
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.probe import MediaInfo, _ffmpeg_reason
 
@@ -52,6 +52,8 @@ class Frame:
 class DecodeStats:
     decoded: int = 0  # frames of the video up to where decoding stopped, strided-out ones included
     skipped: int = 0  # of those, frames before a segment's seek point, which ffmpeg never decoded
+    expected: int | None = None  # frames the container says the video has (estimated where it keeps no count)
+    short: str = ""  # why the video ended before the container says it should, when it did
 
     @property
     def work(self) -> int:
@@ -134,7 +136,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         # -copyts -start_at_zero: timestamps as a single pass has them (the file's start time
         # subtracted), not restarted at the seek point. The select drops what lies between the
         # keyframe and frame `first`, so showinfo numbers frames from `first`.
-        stream = (ffmpeg.input(info.path, ss=f"{seek.at:.6f}").video
+        stream = (ffmpeg.input(ffmpeg_path(info.path), ss=f"{seek.at:.6f}").video
                   .filter("select", f"gte(t,{seek.gate:.6f})").filter("showinfo", checksum=0))
         if stride > 1:
             stream = stream.filter("select", f"not(mod(n,{stride}))")
@@ -144,7 +146,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         # showinfo sits before select, so it numbers every decoded frame and the timestamps of
         # the frames that select keeps can be looked up by their index. A segment that could not
         # seek decodes the frames before `first` and drops them.
-        stream = ffmpeg.input(info.path).video.filter("showinfo", checksum=0)
+        stream = ffmpeg.input(ffmpeg_path(info.path)).video.filter("showinfo", checksum=0)
         if first or last is not None:
             upper = "" if last is None else f"*lte(n,{last})"
             stream = stream.filter("select", f"gte(n,{first}){upper}*not(mod(n-{first},{stride}))")
@@ -168,6 +170,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
     drain = threading.Thread(target=_collect_stderr, args=(proc.stderr, timestamps, other_lines), daemon=True)
     drain.start()
     pending: dict[int, float] = {}
+    times: list[float] = []  # of every decoded frame: where the video really ends, and its frame spacing
     seen = base  # frames of the video up to the last one ffmpeg reported, strided-out ones included
     finished = False
     warned = False
@@ -184,6 +187,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
                 if item is None:
                     raise InputError(info.path, "ffmpeg gave a frame without a timestamp")
                 pending[base + item[0]] = item[1]
+                times.append(item[1])
                 seen = max(seen, base + item[0] + 1)
             time = pending.pop(index)
             for stale in [k for k in pending if k < index]:
@@ -206,14 +210,14 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         proc.wait()
         drain.join(timeout=10)
     while (item := timestamps.get()) is not None:
+        times.append(item[1])
         seen = max(seen, base + item[0] + 1)
     stats.decoded = seen
     stats.skipped = seek.skipped if seek is not None else 0
     if seek is not None and last is None and seen != len(seek.index) and proc.returncode == 0 and not warned:
         log.warning("%s: %d frames decoded to the end, the frame index lists %d: indices may differ from a "
                     "single pass", info.path, seen, len(seek.index))
-    expected = info.expected_frames if last is None else min(info.expected_frames or last + 1, last + 1)
-    _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), expected)
+    _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), last, times, stats)
 
 
 def _agrees(index: FrameIndex, position: int, time: float) -> bool:
@@ -231,17 +235,52 @@ def _collect_stderr(pipe, timestamps: queue.Queue, other_lines: list[bytes]) -> 
     timestamps.put(None)
 
 
-def _check_complete(info: MediaInfo, returncode: int, decoded: int, stderr: bytes, expected: int | None) -> None:
+SHORT_ERROR = 0.9  # a video that ends before this share of its frames is refused; later, a warning
+
+
+def _check_complete(info: MediaInfo, returncode: int, decoded: int, stderr: bytes, last: int | None,
+                    times: list[float], stats: DecodeStats) -> None:
+    """Raise InputError if decoding failed or the video ends far short of what its container
+    says; note a smaller shortfall in `stats.short` (the caller warns and keeps the frames).
+
+    What the container says: the MP4/MOV sample table's frame count, exact; for Matroska/WebM,
+    which keep no count, where the video stream ends (its DURATION tag), against where the last
+    decoded frame ends; for other containers, duration x nominal rate, only good enough to
+    catch a file cut far short (variable frame rates and audio longer than the video make it
+    too high), so only that is checked."""
     text = stderr.decode("utf-8", "replace")
     if returncode != 0:
         raise InputError(info.path, f"ffmpeg could not decode it ({_ffmpeg_reason(text) or f'exit {returncode}'})")
     if decoded == 0:
         raise InputError(info.path, f"no decodable video frames ({_ffmpeg_reason(text) or 'empty stream'})")
-    if expected and decoded < 0.9 * expected - 1:
-        reason = "partial file" if "partial file" in text else _ffmpeg_reason(text)
+    warn = True  # the evidence is good enough to warn about a few missing frames
+    refuse = True  # ... and to refuse a file far short
+    if last is not None:  # a segment before the end: only whether it got its frames
+        expected, warn = min(info.expected_frames or last + 1, last + 1), False
+    elif info.frame_count:
+        expected = info.frame_count
+    elif info.is_matroska and times and (info.video_end or info.duration):
+        # The stream's own end (DURATION tag) is firm; the file's duration may be the audio's.
+        refuse = info.video_end is not None
+        end = info.video_end if info.video_end is not None else info.duration
+        ordered = np.sort(np.asarray(times))
+        gap = float(np.median(np.diff(ordered))) if len(ordered) > 1 else 1 / float(info.fps)
+        missing = (end - (ordered[-1] + gap)) / gap if gap > 0 else 0.0
+        expected = decoded + round(missing) if missing > 1.5 else decoded
+    else:
+        expected, warn = info.expected_frames, False
+    stats.expected = expected
+    if not expected or decoded >= expected:
+        return
+    reason = "partial file" if "partial file" in text else _ffmpeg_reason(text)
+    if refuse and decoded < SHORT_ERROR * expected - 1:
         raise InputError(
             info.path, f"truncated or corrupt: decoded {decoded} of about {expected} frames ({reason})"
         )
+    if warn:
+        about = "" if info.frame_count else "about "
+        stats.short = (f"ends early (truncated, or still being written): decoded {decoded} of {about}{expected} "
+                       f"frames; the timeline covers those")
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from fer_video.video.ffmpeg_binary import ffmpeg_exe
+from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.probe import _ffmpeg_reason
 from fer_video.video.read import frame_shape
 
@@ -39,23 +39,28 @@ class VideoWriter:
         preset: str = "veryfast",
         crf: int = 23,
         pix_fmt: str = "bgr24",
+        start: float = 0.0,
     ):
+        """`start`: seconds of the first frame on the source's clock (as `read_frames` gives it).
+        A video that starts after its audio keeps that offset, so picture and sound stay in sync
+        and the MP4's clock is the timeline's; it lands on the frame grid, within a frame."""
         self.path = Path(path)
         self.partial = self.path.with_name(f".{self.path.name}.part")
         self.width, self.height = width, height
         self.shape = frame_shape(pix_fmt, width, height)
+        offset = {"itsoffset": f"{start:.6f}"} if start > 0 else {}
         video = ffmpeg.input(
-            "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=str(fps)
+            "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=str(fps), **offset
         ).video
         if width % 2 or height % 2:
             video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         streams = [video]
         options: dict = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart")
         if audio_from:
-            streams.append(ffmpeg.input(audio_from).audio)
+            streams.append(ffmpeg.input(ffmpeg_path(audio_from)).audio)
             options["acodec"] = "copy" if audio_codec in _MP4_AUDIO else "aac"
         args = (
-            ffmpeg.output(*streams, str(self.partial), format="mp4", **options)
+            ffmpeg.output(*streams, ffmpeg_path(self.partial), format="mp4", **options)
             .global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
             .compile(cmd=ffmpeg_exe())
         )

@@ -1,0 +1,85 @@
+"""What decides a job's result, cheap to import: the options, the input's hash, the job key.
+
+`fer_video.pipeline` re-exports these; they live here so that a batch with nothing to do (or
+the CLI checking its arguments) need not import OpenCV, pandas and the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_video import __version__, interrupt
+from fer_video.smoothing import Smoothing
+
+# = fer_video.expression.classify.DEFAULT_MODEL, whose module imports SciPy (tests/test_cli.py checks)
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fer_vgg.keras"
+
+# A track is a face only if BlazeFace's confidence reaches --min-score in one of its frames
+# (it is followed through weaker frames from 0.5). Measured by bench/face_scores.py: every one of
+# 245 real-face detections (the astronaut, turned, dimmed, blurred, 40-200 px; the camera man)
+# scored 0.756 or more, 95% above 0.89; simple cartoon heads 0.55-0.64 (issue 13's title card:
+# 0.54-0.65), 64 drawn heads 0.51-0.82, median 0.70: the more a drawing looks like a face, the
+# more BlazeFace takes it for one, and 30% of those pass 0.75. 0.80 would drop real faces.
+MIN_SCORE = 0.75
+
+
+@dataclass
+class AnnotateOptions:
+    out_dir: Path = Path("fer-video-out")
+    stride: int = 1
+    detector: str = "blazeface"
+    min_face: int = 40
+    smoothing: str = "window:0.5"
+    model: Path | None = None
+    video: bool = True
+    preset: str = "ultrafast"
+    progress: bool = True
+    segments: int = 1  # split a video into this many time segments, analysed in parallel
+    min_score: float = MIN_SCORE  # a track's peak BlazeFace confidence must reach this
+    inputs_root: Path | None = None  # the folder a batch scans (where outputs must not look like inputs)
+    persons: bool = True  # person_id: link a video's tracks of one person (embeddings in memory only)
+    identity: bool = False  # also store the embeddings and link persons across the folder (biometric data)
+    people: Path | None = None  # with identity: one sub-folder of reference photos per name
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        Smoothing.parse(self.smoothing)  # fail early on a bad spec
+        if self.stride < 1:
+            raise ValueError("stride must be at least 1")
+        if not 0 < self.min_score < 1:
+            raise ValueError(f"--min-score {self.min_score}: must be between 0 and 1")
+        if self.people is not None:
+            self.people = Path(self.people)
+            if not self.identity:
+                raise ValueError("--people needs --identity (it stores face embeddings; see README 'Who is who')")
+
+    def settings(self) -> dict:
+        """What, besides the input and the model, decides the result."""
+        return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
+                "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
+                "segments": self.segments, "min_score": self.min_score, "software": __version__,
+                # Only when not the default, so that job keys of timelines made before stay valid.
+                **({"persons": False} if not self.persons else {}),
+                **({"identity": True} if self.identity else {})}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            interrupt.check()
+    return digest.hexdigest()
+
+
+def job_key(content_sha256: str, model_sha256: str, options: AnnotateOptions) -> str:
+    """Equal keys mean the same output: same bytes in, same model, same settings."""
+    payload = json.dumps([content_sha256, model_sha256, options.settings()], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def model_sha256(options: AnnotateOptions) -> str:
+    return file_sha256(options.model or DEFAULT_MODEL)

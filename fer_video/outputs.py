@@ -1,0 +1,228 @@
+"""Where outputs go and how they get there: the one naming rule, atomic writes, the per-output
+lock, and telling fer-video's own outputs from inputs.
+
+The naming rule (README, "Output names"): an input's name, which is also its rows' `video_id`,
+is its file stem for a video (`clip.mp4` -> `clip`) and its whole file name for a still image
+(`photo.jpg` -> `photo.jpg`), so that a clip and a photo of the same stem never share outputs.
+In a batch the path relative to the folder is kept, folders joined by `__`
+(`sub/dir/clip.mp4` -> `sub__dir__clip`). A name depends on the input alone, never on which other
+files exist, so adding a file never renames another's outputs. Two inputs that still come out
+equal (`d1/clip.mp4` and `d2/clip.mp4` in one call, `clip.mp4` beside `clip.mov`) are not given
+made-up names: the second is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+
+from fer_video.errors import InputError
+from fer_video.video.probe import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".3gp", ".mts", ".m2ts", ".ts"}
+# What cv2.imencode writes, by suffix: an image is annotated in its own format under its own suffix.
+IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
+# With --identity, face embeddings and the folder's persons live in `<out>/.identity/`
+# (fer_video.identity); nothing in it is ever an input.
+IDENTITY_DIR = ".identity"
+IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
+
+
+def output_name(path: str | Path, folder: str | Path | None = None) -> str:
+    """The input's output name and video id (see the module's docstring). With `folder`, the
+    path relative to it is flattened with `__`."""
+    path = Path(path)
+    relative = path.relative_to(folder) if folder is not None else Path(path.name)
+    last = relative.name if path.suffix.lower() in IMAGE_SUFFIXES else relative.stem
+    return "__".join([*relative.parent.parts, last])
+
+
+def output_paths(source: str | Path, out_dir: str | Path, name: str, is_image: bool,
+                 inputs_root: str | Path | None = None, image_codec: str = "") -> dict[str, Path]:
+    """`timeline`: `<name>.parquet`; `media`: the annotated video `<name>.mp4`, or
+    `<name>.annotated.mp4` when the output folder is where the inputs are found (the input's own
+    folder, or `inputs_root`, the folder a batch scans), so that no output ever replaces, or looks
+    like, a source there; an image's is `<name>.annotated.<ext>` in its own format (by suffix, or
+    by `image_codec`, what ffmpeg says the content is, for a name that does not say)."""
+    out_dir, source = Path(out_dir), Path(source)
+    if is_image:
+        ext = source.suffix.lower()
+        ext = ext if ext in IMAGE_WRITERS else IMAGE_CODEC_SUFFIX.get(image_codec, ".png")
+        media = out_dir / f"{name}.annotated{ext}"
+    elif out_dir.resolve() == Path(inputs_root if inputs_root is not None else source.parent).resolve():
+        media = out_dir / f"{name}.annotated.mp4"
+    else:
+        media = out_dir / f"{name}.mp4"
+    return {"timeline": out_dir / f"{name}.parquet", "media": media}
+
+
+def _output_files(name: str) -> list[str]:
+    """Every file name an output of `name` can have."""
+    return [f"{name}.parquet", f"{name}.mp4", f"{name}.annotated.mp4",
+            *(f"{name}.annotated{s}" for s in sorted(IMAGE_WRITERS))]
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+
+_TOKEN = 8  # hex digits of a temp name's random part
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """`with atomic_path(final) as temp: write(temp)`: the block writes to a hidden temp file of
+    its own beside `final` (`.<name>.<random>.part`), renamed to `final` when the block succeeds
+    and removed when it fails. Each call gets a new temp name, so two runs writing the same output
+    never write into, rename or delete each other's half-written file; globs like `*.parquet`
+    never see it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(_TOKEN // 2)}.part")
+        try:
+            # O_EXCL: the name is ours alone; 0o666 so the umask, not mkstemp's 0600, decides.
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _temp_of(filename: str) -> re.Pattern:
+    # `..x.part.part` too: VideoWriter writes its own `.<name>.part` beside the temp name it is given.
+    return re.compile(rf"^\.{{1,2}}{re.escape(filename)}(\.[0-9a-f]{{{_TOKEN}}})?\.part(\.part)?$")
+
+
+def remove_leftovers(out_dir: Path, name: str) -> None:
+    """Temp files of a killed run of `name`'s outputs; call only while holding its `claim`."""
+    if not out_dir.is_dir():
+        return
+    patterns = [_temp_of(f) for f in _output_files(name)]
+    for entry in os.scandir(out_dir):
+        if entry.name.startswith(".") and entry.name.endswith(".part") and any(p.match(entry.name) for p in patterns):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+# --- the lock on a name's outputs ---------------------------------------------------------------
+
+def lock_path(out_dir: Path, name: str) -> Path:
+    return Path(out_dir) / f".{name}.lock"
+
+
+@contextlib.contextmanager
+def claim(out_dir: Path, name: str) -> Iterator[bool]:
+    """Yields True while this process holds the exclusive `flock` on `<out>/.<name>.lock`, False
+    if another process has it. The OS drops the lock when its holder dies (`kill -9` too), so
+    leftovers found while holding it are a dead run's and are removed. `annotate` and `batch` take
+    the same lock, so no two runs ever write one output at once.
+
+    The holder removes the lock file when done, so finished and failed jobs leave nothing behind
+    (a killed one leaves the hidden lock, harmless). Removing it is safe because a process that
+    got the lock checks that the file it locked is still the one at that path, else starts over."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_path(out_dir, name)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # its holder removed it just before we locked it: lock the new one
+    try:
+        remove_leftovers(out_dir, name)
+        yield True
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: whoever opened it meanwhile starts over
+        os.close(fd)
+
+
+# --- what an existing output is -----------------------------------------------------------------
+
+def timeline_metadata(path: str | Path):
+    """The fer-video metadata of a Parquet file, or None if it is missing, unreadable or not a
+    fer-video timeline. Reads the footer only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fer_video.timeline.schema import METADATA_KEY, TimelineMetadata
+
+    try:
+        schema = pq.read_schema(path)
+        values = json.loads(schema.metadata[METADATA_KEY])
+        known = {f.name for f in fields(TimelineMetadata)}
+        return TimelineMetadata(**{k: v for k, v in values.items() if k in known})
+    except (OSError, pa.ArrowException, KeyError, TypeError, ValueError):
+        return None
+
+
+_ANNOTATED = re.compile(r"^(?P<name>.+)\.annotated\.[^.]+$")
+_PLOT = re.compile(r"^(?P<name>.+?)(\.track[0-9-]+)?\.(timeline|shares)\.png$")
+
+
+def is_output(path: str | Path) -> bool:
+    """Whether a file is one of fer-video's own outputs, temp files or locks, and so never an
+    input. Hidden files are, and everything in an `.identity/` folder; an annotated video or image (`<name>.annotated.<ext>`) or a plot
+    (`<name>.timeline.png`, `<name>.shares.png`) is when the name's timeline or lock lies beside
+    it; a `<name>.mp4` is when `<name>.parquet` beside it is a timeline made from another file."""
+    path = Path(path)
+    folder, filename = path.parent, path.name
+    if filename.startswith(".") or folder.name == IDENTITY_DIR:
+        return True
+    for pattern in (_ANNOTATED, _PLOT):
+        match = pattern.match(filename)
+        if match and (lock_path(folder, match["name"]).exists()
+                      or timeline_metadata(folder / f"{match['name']}.parquet") is not None):
+            return True
+    if path.suffix.lower() == ".mp4":
+        meta = timeline_metadata(folder / f"{path.stem}.parquet")
+        if meta is not None and Path(meta.source_path) != path.resolve():
+            return True
+    return False
+
+
+def check_overwrite(timeline: Path, source: str | Path, content_sha256: str, job_key: str,
+                    overwrite: bool = False, hint: str = "--overwrite replaces it, or choose another --out") -> str | None:
+    """Before `source`'s result is written to `timeline`: None when nothing is lost; a one-line
+    note when a result of the same input made with other settings (or, with `overwrite`, another
+    input's result) will be replaced. Raises InputError when `timeline` holds another input's
+    result (or is not a timeline at all) and `overwrite` is off."""
+    if not timeline.exists():
+        return None
+    meta = timeline_metadata(timeline)
+    if meta is None:
+        if overwrite:
+            return f"{timeline}: replacing a file that is not a fer-video timeline"
+        raise InputError(source, f"{timeline} exists and is not a fer-video timeline; {hint}")
+    same_input = Path(meta.source_path) == Path(source).resolve() or meta.content_sha256 == content_sha256
+    if same_input:
+        if meta.job_key == job_key:
+            return None
+        return f"{timeline}: replacing the timeline of this input made with other settings or model"
+    if overwrite:
+        return f"{timeline}: replacing the timeline of {meta.source_path}"
+    raise InputError(source, f"{timeline} holds the timeline of another input, {meta.source_path}; {hint}")
+
+
+__all__ = ["IDENTITY_DIR", "IMAGE_WRITERS", "VIDEO_SUFFIXES", "atomic_path", "check_overwrite", "claim", "is_output", "lock_path", "output_name",
+           "output_paths", "remove_leftovers", "timeline_metadata"]

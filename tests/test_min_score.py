@@ -1,0 +1,61 @@
+"""False faces: a cartoon title card and a faceless animation, which BlazeFace scores 0.6-0.65,
+give no tracks; the astronaut still gives hers. `--min-score` and the short-track rule, in this
+process and through the CLI's option."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FPS
+from fer_video.samples import cartoon_card, faceless_animation, make_drawn_clip
+from helpers import read_timeline
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("drawn")
+    return {"cartoon": make_drawn_clip(folder / "cartoon.mp4", cartoon_card, seconds=2.0, fps=FPS),
+            "faceless": make_drawn_clip(folder / "faceless.mp4", faceless_animation, seconds=2.0, fps=FPS)}
+
+
+@pytest.mark.parametrize("kind", ["cartoon", "faceless"])
+def test_drawn_clips_give_no_tracks(kind, drawn, annotate_once):
+    result, _ = annotate_once(drawn[kind], video=False)
+    rows, _ = read_timeline(result.timeline)
+    assert result.tracks == 0 and len(rows) == 0, rows.groupby("track_id").det_score.agg(["size", "max"])
+
+
+def test_a_lower_min_score_lets_the_cartoon_heads_through(drawn, annotate_once):
+    """The detector does see them: it is the threshold that drops them."""
+    result, _ = annotate_once(drawn["cartoon"], video=False, min_score=0.5)
+    rows, meta = read_timeline(result.timeline)
+    assert result.tracks >= 1 and rows.det_score.max() < 0.7
+
+
+def test_the_astronaut_still_gives_her_faces(two_face_clip, annotate_once):
+    result, _ = annotate_once(two_face_clip, video=False)
+    rows, _ = read_timeline(result.timeline)
+    assert result.tracks == 2
+    assert rows.groupby("track_id").frame_index.nunique().min() >= 0.95 * two_face_clip.frames
+
+
+def test_min_score_is_part_of_the_job_key():
+    from fer_video.pipeline import AnnotateOptions
+
+    assert AnnotateOptions(min_score=0.7).settings() != AnnotateOptions(min_score=0.8).settings()
+    with pytest.raises(ValueError):
+        AnnotateOptions(min_score=1.5)
+
+
+def test_short_tracks_are_dropped_from_videos_not_images():
+    import numpy as np
+    import pandas as pd
+
+    from fer_video.pipeline import drop_false_tracks
+
+    rows = pd.DataFrame({"frame_index": [0, 1, 2, 5, 0], "track_id": [1, 1, 1, 2, 3],
+                         "det_score": np.float32([0.9, 0.6, 0.6, 0.95, 0.6])})
+    kept = drop_false_tracks(rows, min_score=0.7, min_frames=3)
+    assert kept.track_id.tolist() == [1, 1, 1]  # 2: one frame; 3: never reaches 0.7
+    image = drop_false_tracks(rows[rows.track_id == 2], min_score=0.7, min_frames=1)
+    assert image.track_id.tolist() == [1]  # ids renumbered in order of appearance

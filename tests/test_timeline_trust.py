@@ -1,0 +1,170 @@
+"""What `load`, `summary`, `query` and `plot` make of a folder that holds more than our timelines
+(another program's Parquet, a renamed or copied timeline, a corrupt file), and `query`'s sandbox:
+each attack fails with one line and exit status 2, normal queries and `-o` still work.
+
+Hand-made timelines (tests/test_timeline_summary.py's `write`), real pyarrow and DuckDB, the CLI
+in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fer_video.timeline import load
+from test_timeline_summary import write
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fer_video.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    out = tmp_path / "out"
+    write(out, "meeting", {1: [(0, 100, "neutral"), (100, 150, "happy")]})
+    write(out, "talk", {2: [(0, 60, "happy")]}, fps=30, stride=3, frame_count=120)
+    return out
+
+
+def one_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fer-video: error: "), proc.stderr
+    return lines[0]
+
+
+# --- foreign, renamed, copied and corrupt Parquet files ----------------------------------------------
+
+def test_another_programs_parquet_is_skipped_and_named(folder):
+    """Before: `summary` failed (idxmax of an all-NA column) and `query` counted its rows."""
+    pq.write_table(pa.table({"x": [1, 2, 3], "video_id": ["a", "b", "c"]}), folder / "export.parquet")
+    proc = cli("summary", folder, "--by", "video", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["video_id"] for r in json.loads(proc.stdout)} == {"meeting", "talk"}
+    assert proc.stderr.splitlines() == [
+        f"fer-video: warning: {folder / 'export.parquet'}: skipped, not a fer-video timeline (no fer_video metadata)"]
+
+    proc = cli("query", folder, "SELECT count(*) AS n, count(DISTINCT video_id) AS v FROM timeline", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"n": 170, "v": 2}]
+    assert "export.parquet: skipped" in proc.stderr
+
+    assert set(load(folder)["video_id"]) == {"meeting", "talk"}
+    proc = cli("plot", folder, "--out", folder.parent / "plots")
+    assert proc.returncode == 0, proc.stderr
+    assert "export.parquet: skipped" in proc.stderr
+    assert sorted(p.name for p in (folder.parent / "plots").iterdir()) == [
+        "meeting.shares.png", "meeting.timeline.png", "talk.shares.png", "talk.timeline.png"]
+
+
+def test_a_renamed_timeline_is_still_its_video(folder):
+    """Before: `videos` and `summary --by video` showed a phantom video named after the file."""
+    (folder / "meeting.parquet").rename(folder / "meeting-backup.parquet")
+    proc = cli("query", folder, "SELECT video_id FROM videos ORDER BY 1", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["video_id", "meeting", "talk"]
+    proc = cli("summary", folder, "--by", "video", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split(",")[0] for line in proc.stdout.split()] == ["video_id", "meeting", "talk"]
+
+
+def test_two_files_of_one_video_are_read_once_and_named(folder):
+    """Before: a copy of a timeline doubled every count of its video, silently."""
+    shutil.copy(folder / "talk.parquet", folder / "talk (copy).parquet")
+    proc = cli("query", folder, "SELECT video_id, count(*) AS n FROM timeline GROUP BY 1 ORDER BY 1", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["video_id,n", "meeting,150", "talk,20"]
+    assert proc.stderr.splitlines() == [
+        f"fer-video: warning: {folder / 'talk (copy).parquet'}: skipped, it holds video 'talk' as talk.parquet does"]
+
+
+@pytest.mark.parametrize("command", [["summary"], ["query", "SELECT 1"], ["plot", "--video", "talk"]])
+def test_a_corrupt_parquet_file_is_one_line_naming_it(folder, command):
+    (folder / "broken.parquet").write_bytes(b"PAR1 this was cut short")
+    line = one_error(cli(command[0], folder, *command[1:]))
+    assert line.startswith(f"fer-video: error: {folder / 'broken.parquet'}: not a readable Parquet file"), line
+
+
+def test_a_file_that_is_not_a_timeline_asked_for_alone(tmp_path):
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "export.parquet")
+    line = one_error(cli("summary", tmp_path / "export.parquet"))
+    assert line == f"fer-video: error: {tmp_path / 'export.parquet'}: not a fer-video timeline (no fer_video metadata)"
+
+
+# --- query's sandbox -----------------------------------------------------------------------------------
+
+ATTACKS = {
+    "read a file": "SELECT * FROM read_csv('/etc/passwd')",
+    "read a file as a table": "SELECT * FROM '/etc/passwd'",
+    "list files": "SELECT * FROM glob('/etc/*')",
+    "read the folder's other files": "SELECT * FROM read_parquet('{folder}/*.parquet')",
+    "copy to a file": "COPY timeline TO '{folder}/copy.parquet'",
+    "copy after a query": "SELECT 1; COPY timeline TO '{folder}/copy.parquet'",
+    "attach a database": "ATTACH '{folder}/new.duckdb' AS db",
+    "install an extension": "INSTALL httpfs",
+    "load an extension": "LOAD httpfs",
+    "turn file access back on": "SET enable_external_access = true",
+    "unlock the configuration": "RESET lock_configuration",
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_query_attack_fails_with_one_line_and_exit_2(folder, attack):
+    """Before: each of these ran, with the user's full file access."""
+    sql = ATTACKS[attack].format(folder=folder)
+    before = sorted(p.name for p in folder.iterdir())
+    line = one_error(cli("query", folder, sql))
+    assert "SQL" in line, line
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert not (folder.parent / "new.duckdb").exists()
+
+
+def test_the_sandbox_holds_below_the_statement_check(folder):
+    """Even a statement that got past the one-read-query check could not reach a file."""
+    import duckdb
+
+    from fer_video.timeline.query import connect
+
+    con = connect(folder)
+    try:
+        assert con.execute("SELECT count(*) FROM timeline").fetchall() == [(170,)]
+        for sql in (f"COPY timeline TO '{folder}/x.csv'", "SELECT * FROM read_csv('/etc/passwd')",
+                    f"ATTACH '{folder}/x.duckdb'", "SET enable_external_access = true", "INSTALL httpfs"):
+            with pytest.raises(duckdb.Error):
+                con.execute(sql)
+    finally:
+        con.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["meeting.parquet", "talk.parquet"]
+
+
+def test_normal_queries_and_output_files_still_work(folder, tmp_path):
+    proc = cli("query", folder, "WITH t AS (SELECT * FROM timeline JOIN videos USING (video_id)) "
+               "SELECT video_id, count(*) * any_value(frame_step_s) AS s FROM t GROUP BY 1 ORDER BY 1",
+               "--format", "csv", "-o", tmp_path / "result.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "result.csv").read_text().split() == ["video_id,s", "meeting,6.0", "talk,2.0"]
+    proc = cli("query", folder, "DESCRIBE timeline", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert "video_id" in proc.stdout
+    proc = cli("query", folder, "SELECT label, count(*) AS n FROM timeline GROUP BY 1 ORDER BY 1", "--format",
+               "parquet", "-o", tmp_path / "labels.parquet")
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "labels.parquet").to_pylist() == [
+        {"label": "happy", "n": 70}, {"label": "neutral", "n": 100}]
+
+
+def test_allow_files_gives_duckdb_its_file_access(folder, tmp_path):
+    (tmp_path / "names.csv").write_text("video_id,who\nmeeting,Ann\n")
+    proc = cli("query", folder, "--allow-files", "SELECT who, count(*) AS n FROM timeline "
+               f"JOIN read_csv('{tmp_path / 'names.csv'}') USING (video_id) GROUP BY 1", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["who,n", "Ann,150"]
