@@ -149,6 +149,26 @@ def test_batch_identity_links_videos_and_names_people(tmp_path, monkeypatch):
     after = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str)).groupby("key")["person_id"].first()
     assert after.equals(before)
     assert run_cli("summary", out, "--by", "person").returncode == 0
+    report = run_cli("report", out, "--video", "a")
+    assert report.returncode == 0, report.stderr
+    html = (out / "a.report.html").read_text()
+    assert '<td class="person">astronaut</td>' in html and '<td class="person">hopper</td>' in html
+
+    # A new session arrives: only it is analysed, and its person joins the one found before.
+    make_shots_clip(inputs / "c.mp4", [Shot(2.0, {"hopper": (0.5, 0.5, 0, 9)}, scene=4)], FACES, fps=5)
+    third = run_cli("batch", inputs, "--out", out, "--no-video", "--identity", "--concurrency", "1")
+    assert third.returncode == 0, third.stderr
+    assert "2 skipped" in third.stdout and "1 done" in third.stdout, third.stdout
+    rows = load(out)
+    keyed = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str))
+    persons_now = keyed.groupby("key")["person_id"].first()
+    assert persons_now.drop("c/1").equals(before)  # nobody renumbered
+    hopper = {persons[k] for k in truth if truth[k] == "hopper"}
+    assert {persons_now["c/1"]} == hopper and keyed.groupby("key")["person"].first()["c/1"] == "hopper"
+
+    from fer_video.outputs import is_output
+
+    assert all(is_output(p) for p in (out / ".identity").iterdir())
 
 
 def test_older_timelines_without_person_id_read_it_as_track_id(tmp_path):
@@ -189,3 +209,90 @@ def test_different_fer2013_people_are_not_merged():
         vectors.append(embedder.embed(canvas, np.array([40 + 18, 40 + 22, 108, 108], np.float32))[0])
     labels = cluster(np.stack(vectors), THRESHOLD)
     assert len(set(labels)) == len(files)
+
+
+def test_a_face_too_small_to_embed_keeps_its_own_person_and_no_persons_links_nothing(tmp_path):
+    """The same person in three shots, the middle one too small to embed (a 30 px face, under
+    MIN_FACE_PX, found with --min-face 16): the other two share a person, the small one is its
+    own; with --no-persons every track is its own person. (A blurred face that BlazeFace still
+    finds measured above MIN_SHARPNESS here: blur that strong drops its score under --min-score.)"""
+    from fer_video.faces.embed import MIN_FACE_PX
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    face = FACES["astronaut"]
+    small = np.full_like(face, 120)
+    shrunk = cv2.resize(face, None, fx=0.4, fy=0.4)
+    y0, x0 = (face.shape[0] - shrunk.shape[0]) // 2, (face.shape[1] - shrunk.shape[1]) // 2
+    small[y0:y0 + shrunk.shape[0], x0:x0 + shrunk.shape[1]] = shrunk
+    clip = make_shots_clip(tmp_path / "small.mp4", [
+        Shot(1.6, {"face": (0.5, 0.5, 0, 9)}, scene=0),
+        Shot(1.6, {"small": (0.5, 0.5, 0, 9)}, scene=1),
+        Shot(1.6, {"face": (0.5, 0.5, 0, 9)}, scene=2),
+    ], {"face": face, "small": small}, fps=5)
+    by_track = {}
+    for persons in (True, False):
+        options = AnnotateOptions(out_dir=tmp_path / f"out{persons}", video=False, progress=False,
+                                  min_face=16, persons=persons)
+        rows = load(annotate(clip, options).timeline)
+        by_track[persons] = rows.groupby("track_id").agg(person=("person_id", "first"), t=("timestamp_s", "median"),
+                                                        w=("w", "median"))
+    linked = by_track[True].sort_values("t")
+    assert len(linked) == 3, linked
+    assert linked["w"].iat[1] < MIN_FACE_PX <= linked["w"].iat[0]
+    first, tiny, last = linked["person"].tolist()
+    assert first == last and tiny not in (first, last), linked
+    assert tiny == linked.index[1]  # its own person: person_id is its track id
+    alone = by_track[False]
+    assert (alone["person"] == alone.index).all() and len(alone) == 3
+
+
+def test_tracks_always_seen_together_are_not_embedded(tmp_path):
+    """Two faces in view all the time can never be one person: without --identity nothing is
+    embedded (the ResNet, ~0.13 s per face, never runs); with it every kept track is."""
+    from fer_video.identity import persons_in_video
+    from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe
+
+    clip = make_shots_clip(tmp_path / "two.mp4", [Shot(2.0, {"astronaut": (0.3, 0.5, 0, 9),
+                                                             "hopper": (0.72, 0.5, 0, 9)})], FACES, fps=5)
+    for identity in (False, True):
+        options = AnnotateOptions(video=False, progress=False, identity=identity)
+        analysis = analyse(probe(clip), options)
+        kept = keep_faces(analysis, options)
+        rows, embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
+        assert sorted(rows.groupby("track_id")["person_id"].first()) == [1, 2]
+        assert len(analysis.face_chips) >= 2  # chips were gathered either way
+        assert sorted(set(embeddings["track_id"])) == ([1, 2] if identity else [])
+
+
+def test_segments_give_the_persons_of_one_pass(tmp_path):
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    clip = video_a(tmp_path / "a.mp4")
+    persons = {}
+    for segments in (1, 2):
+        options = AnnotateOptions(out_dir=tmp_path / f"s{segments}", video=False, progress=False, segments=segments)
+        rows = load(annotate(clip, options).timeline)
+        keyed = rows.assign(t=rows["timestamp_s"].round(1))
+        # The same partition of faces into persons (ids may differ with the track numbering).
+        groups = keyed.groupby("person_id")["frame_index"].apply(lambda f: tuple(sorted(f)))
+        persons[segments] = sorted(groups)
+    assert persons[1] == persons[2]
+
+
+def test_identity_options_are_checked_first(tmp_path):
+    clip = video_b(tmp_path / "b.mp4")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for args, message in [
+        (("annotate", clip, "--people", photos), "--people needs --identity"),
+        (("annotate", clip, "--identity", "--people", tmp_path / "nope"), "no such folder"),
+        (("batch", tmp_path, "--identity", "--no-persons"), "--identity and --no-persons"),
+        (("link", tmp_path), "no stored face embeddings"),
+        (("link", tmp_path / "nope"), "no such folder"),
+    ]:
+        done = run_cli(*args, "--quiet") if args[0] != "link" else run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("fer-video: error: ") and message in lines[0], (args, lines)

@@ -191,7 +191,8 @@ def shares_figure(summary: pd.DataFrame, video_id: str = "", dpi: int = DPI):
     ax = fig.subplots()
     fig.suptitle(f"{video_id}: share of time on screen in each expression, per face", fontsize=13,
                  fontweight="bold")
-    names = [f"track {int(r.track_id)}\n{r.time_on_screen_s:.2f} s" for r in summary.itertuples()]
+    names = [f"track {int(r.track_id)}" + (f" ({r.person})" if "person" in summary else "")
+             + f"\n{r.time_on_screen_s:.2f} s" for r in summary.itertuples()]
     left = np.zeros(len(summary))
     for e in EMOTIONS:
         share = summary[f"share_{e}"].to_numpy(np.float64) * 100
