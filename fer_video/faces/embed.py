@@ -56,6 +56,7 @@ class FaceEmbedder:
         self.shape_predictor = dlib.shape_predictor(landmarks)
         self._resnet = None
         self._lock = threading.Lock()
+        self.embedded = 0  # faces run through the ResNet by this process (bench/identity.py reports it)
 
     @property
     def resnet(self):
@@ -88,6 +89,7 @@ class FaceEmbedder:
         # one net at once would mix their results.
         with self._lock:
             out = self.resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+            self.embedded += len(chips)
         return np.asarray([np.asarray(d) for d in out], np.float32)
 
     def embed(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
