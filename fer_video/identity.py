@@ -262,14 +262,16 @@ def _embed_as_needed(rows: pd.DataFrame, chips: pd.DataFrame) -> pd.DataFrame:
                                                                    kind="stable").reset_index(drop=True)
 
 
-def person_labels(group: pd.DataFrame) -> list[str] | None:
-    """What the annotated video shows after a track id: the name, else `person_<id>` when the
-    person spans other tracks too (a lone track's person is itself; repeating it is noise)."""
-    if "person_id" not in group:
+def person_labels(rows: pd.DataFrame) -> list[str] | None:
+    """What the annotated video writes after each row's track id: the name, else `person_<id>`
+    when the person spans more than one track of `rows` (a lone track's person is itself, and
+    repeating it is noise); "" otherwise. None without person columns."""
+    if "person_id" not in rows:
         return None
-    names = group["person"] if "person" in group else [None] * len(group)
-    return [person_label(p, n) if (isinstance(n, str) or p != t) else ""
-            for p, n, t in zip(group["person_id"], names, group["track_id"])]
+    names = rows["person"] if "person" in rows else pd.Series([None] * len(rows), index=rows.index)
+    spans = rows.groupby("person_id")["track_id"].nunique()
+    return [person_label(p, n) if (isinstance(n, str) or spans[p] > 1) else ""
+            for p, n in zip(rows["person_id"], names)]
 
 
 def person_label(person_id, person=None) -> str:

@@ -341,9 +341,11 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it."""
     path = output_paths(info, options.out_dir, name, options.inputs_root)["media"]
+    labels = identity.person_labels(rows)
+    labels = pd.Series(labels, index=rows.index) if labels is not None else None
     by_frame = {
         index: (group[["x", "y", "w", "h"]].to_numpy(), group["track_id"].to_numpy(), group[SMOOTH].to_numpy(),
-                identity.person_labels(group))
+                labels.loc[group.index].tolist() if labels is not None else None)
         for index, group in rows.groupby("frame_index", sort=False)
     }
     if info.is_image:

@@ -98,6 +98,21 @@ def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
         for b in truth:
             assert (persons[a] == persons[b]) == (truth[a] == truth[b]), (a, b, truth, persons)
     assert rows["person"].isna().all()  # no names without --identity --people
+
+    # What the annotated video writes after each track id: the person where it spans more tracks.
+    from fer_video.identity import person_labels
+    from fer_video.render import draw_faces
+
+    labels = dict(zip(rows["track_id"], person_labels(rows)))
+    shared = {t for t in truth if sum(persons[u] == persons[t] for u in truth) > 1}
+    assert shared and all(labels[t] == f"person_{persons[t]}" for t in shared)
+    assert all(labels[t] == "" for t in truth if t not in shared)
+    first = rows.iloc[[0]]
+    plain, named = (np.zeros((360, 640, 3), np.uint8) for _ in range(2))
+    draw_faces(plain, first[["x", "y", "w", "h"]].to_numpy(), first["track_id"].to_numpy(), np.eye(7)[[3]])
+    draw_faces(named, first[["x", "y", "w", "h"]].to_numpy(), first["track_id"].to_numpy(), np.eye(7)[[3]],
+               ["astronaut"])
+    assert (named.any(axis=2).sum() > plain.any(axis=2).sum())  # a longer label was drawn
     assert not (tmp_path / "out" / ".identity").exists()  # nothing stored by default
 
 
