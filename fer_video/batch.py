@@ -18,6 +18,7 @@ re-run, to kill at any moment, and to run twice at once:
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -142,12 +143,12 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
     started = time.monotonic()
     content = file_sha256(path)
     key = job_key(content, model_sha, options)
-    if finished_key(options.out_dir, name) == key:
+    if finished_key(options.out_dir, name) == key and _embeddings_kept(options, name):
         return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
     with claim(options.out_dir, name) as mine:
         if not mine:
             return Outcome(str(path), name, "busy", "another batch is annotating it")
-        if finished_key(options.out_dir, name) == key:  # finished while we waited for the lock
+        if finished_key(options.out_dir, name) == key and _embeddings_kept(options, name):  # finished meanwhile
             return Outcome(str(path), name, "skipped", "already annotated with this content, model and settings")
         from fer_video.pipeline import annotate
 
@@ -192,7 +193,25 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
         outcomes.append(result)
         if on_outcome:
             on_outcome(result)
+    if options.identity:
+        # After every job: linking reads the whole folder's embeddings and rewrites timelines.
+        from fer_video.identity import link_folder
+
+        line = linked_line(options.out_dir, link_folder(options.out_dir, options.people))
+        if on_outcome:
+            print(f"fer-video: {line}", file=sys.stderr, flush=True)
     return outcomes
+
+
+def linked_line(out_dir, registry) -> str:
+    """What linking found, in one line."""
+    def plural(n, word):
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    persons = registry.drop_duplicates("person_id")
+    named = int(persons["person"].notna().sum())
+    return (f"{out_dir}: {plural(len(registry), 'track')} in {plural(registry['video_id'].nunique(), 'video')} "
+            f"-> {plural(len(persons), 'person')} ({named} named)")
 
 
 def in_threads(concurrency: int = 2, retry_delay: float = 1.0, job=None):
@@ -236,6 +255,13 @@ def print_outcome(o: Outcome) -> None:
     import sys
 
     print(f"fer-video: {outcome_line(o)}", file=sys.stderr, flush=True)
+
+
+def _embeddings_kept(options: AnnotateOptions, name: str) -> bool:
+    """With --identity a job is also unfinished when its embeddings were deleted."""
+    from fer_video.identity import embeddings_path
+
+    return not options.identity or embeddings_path(options.out_dir, name).exists()
 
 
 def format_outcomes(outcomes: list[Outcome]) -> str:

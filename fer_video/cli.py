@@ -20,8 +20,9 @@ from pathlib import Path
 
 from fer_video import interrupt
 from fer_video.resources import quiet_stderr
-from fer_video.options import (FOLDER, ORCHESTRATION, OUTPUT, PIPELINE, Parser, UsageError, add_options,
-                               check_folder_inputs, check_inputs, check_out, check_schedule, check_settings)
+from fer_video.options import (FOLDER, LINK, ORCHESTRATION, OUTPUT, PIPELINE, Parser, UsageError, add_options,
+                               check_folder_inputs, check_inputs, check_out, check_people, check_schedule,
+                               check_settings)
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2
@@ -141,7 +142,8 @@ def _annotate_options(args, progress: bool | None = None):
         smoothing=args.smoothing, model=Path(args.model) if args.model else None,
         video=not args.no_video, preset=args.preset,
         progress=(not args.quiet and segments == 1) if progress is None else progress, segments=segments,
-        min_score=args.min_score,
+        min_score=args.min_score, persons=not args.no_persons, identity=args.identity,
+        people=Path(args.people).resolve() if args.people else None,
     )
 
 
@@ -205,6 +207,7 @@ def _annotate(args, inputs: list[str]) -> int:
               f"{_plural(outcome.tracks, 'track')} -> {outputs}", flush=True)
         for warning in outcome.warnings:
             print(f"fer-video: warning: {warning}", file=sys.stderr)
+    _link_after(args, options)
     if failed:
         print(f"fer-video: {failed} of {len(inputs)} inputs failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0
@@ -293,7 +296,45 @@ def _folder_parameters(args) -> dict:
                 pattern=args.pattern, retries=args.retries, stride=args.stride, detector=args.detector,
                 min_face=args.min_face, smoothing=args.smoothing,
                 model=str(Path(args.model).resolve()) if args.model else None,
-                video=not args.no_video, preset=args.preset, min_score=args.min_score, quiet=args.quiet)
+                video=not args.no_video, preset=args.preset, min_score=args.min_score, quiet=args.quiet,
+                **_identity_parameters(args))
+
+
+def _identity_parameters(args) -> dict:
+    """Only when asked for, so that a deployment's stored parameters stay as they were."""
+    if args.no_persons:
+        return dict(persons=False)
+    if not args.identity:
+        return {}
+    return dict(identity=True, people=str(Path(args.people).resolve()) if args.people else None)
+
+
+def _link_after(args, options) -> None:
+    """With --identity, after the inputs are done: link the output folder's persons."""
+    if not options.identity:
+        return
+    from fer_video.identity import link_folder
+
+    from fer_video.batch import linked_line
+
+    _say(args, linked_line(options.out_dir, link_folder(options.out_dir, options.people)))
+
+
+def cmd_link(args) -> int:
+    from fer_video.identity import THRESHOLD, identity_dir, link_folder
+
+    folder = Path(args.out_dir)
+    if not folder.is_dir():
+        raise UsageError(f"{args.out_dir}: no such folder")
+    if not any(identity_dir(folder).glob("*.embeddings.parquet")):
+        raise UsageError(f"{args.out_dir}: no stored face embeddings; run `fer-video batch ... --identity` first")
+    check_people(args)
+    registry = link_folder(folder, args.people, args.threshold if args.threshold is not None else THRESHOLD,
+                           fresh=args.fresh)
+    from fer_video.batch import linked_line
+
+    print(linked_line(args.out_dir, registry), flush=True)
+    return 0
 
 
 def cmd_batch(args) -> int:
@@ -428,6 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="deployment name (default: annotate-<folder name>)")
     add_options(p, FOLDER, PIPELINE, OUTPUT, ORCHESTRATION, prefect=False)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("link", help="link persons across an output folder again (needs a batch run with --identity)",
+                       description="Match the tracks of every timeline in OUT_DIR to folder-wide persons from the "
+                       "embeddings a `batch --identity` stored in OUT_DIR/.identity/, without re-analysing video, "
+                       "and rewrite the timelines' person_id and person columns. Incremental: persons found "
+                       "before keep their ids; new videos' tracks join them or become new persons.")
+    p.add_argument("out_dir", help="output folder of a batch run with --identity")
+    add_options(p, LINK)
+    verbose_only(p)
+    p.set_defaults(func=cmd_link)
 
     from fer_video.cli_timeline import register as register_timeline_commands
 

@@ -104,7 +104,8 @@ def register(sub) -> None:
         "label, share of time in each emotion, number of changes of the smoothed label, and the time "
         "and probability of each emotion's strongest moment.")
     p.add_argument("folder", help="folder of timelines (or one .parquet file)")
-    p.add_argument("--by", choices=["track", "video"], default="track", help="one row per track (default) or per video")
+    p.add_argument("--by", choices=["track", "video", "person"], default="track",
+                   help="one row per track (default), per video, or per person (over all videos once linked)")
     p.add_argument("--video", action="append", help="only this video id (repeatable)")
     p.add_argument("--track", type=int, action="append", help="only this track id (repeatable)")
     p.add_argument("--start", type=float, help="only from this time, seconds (inclusive)")

@@ -26,19 +26,21 @@ def emotion_colors_rgb() -> dict[str, tuple[float, float, float]]:
     return {k: (b[2] / 255, b[1] / 255, b[0] / 255) for k, b in EMOTION_COLORS_BGR.items()}
 
 
-def draw_faces(image: np.ndarray, faces: Faces) -> np.ndarray:
+def draw_faces(image: np.ndarray, faces: Faces, persons: list[str] | None = None) -> np.ndarray:
     """Annotate `image` in place with `faces`' smoothed probabilities (raw ones for faces not
-    smoothed yet)."""
+    smoothed yet); persons: a name or `person_<id>` per face, shown after the track id ("" for
+    none)."""
     height, width = image.shape[:2]
     scale = max(0.4, min(width, height) / 900)
     thickness = max(1, round(2 * scale))
     probs = np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
-    for box, track, p in zip(faces.boxes, faces.track_ids, probs):
+    for i, (box, track, p) in enumerate(zip(faces.boxes, faces.track_ids, probs)):
         x, y, w, h = (int(round(v)) for v in box)
         k = int(np.argmax(p))
         label, color = EMOTIONS[k], EMOTION_COLORS_BGR[EMOTIONS[k]]
         cv2.rectangle(image, (x, y), (x + w, y + h), color, thickness)
-        text = f"#{track} {label} {p[k]:.0%}"
+        person = f" {persons[i]}" if persons is not None and persons[i] else ""
+        text = f"#{track}{person} {label} {p[k]:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
         ty = y - 4 if y - th - base - 4 >= 0 else y + h + th + 4
         cv2.rectangle(image, (x, ty - th - base), (x + tw + 4, ty + base // 2), color, cv2.FILLED)

@@ -41,6 +41,9 @@ class AnnotateOptions:
     segments: int = 1  # split a video into this many time segments, analysed in parallel
     min_score: float = MIN_SCORE  # a track's peak BlazeFace confidence must reach this
     inputs_root: Path | None = None  # the folder a batch scans (where outputs must not look like inputs)
+    persons: bool = True  # person_id: link a video's tracks of one person (embeddings in memory only)
+    identity: bool = False  # also store the embeddings and link persons across the folder (biometric data)
+    people: Path | None = None  # with identity: one sub-folder of reference photos per name
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
@@ -49,12 +52,19 @@ class AnnotateOptions:
             raise ValueError("stride must be at least 1")
         if not 0 < self.min_score < 1:
             raise ValueError(f"--min-score {self.min_score}: must be between 0 and 1")
+        if self.people is not None:
+            self.people = Path(self.people)
+            if not self.identity:
+                raise ValueError("--people needs --identity (it stores face embeddings; see README 'Who is who')")
 
     def settings(self) -> dict:
         """What, besides the input and the model, decides the result."""
         return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
                 "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
-                "segments": self.segments, "min_score": self.min_score, "software": __version__}
+                "segments": self.segments, "min_score": self.min_score, "software": __version__,
+                # Only when not the default, so that job keys of timelines made before stay valid.
+                **({"persons": False} if not self.persons else {}),
+                **({"identity": True} if self.identity else {})}
 
 
 def file_sha256(path: str | Path) -> str:

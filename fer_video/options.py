@@ -86,6 +86,23 @@ PIPELINE = [
     (("--preset",), dict(choices=PRESETS, default="ultrafast", metavar="PRESET",
                          help=f"x264 preset of the MP4: {', '.join(PRESETS)} (default: %(default)s; veryfast: "
                               "files about 5x smaller, render about 25%% slower)")),
+    # Who is who (README "Who is who"): face embeddings are biometric data.
+    (("--no-persons",), dict(action="store_true",
+                             help="no face embeddings at all: every track is its own person_id (default: tracks "
+                                  "of one person within a video share one, embeddings in memory only)")),
+    (("--identity",), dict(action="store_true",
+                           help="store face embeddings (biometric data) in OUT/.identity/ and give the same "
+                                "person one person_id across all the output folder's videos")),
+]
+PEOPLE = (("--people",), dict(metavar="DIR", help="with --identity: reference photos, one sub-folder per name "
+                                                  "(DIR/<name>/*.jpg); matched persons get that name"))
+PIPELINE.append(PEOPLE)
+# `fer-video link`: linking the persons of an output folder again, without analysis.
+LINK = [
+    PEOPLE,
+    (("--threshold",), dict(type=float, metavar="D",
+                            help="largest embedding distance within one person (default: 0.5, measured; see README)")),
+    (("--fresh",), dict(action="store_true", help="forget the persons found before and link from scratch")),
 ]
 OUTPUT = [
     (("--quiet",), dict(action="store_true", help="no progress bars or progress lines")),
@@ -127,7 +144,7 @@ def add_options(parser: argparse.ArgumentParser, *tables, segments: bool = False
 def defaults() -> dict:
     """Option name -> default, for every option in the tables."""
     return {flags[0].lstrip("-").replace("-", "_"): kwargs.get("default", False if kwargs.get("action") else None)
-            for table in (PIPELINE, OUTPUT, ORCHESTRATION, FOLDER, [SEGMENTS]) for flags, kwargs in table}
+            for table in (PIPELINE, OUTPUT, ORCHESTRATION, FOLDER, [SEGMENTS], LINK) for flags, kwargs in table}
 
 
 # --- Checks made before any work ------------------------------------------------------------------
@@ -203,6 +220,23 @@ def check_settings(args) -> None:
         model = Path(args.model)
         if not model.is_file():
             raise UsageError(f"--model {args.model}: no such file")
+    check_people(args)
+
+
+def check_people(args) -> None:
+    """--people is a folder, and only with --identity (names need the stored embeddings); neither
+    goes with --no-persons."""
+    if getattr(args, "identity", False) and getattr(args, "no_persons", False):
+        raise UsageError("--identity and --no-persons: linking across videos needs face embeddings")
+    people = getattr(args, "people", None)
+    if people is None:
+        return
+    if getattr(args, "identity", True) is False:
+        raise UsageError("--people needs --identity (it stores face embeddings; see README 'Who is who')")
+    if getattr(args, "no_persons", False):
+        raise UsageError("--people and --no-persons: names need face embeddings")
+    if not Path(people).is_dir():
+        raise UsageError(f"--people {people}: no such folder (one sub-folder of photos per name)")
 
 
 def parse_duration(text: str) -> float:

@@ -32,6 +32,9 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpe
 # What cv2.imencode writes, by suffix: an image is annotated in its own format under its own suffix.
 IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
+# With --identity, face embeddings and the folder's persons live in `<out>/.identity/`
+# (fer_video.identity); nothing in it is ever an input.
+IDENTITY_DIR = ".identity"
 IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
 
 
@@ -204,12 +207,12 @@ _PLOT = re.compile(r"^(?P<name>.+?)(\.track[0-9-]+)?\.(timeline|shares)\.png$")
 
 def is_output(path: str | Path) -> bool:
     """Whether a file is one of fer-video's own outputs, temp files or locks, and so never an
-    input. Hidden files are; an annotated video or image (`<name>.annotated.<ext>`) or a plot
+    input. Hidden files are, and everything in an `.identity/` folder; an annotated video or image (`<name>.annotated.<ext>`) or a plot
     (`<name>.timeline.png`, `<name>.shares.png`) is when the name's timeline or lock lies beside
     it; a `<name>.mp4` is when `<name>.parquet` beside it is a timeline made from another file."""
     path = Path(path)
     folder, filename = path.parent, path.name
-    if filename.startswith("."):
+    if filename.startswith(".") or folder.name == IDENTITY_DIR:
         return True
     for pattern in (_ANNOTATED, _PLOT):
         match = pattern.match(filename)

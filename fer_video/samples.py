@@ -127,6 +127,61 @@ def make_image(path: str | Path, width: int = 640, height: int = 480) -> Path:
     return path
 
 
+def hopper_face() -> np.ndarray:
+    """Grace Hopper's head and shoulders (matplotlib's sample photo, public domain), BGR, framed
+    like `astronaut_face`: a second real person for the identity tests and benchmarks."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    image = cv2.imread(str(path))
+    return cv2.resize(image[60:460, 100:440], (200, 235), interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class Shot:
+    """A stretch of a clip: which faces are where. `faces` maps a face image's key to its
+    (x, y) centre as fractions of the frame, and (enter, leave) seconds within the shot."""
+
+    seconds: float
+    faces: dict[str, tuple[float, float, float, float]]
+    scene: int = 0  # background seed: a new scene is a shot cut
+
+
+def make_shots_clip(path: str | Path, shots: list[Shot], faces: dict[str, np.ndarray], width: int = 640,
+                    height: int = 360, fps: int = 10, face_width: int = 150) -> Path:
+    """An MP4 (no audio) of `shots` in turn, each face drifting slowly so the tracker follows it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+            "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", ffmpeg_path(path)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
+    scenes: dict[int, np.ndarray] = {}
+    for shot in shots:
+        # Each scene its own colours (channels rotated, brightness changed), so the cut is a cut.
+        canvas = scenes.setdefault(shot.scene, np.clip(
+            np.roll(background(width, height, seed=shot.scene), shot.scene, axis=2).astype(np.float32)
+            * (1.0, 0.55, 1.6)[shot.scene % 3], 0, 255).astype(np.uint8))
+        for i in range(int(round(shot.seconds * fps))):
+            t = i / fps
+            frame = canvas.copy()
+            for key, (fx, fy, enter, leave) in shot.faces.items():
+                if not enter <= t < leave:
+                    continue
+                face = faces[key]
+                patch = cv2.resize(face, (face_width, int(face_width * face.shape[0] / face.shape[1])),
+                                   interpolation=cv2.INTER_AREA)
+                cx, cy = int((fx + 0.01 * np.sin(t)) * width), int(fy * height)
+                x0, y0 = max(cx - patch.shape[1] // 2, 0), max(cy - patch.shape[0] // 2, 0)
+                x1, y1 = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
+                frame[y0:y1, x0:x1] = patch[: y1 - y0, : x1 - x0]
+            proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed to write {path}")
+    return path
+
+
 def _oval(frame: np.ndarray, cx: int, cy: int, r: int, colour, eyes: bool, mouth: bool) -> None:
     cv2.ellipse(frame, (cx, cy), (r, int(r * 1.3)), 0, 0, 360, colour, -1, cv2.LINE_AA)
     cv2.ellipse(frame, (cx, cy), (r, int(r * 1.3)), 0, 0, 360, (20, 20, 20), 3, cv2.LINE_AA)

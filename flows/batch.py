@@ -30,13 +30,17 @@ def annotate_folder(
     preset: str = "ultrafast",
     min_score: float = 0.75,
     quiet: bool = False,
+    persons: bool = True,
+    identity: bool = False,
+    people: str | None = None,
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
     runner the caller picks (threads here, or a Dask cluster)."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
                               preset=preset, min_score=min_score, progress=False,
-                              inputs_root=Path(folder))
+                              inputs_root=Path(folder), persons=persons, identity=identity,
+                              people=Path(people) if people else None)
     return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
                                  on_outcome=None if quiet else batch.print_outcome)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import interrupt
+from fer_video import identity, interrupt
 from fer_video.faces.align import FER_CROP, fer_crops
 from fer_video.faces.detect import make_detector
 from fer_video.faces.record import Faces
@@ -42,6 +42,10 @@ class Analysis:
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
     frames_expected: int | None = None  # what the container says the video holds
     warnings: list[str] = field(default_factory=list)  # one line each, naming the file
+    # Who is who (fer_video.identity): the best aligned face chips per track, gathered while the
+    # frames were in memory; None when person linking is off.
+    face_chips: pd.DataFrame | None = None
+    embeddings: pd.DataFrame | None = None  # of the kept tracks, after `identity.persons_in_video`
 
 
 class _Batches:
@@ -75,6 +79,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = model_cache.load_classifier(options.model)
     tracker, cuts = Tracker(), ShotCutDetector()
+    chips = identity.chip_gatherer(options)
     geometry = FER_CROP[detector.name]
     stats = DecodeStats()
     sink = TimelineSink()
@@ -92,6 +97,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                 tracker.reset()
                 detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
+            if chips is not None and len(faces):
+                chips.add(frame.image, faces, frame.time)  # while the frame is in memory
             if len(faces):
                 batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
             bar.update(1)
@@ -103,7 +110,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
         warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
                         "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256, frames_expected=stats.expected, warnings=warnings)
+                    classifier.sha256, frames_expected=stats.expected, warnings=warnings,
+                    face_chips=chips.table() if chips is not None else None)
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_video import identity
 from fer_video.errors import InputError
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
 from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
@@ -93,7 +94,9 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    rows = stages.smooth(keep_faces(analysis, options), options.smoothing)
+    kept = keep_faces(analysis, options)
+    kept, analysis.embeddings = identity.persons_in_video(analysis.rows, kept, analysis.face_chips, options)
+    rows = stages.smooth(kept, options.smoothing)
     result = result_of(info, rows, analysis)
     if options.video or info.is_image:
         media = stages.render(info, rows, options, analysis.name)

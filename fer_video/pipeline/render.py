@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import interrupt
+from fer_video import identity, interrupt
 from fer_video.draw import draw_faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import IMAGE_WRITERS, atomic_path, outputs_of
-from fer_video.timeline.rows import faces_by_frame
+from fer_video.timeline.rows import faces_by_frame, values_by_frame
 from fer_video.video import MediaInfo, VideoWriter, read_frames
 from fer_video.video.read import frame_layout
 
@@ -26,10 +26,12 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     frame within the stride drawn on it."""
     path = outputs_of(info, options.out_dir, name, options.inputs_root).media
     by_frame = faces_by_frame(rows)
+    labels = identity.person_labels(rows)
+    persons = values_by_frame(rows, labels) if labels is not None else {}
     if info.is_image:
         image = next(iter(read_frames(info))).image.copy()
         if 0 in by_frame:
-            draw_faces(image, by_frame[0])
+            draw_faces(image, by_frame[0], persons.get(0))
         return _write_image(image, path)
     total = info.expected_frames
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
@@ -48,7 +50,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
             else:
                 # OpenCV draws in BGR; frames go out in the layout they came in.
                 image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                draw_faces(image, faces)
+                draw_faces(image, faces, persons.get(frame.index - frame.index % options.stride))
                 writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
             bar.update(1)
     return path

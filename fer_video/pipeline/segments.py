@@ -45,7 +45,10 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
 
     from fer_video.faces.record import box_iou
 
+    from fer_video import identity
+
     joined = parts[0].rows
+    chips = [parts[0].face_chips]
     for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
         rows = part.rows
         boundary = prev_last + 1
@@ -78,10 +81,12 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                 next_id += 1
         rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
         joined = pd.concat([joined, rows], ignore_index=True)
+        chips.append(identity.renumber_chips(part.face_chips, mapping))
     last = parts[-1]
     return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
                     last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
-                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)))
+                    warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
+                    face_chips=identity.join_chips(chips))
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:

@@ -158,6 +158,8 @@ def timeline_figure(rows: pd.DataFrame, metadata: TimelineMetadata | None = None
             ax.spines[side].set_visible(False)
         info = by_track.loc[track] if by_track is not None and track in by_track.index else None
         text = f"track {track}"
+        if info is not None and "person" in info:
+            text += f" ({info['person']})"
         if info is not None:
             dominant = info["dominant"]
             text += (f"  ·  on screen {info['time_on_screen_s']:.2f} s"
@@ -186,7 +188,8 @@ def shares_figure(summary: pd.DataFrame, video_id: str = "", dpi: int = DPI):
     ax = fig.subplots()
     fig.suptitle(f"{video_id}: share of time on screen in each expression, per face", fontsize=13,
                  fontweight="bold")
-    names = [f"track {int(r.track_id)}\n{r.time_on_screen_s:.2f} s" for r in summary.itertuples()]
+    names = [f"track {int(r.track_id)}" + (f" ({r.person})" if "person" in summary else "")
+             + f"\n{r.time_on_screen_s:.2f} s" for r in summary.itertuples()]
     left = np.zeros(len(summary))
     for e in EMOTIONS:
         share = summary[f"share_{e}"].to_numpy(np.float64) * 100

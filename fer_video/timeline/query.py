@@ -43,6 +43,7 @@ def connect(path_or_folder: str | Path, allow_files: bool = False):
                                              "autoload_known_extensions": False})
     listing = ", ".join(_sql_string(p) for p in files)
     con.execute(f"CREATE VIEW timeline AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+    _person_id_for_older_timelines(con, f"read_parquet([{listing}], union_by_name = true)")
     names = [f.name for f in fields(TimelineMetadata) if f.name != "video_id"]
     rows = []
     for t in timelines:
@@ -61,6 +62,16 @@ def connect(path_or_folder: str | Path, allow_files: bool = False):
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     return con
+
+
+def _person_id_for_older_timelines(con, source: str) -> None:
+    """Timelines from before person ids lack the column: there each track is its own person."""
+    columns = {row[0] for row in con.execute("DESCRIBE timeline").fetchall()}
+    if "person_id" in columns:
+        body = "SELECT * REPLACE (coalesce(person_id, track_id)::INTEGER AS person_id)"
+    else:
+        body = "SELECT *, track_id AS person_id, NULL::VARCHAR AS person"
+    con.execute(f"CREATE OR REPLACE VIEW timeline AS {body} FROM {source}")
 
 
 _READ_ONLY = ("SELECT", "EXPLAIN")

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -168,12 +169,20 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
         unknown = [c for c in columns if c not in SCHEMA.names]
         if unknown:
             raise ValueError(f"unknown column {', '.join(unknown)}")
+    wanted = columns
+    if columns is not None and "person_id" in columns and "track_id" not in columns:
+        columns = [*columns, "track_id"]  # an older timeline's person_id is its track_id
     data = dataset(path_or_folder)
     try:
         table = data.to_table(columns=columns, filter=row_filter(video, track, start, end, label))
     except (OSError, pa.ArrowException) as error:  # a file whose footer reads but whose data does not
         raise ValueError(f"{path_or_folder}: unreadable timeline data ({_first_line(error)})") from None
     frame = table.to_pandas()
+    if "person_id" in frame:
+        # Timelines from before person ids have no such column: each track is its own person.
+        frame["person_id"] = frame["person_id"].fillna(frame["track_id"]).astype(np.int32)
+    if wanted is not None and list(frame.columns) != list(wanted):
+        frame = frame[wanted]
     if "label" in frame:
         frame["label"] = frame["label"].astype(pd.CategoricalDtype(list(EMOTIONS)))
     keys = [k for k in ("video_id", "frame_index", "track_id") if k in frame]

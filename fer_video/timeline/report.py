@@ -33,7 +33,9 @@ def annotated_media(folder: Path, video_id: str, source: str | Path | None = Non
 
 
 def _summary_table(summary: pd.DataFrame) -> str:
-    head = ("<tr><th>track</th><th>on screen</th><th>seen</th><th>dominant</th><th>label changes</th>"
+    has_person = "person" in summary
+    head = ("<tr><th>track</th>" + ("<th>person</th>" if has_person else "")
+            + "<th>on screen</th><th>seen</th><th>dominant</th><th>label changes</th>"
             + "".join(f'<th class="emotion"><span class="swatch" style="background:{_rgb(e)}"></span>{e}</th>'
                       for e in EMOTIONS) + "</tr>")
     body = []
@@ -42,7 +44,9 @@ def _summary_table(summary: pd.DataFrame) -> str:
             f'<td class="num" style="background:{_rgb(e, 0.85 * getattr(r, f"share_{e}"))}">'
             f'{100 * getattr(r, f"share_{e}"):.0f}%</td>' for e in EMOTIONS)
         body.append(
-            f"<tr><td class=\"num\">{int(r.track_id)}</td><td class=\"num\">{r.time_on_screen_s:.2f} s</td>"
+            f"<tr><td class=\"num\">{int(r.track_id)}</td>"
+            + (f"<td class=\"person\">{html.escape(str(r.person))}</td>" if has_person else "")
+            + f"<td class=\"num\">{r.time_on_screen_s:.2f} s</td>"
             f"<td class=\"num\">{r.first_s:.2f}–{r.last_s:.2f} s</td>"
             f'<td><span class="swatch" style="background:{_rgb(r.dominant)}"></span>{html.escape(r.dominant)}</td>'
             f"<td class=\"num\">{int(r.changes)}</td>{shares}</tr>")

@@ -22,6 +22,9 @@ SCHEMA = pa.schema(
         pa.field("frame_index", pa.int64(), nullable=False),  # among all decoded frames
         pa.field("timestamp_s", pa.float64(), nullable=False),  # from the stream's timestamps
         pa.field("track_id", pa.int32(), nullable=False),  # stable per face while in view
+        # One person's tracks share it: within the video, or folder-wide after `fer-video link`.
+        pa.field("person_id", pa.int32(), nullable=False),
+        pa.field("person", pa.string(), nullable=True),  # a name from --people; null otherwise
         pa.field("x", pa.float32(), nullable=False),  # box in source pixels (upright frame)
         pa.field("y", pa.float32(), nullable=False),
         pa.field("w", pa.float32(), nullable=False),
@@ -59,6 +62,7 @@ class TimelineMetadata:
     job_key: str = ""  # content + model + settings: an equal key means the same result
     frames_expected: int | None = None  # what the container says; above frame_count for a file cut short
     video_id: str = ""  # the rows' video_id, so a renamed file still says whose it is ("" in older files)
+    person_scope: str = "video"  # "folder" once `link` gave person_id folder-wide ids
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -17,6 +17,10 @@ Definitions (every row of a timeline is one analysed frame of one face):
 - peak_<emotion>_s, peak_<emotion>_p: the strongest moment of each emotion, the timestamp_s and
   value of the highest p_<emotion> in the track (the first such frame on a tie). Per video also
   peak_<emotion>_track, the track it belongs to.
+- by person (`by="person"`): the same figures over all of a person's tracks. When every timeline
+  has folder-wide person ids (`fer-video link`), one row per person over all videos, with
+  videos, tracks and peak_<emotion>_video; otherwise person ids are a video's own, and there is
+  one row per (video, person). `person` is the name from --people, else `person_<id>`.
 """
 
 from __future__ import annotations
@@ -64,9 +68,11 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
     """The summary of timeline rows (as `load` returns them), one row per (video, track) or,
     with by="video", per video. `metadata` (by video id, as `load_metadata` returns it) gives
     each video's frame step; videos in it without face rows still get a row per video."""
-    if by not in ("track", "video"):
-        raise ValueError(f"by must be 'track' or 'video', not {by!r}")
+    if by not in ("track", "video", "person"):
+        raise ValueError(f"by must be 'track', 'video' or 'person', not {by!r}")
     metadata = metadata or {}
+    if by == "person":
+        return _by_person(frame, metadata)
     frame = frame.sort_values(["video_id", "track_id", "frame_index"], kind="stable").reset_index(drop=True)
     labels = frame["label"].astype(pd.CategoricalDtype(list(EMOTIONS)))
     # time = frames * stride / fps, multiplied before dividing: 250 frames at 25 fps is 10.0 s exactly
@@ -116,6 +122,12 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
     out = out.reset_index()
 
     if by == "track":
+        if "person_id" in frame:  # who the track is: a name, or person_<id>
+            from fer_video.identity import person_label
+
+            first = frame.groupby(keys, sort=True)[[c for c in ("person_id", "person") if c in frame]].first()
+            out["person"] = [person_label(p, n) for p, n in zip(first["person_id"],
+                             first["person"] if "person" in first else [None] * len(first))]
         out["track_id"] = out["track_id"].astype(np.int32)
         out["frames"] = out["frames"].astype(np.int64)
         out["changes"] = out["changes"].astype(np.int64)
@@ -131,6 +143,61 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
     for e in EMOTIONS:
         out[f"peak_{e}_track"] = out[f"peak_{e}_track"].astype("Int32")
     return out.reset_index()
+
+
+def _by_person(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd.DataFrame:
+    from fer_video.identity import person_label
+
+    if "person_id" not in frame:
+        frame = frame.assign(person_id=frame["track_id"])
+    if "person" not in frame:
+        frame = frame.assign(person=None)
+    folder = bool(metadata) and all(getattr(m, "person_scope", "video") == "folder" for m in metadata.values())
+    keys = ["person_id"] if folder else ["video_id", "person_id"]
+    frame = frame.sort_values(["video_id", "track_id", "frame_index"], kind="stable").reset_index(drop=True)
+    labels = frame["label"].astype(pd.CategoricalDtype(list(EMOTIONS)))
+    codes = labels.cat.codes.to_numpy()
+    video, track = frame["video_id"].to_numpy(), frame["track_id"].to_numpy()
+    changed = np.zeros(len(frame), np.int64)
+    if len(frame):
+        changed[1:] = (video[1:] == video[:-1]) & (track[1:] == track[:-1]) & (codes[1:] != codes[:-1])
+    work = frame[keys + ["timestamp_s"]].copy()
+    work["step"] = frame["video_id"].map(lambda v: frame_step(metadata.get(v))).astype(float)
+    work["changed"] = changed
+    work["track_key"] = frame["video_id"].astype(str) + "/" + frame["track_id"].astype(str)
+    work["video"] = frame["video_id"]
+    work["name"] = frame["person"]
+    onehot = pd.get_dummies(labels).reindex(columns=list(EMOTIONS), fill_value=False).astype(np.int64)
+    onehot.columns = SHARE
+    work = pd.concat([work, onehot, frame[[f"p_{e}" for e in EMOTIONS]]], axis=1)
+    groups = work.groupby(keys, sort=True)
+    out = pd.DataFrame(index=groups.size().index)
+    names = groups["name"].first()
+    if folder:
+        out["videos"] = groups["video"].nunique()
+    out["tracks"] = groups["track_key"].nunique()
+    out["frames"] = groups.size()
+    out["time_on_screen_s"] = groups["step"].sum()
+    if not folder:
+        out["first_s"] = groups["timestamp_s"].min()
+        out["last_s"] = groups["timestamp_s"].max()
+    counts = groups[SHARE].sum()
+    sums = groups[[f"p_{e}" for e in EMOTIONS]].sum()
+    score = counts.to_numpy() + sums.to_numpy() / (out["frames"].to_numpy()[:, None] + 1.0)
+    out["dominant"] = [EMOTIONS[i] for i in score.argmax(axis=1)] if len(out) else []
+    out["changes"] = groups["changed"].sum().astype(np.int64)
+    for name in SHARE:
+        out[name] = counts[name] / out["frames"]
+    for e, ps, pp in zip(EMOTIONS, PEAK_S, PEAK_P):
+        best = groups[f"p_{e}"].idxmax().to_numpy()
+        if folder:
+            out[f"peak_{e}_video"] = frame.loc[best, "video_id"].to_numpy()
+        out[ps] = frame.loc[best, "timestamp_s"].to_numpy()
+        out[pp] = frame.loc[best, f"p_{e}"].to_numpy().astype(np.float64)
+    out = out.reset_index()
+    out.insert(len(keys), "person", [person_label(p, n) for p, n in zip(out["person_id"], names.to_numpy())])
+    out["person_id"] = out["person_id"].astype(np.int32)
+    return out
 
 
 def _stride_fps(metadata: TimelineMetadata | None) -> tuple[float, float]:
@@ -152,20 +219,22 @@ def format_summary(summary: pd.DataFrame) -> str:
     strongest moment of each emotion as `seconds (p)`."""
     from fer_video.timeline.query import format_table
 
-    keys = ["video_id", "track_id"] if "track_id" in summary else ["video_id"]
+    keys = [k for k in ("video_id", "track_id", "person_id", "person") if k in summary]
+    second_keys = [k for k in ("video_id", "track_id", "person_id") if k in summary] or keys
     first = summary[keys].copy()
-    for column in ("duration_s", "tracks"):
+    for column in ("duration_s", "videos", "tracks"):
         if column in summary:
             first[column.replace("_s", " s")] = summary[column]
     first["frames"] = summary["frames"]
     first["on screen s"] = summary["time_on_screen_s"]
-    first["first s"] = summary["first_s"]
-    first["last s"] = summary["last_s"]
+    if "first_s" in summary:
+        first["first s"] = summary["first_s"]
+        first["last s"] = summary["last_s"]
     first["dominant"] = summary["dominant"]
     first["changes"] = summary["changes"]
     for e in EMOTIONS:
         first[e] = summary[f"share_{e}"].map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
-    second = summary[keys].copy()
+    second = summary[second_keys].copy()
     for e in EMOTIONS:
         second[e] = [
             "" if pd.isna(s) else f"{s:.2f} s ({p:.2f})"

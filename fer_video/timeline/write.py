@@ -17,6 +17,10 @@ def to_table(rows: pd.DataFrame, metadata: TimelineMetadata) -> pa.Table:
     """The timeline DataFrame as a table of exactly SCHEMA (zero rows allowed)."""
     rows = rows.copy()
     rows["label"] = pd.Categorical(rows["label"], categories=list(EMOTIONS))
+    if "person_id" not in rows:  # rows made without person linking: each track its own person
+        rows["person_id"] = rows["track_id"]
+    if "person" not in rows:
+        rows["person"] = None
     table = pa.Table.from_pandas(rows[SCHEMA.names], preserve_index=False)
     table = table.cast(SCHEMA)
     return table.replace_schema_metadata({METADATA_KEY: metadata.to_bytes()})

@@ -1,0 +1,313 @@
+"""Who is who: person_id across shot cuts, gaps and videos, and names from reference photos.
+
+The people are real photos shipped offline: scikit-image's astronaut (Eileen Collins) and
+matplotlib's Grace Hopper; FER2013 faces (many people) where the dataset is present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fer_video.faces.detect import make_detector
+from fer_video.faces.embed import FaceEmbedder
+from fer_video.identity import THRESHOLD, cluster
+from fer_video.samples import Shot, astronaut_face, hopper_face, make_shots_clip
+from tests.helpers import run_cli
+
+FACES = {"astronaut": astronaut_face(), "hopper": hopper_face()}
+FER2013 = Path("/work/shared/datasets/fer2013")
+
+
+def video_a(path: Path) -> Path:
+    """Two people, a shot cut where they swap sides, then in one spot: the astronaut, 1.2 s of
+    nobody (longer than the tracker's 1 s), Hopper, nobody, the astronaut again."""
+    return make_shots_clip(path, [
+        Shot(1.6, {"astronaut": (0.3, 0.5, 0, 9), "hopper": (0.72, 0.5, 0, 9)}, scene=0),
+        Shot(1.6, {"hopper": (0.3, 0.5, 0, 9), "astronaut": (0.72, 0.5, 0, 9)}, scene=1),
+        Shot(5.6, {"astronaut": (0.5, 0.5, 0, 0.8), "hopper": (0.5, 0.5, 2.0, 3.0),
+                   "astronaut2": (0.5, 0.5, 4.2, 9)}, scene=2),
+    ], {**FACES, "astronaut2": FACES["astronaut"]}, fps=5)
+
+
+def video_b(path: Path) -> Path:
+    return make_shots_clip(path, [Shot(1.6, {"hopper": (0.4, 0.5, 0, 9)}, scene=0),
+                                  Shot(1.6, {"astronaut": (0.6, 0.5, 0, 9)}, scene=1)], FACES, fps=5)
+
+
+def who(rows: pd.DataFrame) -> dict[int, str]:
+    """The true person of each track, from where and when the test put the faces."""
+    truth = {}
+    for track, group in rows.groupby("track_id"):
+        t, x = group["timestamp_s"].median(), group["x"].median() + group["w"].median() / 2
+        truth[int(track)] = _truth(group["video_id"].iat[0], t, x / 640)
+    return truth
+
+
+def _truth(video: str, t: float, x: float) -> str:
+    if video == "b":
+        return "hopper" if t < 1.6 else "astronaut"
+    if t < 1.6:
+        return "astronaut" if x < 0.5 else "hopper"
+    if t < 3.2:
+        return "hopper" if x < 0.5 else "astronaut"
+    return "hopper" if 3.2 + 2.0 <= t < 3.2 + 3.0 else "astronaut"
+
+
+def test_embeddings_tell_the_two_people_apart_under_flips_scale_and_light():
+    detector, embedder = make_detector("blazeface", min_face=20), FaceEmbedder.shared()
+    vectors = {}
+    for name, face in FACES.items():
+        for variant, image in {"as is": face, "mirrored": face[:, ::-1].copy(),
+                               "small": cv2.resize(face, None, fx=0.6, fy=0.6), "dark": (face * 0.6).astype(np.uint8)}.items():
+            canvas = cv2.copyMakeBorder(image, 80, 80, 80, 80, cv2.BORDER_CONSTANT, value=(90, 110, 120))
+            detector.reset()
+            faces = detector(canvas)
+            assert len(faces) == 1, (name, variant)
+            vectors[name, variant] = embedder.embed(canvas, faces.boxes)[0]
+    for a, va in vectors.items():
+        for b, vb in vectors.items():
+            d = np.linalg.norm(va - vb)
+            assert (d < THRESHOLD) == (a[0] == b[0]), (a, b, d)
+
+
+def test_clustering_never_merges_tracks_seen_together():
+    vectors = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]])
+    assert list(cluster(vectors, 1.0)) == [0, 0, 2]
+    labels = cluster(vectors, 1.0, cannot_link={(0, 1)})
+    assert labels[0] != labels[1] and labels[2] not in (labels[0], labels[1])
+
+
+def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    result = annotate(video_a(tmp_path / "a.mp4"), AnnotateOptions(out_dir=tmp_path / "out", video=False,
+                                                                    progress=False))
+    rows = load(result.timeline)
+    truth = who(rows)
+    assert len(truth) >= 6  # the cut and the gaps split tracks, as before
+    persons = rows.groupby("track_id")["person_id"].first().to_dict()
+    for a in truth:
+        for b in truth:
+            assert (persons[a] == persons[b]) == (truth[a] == truth[b]), (a, b, truth, persons)
+    assert rows["person"].isna().all()  # no names without --identity --people
+
+    # What the annotated video writes after each track id: the person where it spans more tracks.
+    from fer_video.identity import person_labels
+    from fer_video.draw import draw_faces
+    from fer_video.timeline.rows import faces_by_frame
+
+    labels = dict(zip(rows["track_id"], person_labels(rows)))
+    shared = {t for t in truth if sum(persons[u] == persons[t] for u in truth) > 1}
+    assert shared and all(labels[t] == f"person_{persons[t]}" for t in shared)
+    assert all(labels[t] == "" for t in truth if t not in shared)
+    first = next(iter(faces_by_frame(rows.iloc[[0]]).values()))
+    plain, named = (np.zeros((360, 640, 3), np.uint8) for _ in range(2))
+    draw_faces(plain, first)
+    draw_faces(named, first, ["astronaut"])
+    assert (named.any(axis=2).sum() > plain.any(axis=2).sum())  # a longer label was drawn
+    assert not (tmp_path / "out" / ".identity").exists()  # nothing stored by default
+
+
+def test_batch_identity_links_videos_and_names_people(tmp_path, monkeypatch):
+    # A first ephemeral Prefect server migrates its database: minutes on a busy 2-core machine.
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "480")
+    inputs = tmp_path / "in"
+    video_a(inputs / "a.mp4")
+    video_b(inputs / "b.mp4")
+    people = tmp_path / "people"
+    for name, face in FACES.items():
+        (people / name).mkdir(parents=True)
+        photo = cv2.copyMakeBorder(cv2.flip(face, 1), 60, 60, 60, 60, cv2.BORDER_REFLECT)
+        cv2.imwrite(str(people / name / "photo.jpg"), photo)
+    out = tmp_path / "out"
+    done = run_cli("batch", inputs, "--out", out, "--no-video", "--identity", "--people", people, "--concurrency", "1")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / ".identity").iterdir() if not p.name.startswith(".")) == [
+        "a.embeddings.parquet", "b.embeddings.parquet", "persons.parquet"]
+
+    from fer_video.timeline import load
+    from fer_video.timeline.query import query
+    from fer_video.timeline.summary import summary
+
+    rows = load(out)
+    assert set(rows["video_id"]) == {"a", "b"}  # the embeddings are not taken for timelines
+    keyed = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str))
+    persons = keyed.groupby("key")["person_id"].first()
+    names = keyed.groupby("key")["person"].first()
+    truth = {k: _truth(k.split("/")[0], g["timestamp_s"].median(), (g["x"].median() + g["w"].median() / 2) / 640)
+             for k, g in keyed.groupby("key")}
+    for a in truth:
+        assert names[a] == truth[a], (a, names[a], truth[a])
+        for b in truth:
+            assert (persons[a] == persons[b]) == (truth[a] == truth[b]), (a, b)
+
+    by_person = summary(out, by="person")
+    assert sorted(by_person["person"]) == ["astronaut", "hopper"]
+    assert (by_person["videos"] == 2).all()
+    total = query(out, "SELECT person, count(*) AS n FROM timeline GROUP BY person ORDER BY person")
+    assert total["n"].sum() == len(rows)
+
+    # Again, without re-analysis: the same persons keep their ids (linking is incremental).
+    before = persons.copy()
+    again = run_cli("link", out)
+    assert again.returncode == 0, again.stderr
+    assert "2 persons (2 named)" in again.stdout
+    rows = load(out)
+    after = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str)).groupby("key")["person_id"].first()
+    assert after.equals(before)
+    assert run_cli("summary", out, "--by", "person").returncode == 0
+    report = run_cli("report", out, "--video", "a")
+    assert report.returncode == 0, report.stderr
+    html = (out / "a.report.html").read_text()
+    assert '<td class="person">astronaut</td>' in html and '<td class="person">hopper</td>' in html
+
+    # A new session arrives: only it is analysed, and its person joins the one found before.
+    make_shots_clip(inputs / "c.mp4", [Shot(2.0, {"hopper": (0.5, 0.5, 0, 9)}, scene=4)], FACES, fps=5)
+    third = run_cli("batch", inputs, "--out", out, "--no-video", "--identity", "--concurrency", "1")
+    assert third.returncode == 0, third.stderr
+    assert "2 skipped" in third.stdout and "1 done" in third.stdout, third.stdout
+    rows = load(out)
+    keyed = rows.assign(key=rows["video_id"] + "/" + rows["track_id"].astype(str))
+    persons_now = keyed.groupby("key")["person_id"].first()
+    assert persons_now.drop("c/1").equals(before)  # nobody renumbered
+    hopper = {persons[k] for k in truth if truth[k] == "hopper"}
+    assert {persons_now["c/1"]} == hopper and keyed.groupby("key")["person"].first()["c/1"] == "hopper"
+
+    from fer_video.outputs import is_output
+
+    assert all(is_output(p) for p in (out / ".identity").iterdir())
+
+
+def test_older_timelines_without_person_id_read_it_as_track_id(tmp_path):
+    from fer_video.timeline import load
+    from fer_video.timeline.query import query
+    from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
+
+    old = pa.schema([f for f in SCHEMA if f.name not in ("person_id", "person")])
+    n = 3
+    columns = {f.name: pa.array(np.zeros(n), f.type) if pa.types.is_floating(f.type) else None for f in old}
+    columns.update(video_id=pa.array(["old"] * n), source_path=pa.array(["/x.mp4"] * n),
+                   frame_index=pa.array([0, 0, 1], pa.int64()), timestamp_s=pa.array([0.0, 0.0, 0.04]),
+                   track_id=pa.array([1, 2, 1], pa.int32()),
+                   label=pa.array(["happy"] * n).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string())))
+    meta = TimelineMetadata("/x.mp4", 64, 64, 25.0, 1.0, 25, 1, 0, False, "m", "1", "blazeface", "none", "0")
+    values = {k: v for k, v in __import__("json").loads(meta.to_bytes()).items() if k != "person_scope"}
+    table = pa.table(columns, schema=old).replace_schema_metadata({METADATA_KEY: __import__("json").dumps(values)})
+    pq.write_table(table, tmp_path / "old.parquet")
+    rows = load(tmp_path)
+    assert rows["person_id"].tolist() == rows["track_id"].tolist()
+    assert query(tmp_path, "SELECT person_id FROM timeline ORDER BY frame_index, track_id")["person_id"].tolist() == [1, 2, 1]
+    from fer_video.timeline.summary import summary
+
+    assert sorted(summary(tmp_path, by="person")["person"]) == ["person_1", "person_2"]
+
+
+@pytest.mark.skipif(not FER2013.is_dir(), reason="FER2013 not at /work/shared/datasets/fer2013")
+def test_different_fer2013_people_are_not_merged():
+    """48 px faces from many people, upscaled: far blurrier than video faces, so a hard case
+    for wrong merges. Each image is a different person (FER2013 has few repeats)."""
+    files = sorted((FER2013 / "public_test" / "happy").glob("*"))[:12]
+    embedder = FaceEmbedder.shared()
+    vectors = []
+    for f in files:
+        grey = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        big = cv2.cvtColor(cv2.resize(grey, (144, 144), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+        canvas = cv2.copyMakeBorder(big, 40, 40, 40, 40, cv2.BORDER_REPLICATE)
+        vectors.append(embedder.embed(canvas, np.array([40 + 18, 40 + 22, 108, 108], np.float32))[0])
+    labels = cluster(np.stack(vectors), THRESHOLD)
+    assert len(set(labels)) == len(files)
+
+
+def test_a_face_too_small_to_embed_keeps_its_own_person_and_no_persons_links_nothing(tmp_path):
+    """The same person in three shots, the middle one too small to embed (a 30 px face, under
+    MIN_FACE_PX, found with --min-face 16): the other two share a person, the small one is its
+    own; with --no-persons every track is its own person. (A blurred face that BlazeFace still
+    finds measured above MIN_SHARPNESS here: blur that strong drops its score under --min-score.)"""
+    from fer_video.faces.embed import MIN_FACE_PX
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    face = FACES["astronaut"]
+    small = np.full_like(face, 120)
+    shrunk = cv2.resize(face, None, fx=0.4, fy=0.4)
+    y0, x0 = (face.shape[0] - shrunk.shape[0]) // 2, (face.shape[1] - shrunk.shape[1]) // 2
+    small[y0:y0 + shrunk.shape[0], x0:x0 + shrunk.shape[1]] = shrunk
+    clip = make_shots_clip(tmp_path / "small.mp4", [
+        Shot(1.6, {"face": (0.5, 0.5, 0, 9)}, scene=0),
+        Shot(1.6, {"small": (0.5, 0.5, 0, 9)}, scene=1),
+        Shot(1.6, {"face": (0.5, 0.5, 0, 9)}, scene=2),
+    ], {"face": face, "small": small}, fps=5)
+    by_track = {}
+    for persons in (True, False):
+        options = AnnotateOptions(out_dir=tmp_path / f"out{persons}", video=False, progress=False,
+                                  min_face=16, persons=persons)
+        rows = load(annotate(clip, options).timeline)
+        by_track[persons] = rows.groupby("track_id").agg(person=("person_id", "first"), t=("timestamp_s", "median"),
+                                                        w=("w", "median"))
+    linked = by_track[True].sort_values("t")
+    assert len(linked) == 3, linked
+    assert linked["w"].iat[1] < MIN_FACE_PX <= linked["w"].iat[0]
+    first, tiny, last = linked["person"].tolist()
+    assert first == last and tiny not in (first, last), linked
+    assert tiny == linked.index[1]  # its own person: person_id is its track id
+    alone = by_track[False]
+    assert (alone["person"] == alone.index).all() and len(alone) == 3
+
+
+def test_tracks_always_seen_together_are_not_embedded(tmp_path):
+    """Two faces in view all the time can never be one person: without --identity nothing is
+    embedded (the ResNet, ~0.13 s per face, never runs); with it every kept track is."""
+    from fer_video.identity import persons_in_video
+    from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe
+
+    clip = make_shots_clip(tmp_path / "two.mp4", [Shot(2.0, {"astronaut": (0.3, 0.5, 0, 9),
+                                                             "hopper": (0.72, 0.5, 0, 9)})], FACES, fps=5)
+    for identity in (False, True):
+        options = AnnotateOptions(video=False, progress=False, identity=identity)
+        analysis = analyse(probe(clip), options)
+        kept = keep_faces(analysis, options)
+        rows, embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
+        assert sorted(rows.groupby("track_id")["person_id"].first()) == [1, 2]
+        assert len(analysis.face_chips) >= 2  # chips were gathered either way
+        assert sorted(set(embeddings["track_id"])) == ([1, 2] if identity else [])
+
+
+def test_segments_give_the_persons_of_one_pass(tmp_path):
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    clip = video_a(tmp_path / "a.mp4")
+    persons = {}
+    for segments in (1, 2):
+        options = AnnotateOptions(out_dir=tmp_path / f"s{segments}", video=False, progress=False, segments=segments)
+        rows = load(annotate(clip, options).timeline)
+        keyed = rows.assign(t=rows["timestamp_s"].round(1))
+        # The same partition of faces into persons (ids may differ with the track numbering).
+        groups = keyed.groupby("person_id")["frame_index"].apply(lambda f: tuple(sorted(f)))
+        persons[segments] = sorted(groups)
+    assert persons[1] == persons[2]
+
+
+def test_identity_options_are_checked_first(tmp_path):
+    clip = video_b(tmp_path / "b.mp4")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for args, message in [
+        (("annotate", clip, "--people", photos), "--people needs --identity"),
+        (("annotate", clip, "--identity", "--people", tmp_path / "nope"), "no such folder"),
+        (("batch", tmp_path, "--identity", "--no-persons"), "--identity and --no-persons"),
+        (("link", tmp_path), "no stored face embeddings"),
+        (("link", tmp_path / "nope"), "no such folder"),
+    ]:
+        done = run_cli(*args, "--quiet") if args[0] != "link" else run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("fer-video: error: ") and message in lines[0], (args, lines)
