@@ -28,3 +28,15 @@ def test_importing_fer_video_loads_nothing_heavy():
     code = "import sys, fer_video; print(sorted(m for m in ('cv2', 'pandas', 'numpy', 'prefect', 'flows') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_telling_our_timelines_apart_needs_no_pandas(tmp_path):
+    """A batch looks at every Parquet file's footer (is it one of our timelines?) before its first
+    line; pandas, half a second to import, must wait for the work."""
+    from fer_video.timeline import SCHEMA, TimelineMetadata, load  # the package's names still resolve
+
+    assert SCHEMA is not None and TimelineMetadata and callable(load)
+    code = ("import sys; from fer_video.outputs import timeline_metadata; "
+            f"timeline_metadata({str(tmp_path / 'missing.parquet')!r}); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
