@@ -195,12 +195,33 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
             on_outcome(result)
     if options.identity:
         # After every job: linking reads the whole folder's embeddings and rewrites timelines.
-        from fer_video.identity import link_folder
-
-        line = linked_line(options.out_dir, link_folder(options.out_dir, options.people))
-        if on_outcome:
-            print(f"fer-video: {line}", file=sys.stderr, flush=True)
+        for line in link_and_redraw(options.out_dir, options.people, preset=options.preset):
+            if on_outcome:
+                print(f"fer-video: {line}", file=sys.stderr, flush=True)
     return outcomes
+
+
+def link_and_redraw(out_dir, people=None, threshold: float | None = None, fresh: bool = False,
+                    preset: str = "ultrafast") -> list[str]:
+    """`identity.link_folder`, then the annotated media whose person labels changed drawn again,
+    so that each video shows the persons its timeline names. One line for the linking, then one
+    per media redrawn or not redrawable."""
+    from fer_video.errors import InputError
+    from fer_video.identity import THRESHOLD, link_folder
+    from fer_video.pipeline.render import redraw
+
+    relabelled: list = []
+    registry = link_folder(out_dir, people, THRESHOLD if threshold is None else threshold, fresh, relabelled)
+    lines = [linked_line(out_dir, registry)]
+    for timeline in relabelled:
+        try:
+            media = redraw(timeline, preset)
+        except InputError as e:
+            lines.append(f"{e.path}: not redrawn with the linked persons: {e.problem}")
+            continue
+        if media is not None:
+            lines.append(f"{media}: redrawn with the linked persons")
+    return lines
 
 
 def linked_line(out_dir, registry) -> str:

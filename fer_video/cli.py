@@ -313,15 +313,14 @@ def _link_after(args, options) -> None:
     """With --identity, after the inputs are done: link the output folder's persons."""
     if not options.identity:
         return
-    from fer_video.identity import link_folder
+    from fer_video.batch import link_and_redraw
 
-    from fer_video.batch import linked_line
-
-    _say(args, linked_line(options.out_dir, link_folder(options.out_dir, options.people)))
+    for line in link_and_redraw(options.out_dir, options.people, preset=options.preset):
+        _say(args, line)
 
 
 def cmd_link(args) -> int:
-    from fer_video.identity import THRESHOLD, identity_dir, link_folder
+    from fer_video.identity import identity_dir
 
     folder = Path(args.out_dir)
     if not folder.is_dir():
@@ -329,11 +328,10 @@ def cmd_link(args) -> int:
     if not any(identity_dir(folder).glob("*.embeddings.parquet")):
         raise UsageError(f"{args.out_dir}: no stored face embeddings; run `fer-video batch ... --identity` first")
     check_people(args)
-    registry = link_folder(folder, args.people, args.threshold if args.threshold is not None else THRESHOLD,
-                           fresh=args.fresh)
-    from fer_video.batch import linked_line
+    from fer_video.batch import link_and_redraw
 
-    print(linked_line(args.out_dir, registry), flush=True)
+    for line in link_and_redraw(folder, args.people, args.threshold, fresh=args.fresh):
+        print(line, flush=True)
     return 0
 
 

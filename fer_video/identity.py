@@ -355,9 +355,11 @@ def _timelines(out_dir: Path) -> dict:
 
 
 def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold: float = THRESHOLD,
-                fresh: bool = False) -> pd.DataFrame:
+                fresh: bool = False, relabelled: list | None = None) -> pd.DataFrame:
     """Give the folder's tracks folder-wide person ids (and names, with `people`), incrementally:
-    see the module's docstring. Returns the registry (video_id, track_id, person_id, person)."""
+    see the module's docstring. Returns the registry (video_id, track_id, person_id, person).
+    `relabelled` (a list) gets the timelines whose annotated media now draw other person labels
+    than they were drawn with: `fer_video.pipeline.render.redraw` draws them again."""
     from fer_video.timeline.read import load
 
     out_dir = Path(out_dir)
@@ -420,7 +422,7 @@ def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold
             "person": [names.get(assigned[k]) for k in all_tracks],
             "job_key": [current[k[0]] for k in all_tracks],
         })
-        _rewrite_timelines(out_dir, timelines, registry)
+        _rewrite_timelines(out_dir, timelines, registry, relabelled)
         _write_atomic(pa.Table.from_pandas(registry, schema=REGISTRY_SCHEMA, preserve_index=False),
                       identity_dir(out_dir) / REGISTRY)
     return registry.drop(columns="job_key")
@@ -462,7 +464,8 @@ def _match_names(people: str | Path, assigned: dict, means: dict, threshold: flo
     return names
 
 
-def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame) -> list[str]:
+def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame,
+                       relabelled: list | None = None) -> list[str]:
     """Put the registry's person_id and person into each timeline whose values change, under the
     output's lock (the one `annotate` and `batch` hold), atomically. A timeline being written by a
     run right now is left alone and named in the result: the next `link` (or batch) links it."""
@@ -481,6 +484,7 @@ def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame) -
                 busy.append(video)
                 continue
             rows = pq.read_table(timeline.path).to_pandas()
+            drawn = person_labels(rows) if "person_id" in rows else None
             new_ids = rows["track_id"].map(pid).fillna(rows["track_id"]).astype(np.int32)
             new_names = rows["track_id"].map(pname)
             if ("person_id" in rows and "person" in rows and timeline.metadata.person_scope == "folder"
@@ -490,4 +494,6 @@ def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame) -
             rows["person_id"] = new_ids
             rows["person"] = new_names.astype(object).where(new_names.notna(), None)
             write_timeline(rows, replace(timeline.metadata, person_scope="folder"), timeline.path)
+            if relabelled is not None and person_labels(rows) != drawn:
+                relabelled.append(timeline.path)
     return busy

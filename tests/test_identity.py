@@ -311,3 +311,50 @@ def test_identity_options_are_checked_first(tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("fer-video: error: ") and message in lines[0], (args, lines)
+
+
+def _frames(path: Path) -> list[bytes]:
+    import hashlib
+    import subprocess
+
+    from fer_video.video.ffmpeg_binary import ffmpeg_exe
+
+    raw = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    size = 640 * 360
+    return [hashlib.sha256(raw[i : i + size]).digest() for i in range(0, len(raw), size)]
+
+
+def test_linked_names_are_drawn_in_the_annotated_videos(tmp_path, monkeypatch):
+    """The MP4s are drawn while each video knows only its own persons; linking the folder then
+    names them. Each MP4 must end up showing what its timeline says: the same frames as a video
+    drawn afresh from the linked timeline."""
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "480")
+    inputs = tmp_path / "in"
+    video_a(inputs / "a.mp4")
+    video_b(inputs / "b.mp4")
+    people = tmp_path / "people"
+    for name, face in FACES.items():
+        (people / name).mkdir(parents=True)
+        cv2.imwrite(str(people / name / "photo.jpg"),
+                    cv2.copyMakeBorder(cv2.flip(face, 1), 60, 60, 60, 60, cv2.BORDER_REFLECT))
+    out = tmp_path / "out"
+    done = run_cli("batch", inputs, "--out", out, "--identity", "--people", people, "--concurrency", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"{out / 'a.mp4'}: redrawn with the linked persons" in done.stderr, done.stderr
+
+    from fer_video.jobs import AnnotateOptions
+    from fer_video.pipeline.render import render
+    from fer_video.video import probe
+
+    for video in ("a", "b"):
+        rows = pd.read_parquet(out / f"{video}.parquet")
+        assert set(rows["person"].dropna()) == {"astronaut", "hopper"}
+        fresh = render(probe(inputs / f"{video}.mp4"), rows, AnnotateOptions(out_dir=tmp_path / "fresh", progress=False),
+                       video, path=tmp_path / f"fresh-{video}.mp4")
+        assert _frames(out / f"{video}.mp4") == _frames(fresh), f"{video}.mp4 does not show the linked persons"
+
+    # Linking again changes nobody: nothing is redrawn.
+    again = run_cli("link", out)
+    assert again.returncode == 0, again.stderr
+    assert "redrawn" not in again.stdout, again.stdout

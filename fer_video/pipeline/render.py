@@ -21,10 +21,11 @@ from fer_video.video import MediaInfo, VideoWriter, read_frames
 from fer_video.video.read import frame_layout
 
 
-def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None) -> Path:
+def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: str | None = None,
+           path: Path | None = None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
-    frame within the stride drawn on it."""
-    path = outputs_of(info, options.out_dir, name, options.inputs_root).media
+    frame within the stride drawn on it. `path`: where, if not where `outputs_of` puts it."""
+    path = path or outputs_of(info, options.out_dir, name, options.inputs_root).media
     by_frame = faces_by_frame(rows)
     labels = identity.person_labels(rows)
     persons = values_by_frame(rows, labels) if labels is not None else {}
@@ -63,3 +64,24 @@ def _write_image(image: np.ndarray, path: Path) -> Path:
     with atomic_path(path) as temp:
         temp.write_bytes(data.tobytes())
     return path
+
+
+def redraw(timeline: Path, preset: str = "ultrafast", progress: bool = False) -> Path | None:
+    """The annotated video or image beside `timeline` drawn again from its rows, in place: after
+    `fer-video link` gave its faces folder-wide persons or names, the media must show what the
+    timeline says. None when there is no media to redraw (a `--no-video` run)."""
+    from fer_video.errors import InputError
+    from fer_video.outputs import claim, media_names, timeline_metadata
+    from fer_video.video import probe
+
+    out_dir = timeline.parent
+    meta = timeline_metadata(timeline)
+    media = [out_dir / n for n in media_names(meta.video_id) if (out_dir / n).exists()] if meta else []
+    if not media:
+        return None
+    info = probe(meta.source_path)  # InputError, naming the file, if the source is gone
+    options = AnnotateOptions(out_dir=out_dir, stride=meta.stride, preset=preset, progress=progress)
+    with claim(out_dir, meta.video_id) as mine:
+        if not mine:
+            raise InputError(str(media[0]), "busy: another fer-video run is writing it; `fer-video link` redraws it later")
+        return render(info, pd.read_parquet(timeline), options, meta.video_id, path=media[0])
