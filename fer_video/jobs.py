@@ -87,15 +87,20 @@ def model_sha256(options: AnnotateOptions) -> str:
 
 
 def model_fingerprint(path: str | Path) -> str:
-    """The model as far as results go: the network's file and its card (<stem>.json: the TTA,
+    """`fingerprint` of the model file at `path` and the card beside it (<stem>.json)."""
+    path = Path(path)
+    try:
+        card = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        card = {}  # a model without a card runs uncalibrated
+    return fingerprint(file_sha256(path), card)
+
+
+def fingerprint(model_sha256: str, card: dict) -> str:
+    """The model as far as results go: the network's file (its sha256) and its card (the TTA,
     logit bias and temperature the classifier applies), so that recalibrating a model re-runs the
     jobs it made. The card's record of the TFLite conversion is left out: that file is checked
     against the network separately, and results do not depend on it."""
-    path = Path(path)
-    card = path.with_suffix(".json")
-    try:
-        calibration = {k: v for k, v in json.loads(card.read_text()).items() if not k.startswith("tflite_")}
-    except (OSError, ValueError):
-        calibration = {}  # a model without a card runs uncalibrated
-    payload = json.dumps([file_sha256(path), calibration], sort_keys=True)
+    calibration = {k: v for k, v in card.items() if not k.startswith("tflite_")}
+    payload = json.dumps([model_sha256, calibration], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

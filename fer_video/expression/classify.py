@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_video.expression.preprocess import to_model_input
-from fer_video.jobs import file_sha256, model_fingerprint
+from fer_video.jobs import file_sha256, fingerprint
 # The model card and its .tflite record are written by the export; checking them imports no TensorFlow.
 from fer_video.expression.training.export import card_path, fresh_tflite
 from fer_video.faces.record import Faces
@@ -135,7 +135,8 @@ class ExpressionClassifier:
         self.version = self.card.get("code_version", "unknown")
         # Of the .keras and its card, whichever engine runs it: job keys name the model and its
         # calibration, not its conversion.
-        self.sha256 = model_fingerprint(self.path)
+        keras_sha256 = file_sha256(self.path)
+        self.sha256 = fingerprint(keras_sha256, self.card)
         self.batch_size = int(batch_size)
         self.flip = self.card.get("tta", "flip") == "flip" if flip is None else bool(flip)
         if flip_below is None and flip is None:
@@ -153,7 +154,7 @@ class ExpressionClassifier:
             self.backend = "keras"
             self._logits = _Keras(self.path, threads)
             return
-        tflite, why_not = fresh_tflite(self.path, self.card, file_sha256(self.path))
+        tflite, why_not = fresh_tflite(self.path, self.card, keras_sha256)
         if tflite is not None:
             self.backend = f"tflite ({tflite.name})"
             self._logits = _LiteRT(tflite.read_bytes(), threads, images)
