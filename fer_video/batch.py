@@ -102,10 +102,13 @@ def plan(paths: list[Path], folder: Path, out_dir: Path) -> list[tuple[Path, str
     """(input, output name, why it is refused or "") for each input. Names never change with the
     other files; where two inputs share one, the input whose timeline already holds it keeps it
     (so adding a file never takes over a finished one's outputs), else the first in order."""
-    names = [output_name(p, folder) for p in paths]
+    from collections import Counter
+
+    names = output_names(paths, folder)
+    shared = {name for name, n in Counter(names).items() if n > 1}
     owner: dict[str, Path] = {}
     for path, name in zip(paths, names):
-        if names.count(name) > 1 and name not in owner:
+        if name in shared and name not in owner:
             meta = timeline_metadata(Path(out_dir) / f"{name}.parquet")
             if meta is not None and Path(meta.source_path) == path.resolve():
                 owner[name] = path
