@@ -103,15 +103,15 @@ def cluster(vectors: np.ndarray, threshold: float = THRESHOLD, cannot_link: set[
     return out
 
 
-def co_occurring(rows: pd.DataFrame) -> set[tuple]:
-    """Pairs of track keys seen in one frame: (track, track), or ((video, track), (video, track))."""
+def co_occurring(rows: pd.DataFrame, by_video: bool = False) -> set[tuple]:
+    """Pairs of track keys seen in one frame: (track, track) within a video, or with `by_video`
+    (rows of a folder) ((video, track), (video, track))."""
     pairs = set()
-    with_video = "video_id" in rows and rows["video_id"].nunique() > 1
     for _, group in rows.groupby(["video_id", "frame_index"] if "video_id" in rows else ["frame_index"]):
         if len(group) < 2:
             continue
         tracks = group["track_id"].to_numpy()
-        keys = [(v, int(t)) for v, t in zip(group["video_id"], tracks)] if with_video else [int(t) for t in tracks]
+        keys = [(v, int(t)) for v, t in zip(group["video_id"], tracks)] if by_video else [int(t) for t in tracks]
         for i in range(len(keys)):
             for j in range(i + 1, len(keys)):
                 pairs.add((keys[i], keys[j]))
@@ -293,10 +293,9 @@ def embeddings_path(out_dir: str | Path, name: str) -> Path:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> Path:
-    from fer_video.interrupt import in_flight
-    from fer_video.outputs import atomic_path
+    from fer_video.outputs import atomic_path  # which also removes the temp file on Ctrl-C
 
-    with atomic_path(path) as temp, in_flight(temp):
+    with atomic_path(path) as temp:
         pq.write_table(table, temp, compression="zstd")
     return path
 
@@ -383,7 +382,7 @@ def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold
         means = track_means(embeddings)
         items = [k for k in all_tracks if k in means]
         index = {k: i for i, k in enumerate(items)}
-        cannot = {(index[a], index[b]) for a, b in _pairs(rows) if a in index and b in index}
+        cannot = {(index[a], index[b]) for a, b in co_occurring(rows, by_video=True) if a in index and b in index}
         # Known persons start as clusters (label = their person id) that never merge with each
         # other; new tracks start alone (labels above every person id) and may join anything.
         top = max([p for p, _ in known.values()], default=0)
@@ -426,16 +425,6 @@ def link_folder(out_dir: str | Path, people: str | Path | None = None, threshold
         _write_atomic(pa.Table.from_pandas(registry, schema=REGISTRY_SCHEMA, preserve_index=False),
                       identity_dir(out_dir) / REGISTRY)
     return registry.drop(columns="job_key")
-
-
-def _pairs(rows: pd.DataFrame) -> set[tuple]:
-    pairs = set()
-    for (video, _), group in rows.groupby(["video_id", "frame_index"]):
-        tracks = [int(t) for t in group["track_id"]]
-        for i in range(len(tracks)):
-            for j in range(i + 1, len(tracks)):
-                pairs.add(((video, tracks[i]), (video, tracks[j])))
-    return pairs
 
 
 def _match_names(people: str | Path, assigned: dict, means: dict, threshold: float) -> dict[int, str]:
@@ -484,7 +473,7 @@ def _rewrite_timelines(out_dir: Path, timelines: dict, registry: pd.DataFrame,
                 busy.append(video)
                 continue
             rows = pq.read_table(timeline.path).to_pandas()
-            drawn = person_labels(rows) if "person_id" in rows else None
+            drawn = person_labels(rows)  # None without person columns
             new_ids = rows["track_id"].map(pid).fillna(rows["track_id"]).astype(np.int32)
             new_names = rows["track_id"].map(pname)
             if ("person_id" in rows and "person" in rows and timeline.metadata.person_scope == "folder"
