@@ -41,6 +41,20 @@ def video_b(path: Path) -> Path:
                                   Shot(1.6, {"astronaut": (0.6, 0.5, 0, 9)}, scene=1)], FACES, fps=5)
 
 
+def two_sessions_and_photos(tmp_path: Path) -> tuple[Path, Path]:
+    """`in/` with video_a and video_b, and `people/<name>/photo.jpg`: each person's face mirrored,
+    with a border, so that naming matches other pixels than the videos'."""
+    inputs = tmp_path / "in"
+    video_a(inputs / "a.mp4")
+    video_b(inputs / "b.mp4")
+    people = tmp_path / "people"
+    for name, face in FACES.items():
+        (people / name).mkdir(parents=True)
+        photo = cv2.copyMakeBorder(cv2.flip(face, 1), 60, 60, 60, 60, cv2.BORDER_REFLECT)
+        cv2.imwrite(str(people / name / "photo.jpg"), photo)
+    return inputs, people
+
+
 def who(rows: pd.DataFrame) -> dict[int, str]:
     """The true person of each track, from where and when the test put the faces."""
     truth = {}
@@ -119,14 +133,7 @@ def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
 def test_batch_identity_links_videos_and_names_people(tmp_path, monkeypatch):
     # A first ephemeral Prefect server migrates its database: minutes on a busy 2-core machine.
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "480")
-    inputs = tmp_path / "in"
-    video_a(inputs / "a.mp4")
-    video_b(inputs / "b.mp4")
-    people = tmp_path / "people"
-    for name, face in FACES.items():
-        (people / name).mkdir(parents=True)
-        photo = cv2.copyMakeBorder(cv2.flip(face, 1), 60, 60, 60, 60, cv2.BORDER_REFLECT)
-        cv2.imwrite(str(people / name / "photo.jpg"), photo)
+    inputs, people = two_sessions_and_photos(tmp_path)
     out = tmp_path / "out"
     done = run_cli("batch", inputs, "--out", out, "--no-video", "--identity", "--people", people, "--concurrency", "1")
     assert done.returncode == 0, done.stderr
@@ -330,14 +337,7 @@ def test_linked_names_are_drawn_in_the_annotated_videos(tmp_path, monkeypatch):
     names them. Each MP4 must end up showing what its timeline says: the same frames as a video
     drawn afresh from the linked timeline."""
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "480")
-    inputs = tmp_path / "in"
-    video_a(inputs / "a.mp4")
-    video_b(inputs / "b.mp4")
-    people = tmp_path / "people"
-    for name, face in FACES.items():
-        (people / name).mkdir(parents=True)
-        cv2.imwrite(str(people / name / "photo.jpg"),
-                    cv2.copyMakeBorder(cv2.flip(face, 1), 60, 60, 60, 60, cv2.BORDER_REFLECT))
+    inputs, people = two_sessions_and_photos(tmp_path)
     out = tmp_path / "out"
     done = run_cli("batch", inputs, "--out", out, "--identity", "--people", people, "--concurrency", "1")
     assert done.returncode == 0, done.stderr
