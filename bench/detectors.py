@@ -6,7 +6,7 @@
 (a) The two-face sample clip (1280x720): ms per frame and, per face, the share of frames where a
     detection's centre falls inside that face's pasted patch; other detections are false positives.
     Detectors run on consecutive frames as in the pipeline (BlazeFace discovers with its
-    full-range model every 0.1 s, with tiles every 0.5 s, and follows faces in windows between).
+    full-range model every 0.25 s, with tiles every 0.5 s, and follows faces in windows between).
 (b) The astronaut patch (head and shoulders) pasted at one width into a 1280x720 background, at
     `--trials` random places: recall per width and false positives per frame. Each frame is a new
     image, so BlazeFace scans its tiles on every frame here.

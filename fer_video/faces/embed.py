@@ -146,7 +146,7 @@ class _Candidate:
 class _TrackBuffer:
     candidates: list[_Candidate] = field(default_factory=list)
     frames: int = 0
-    last_time: float = -1e9
+    last_scored: float = -1e9  # when a face of the track was last scored, kept or not
 
 
 class TrackCandidates:
@@ -165,8 +165,9 @@ class TrackCandidates:
         for box, score, kps, track in zip(faces.boxes, faces.scores, faces.keypoints, faces.track_ids):
             buffer = self.tracks.setdefault(int(track), _TrackBuffer())
             buffer.frames += 1
-            if time - buffer.last_time < EVERY_S or min(box[2], box[3]) < MIN_FACE_PX:
+            if time - buffer.last_scored < EVERY_S or min(box[2], box[3]) < MIN_FACE_PX:
                 continue
+            buffer.last_scored = time  # not only when kept: else, once a track has its best few, every frame is scored
             if grey is None:
                 grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
             sharp = sharpness(grey, box)
@@ -180,7 +181,6 @@ class TrackCandidates:
                 continue
             if rgb is None:
                 rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-            buffer.last_time = time
             if len(buffer.candidates) >= self.per_track:
                 buffer.candidates.remove(worst)
             buffer.candidates.append(_Candidate(quality, self.embedder.chip(rgb, box), time))

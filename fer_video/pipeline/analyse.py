@@ -50,25 +50,50 @@ class Analysis:
 
 class _Batches:
     """Faces gathered across frames until there are `size` of them, then classified in one call
-    (one model invoke per batch is what makes the classifier fast) and sent to the sink."""
+    (one model invoke per batch is what makes the classifier fast) and sent to the sink.
+
+    The classifier runs in a worker thread while this one decodes and detects the next frames:
+    its invokes release the GIL, so on 2 cores the two overlap. One batch at most is in flight,
+    so memory stays bounded, and batches reach the sink in frame order."""
 
     def __init__(self, classifier, sink: TimelineSink, size: int = CLASSIFY_BATCH):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.classifier, self.sink, self.size = classifier, sink, size
         self.faces: list[Faces] = []
         self.crops: list[np.ndarray] = []
         self.count = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="classify")
+        self._pending = None
 
     def add(self, faces: Faces, crops: np.ndarray) -> None:
         self.faces.append(faces)
         self.crops.append(crops)
         self.count += len(faces)
         if self.count >= self.size:
-            self.flush()
+            self._submit()
+
+    def _submit(self) -> None:
+        self._collect()
+        if self.faces:
+            self._pending = self._pool.submit(self.classifier.classify, Faces.concat(self.faces),
+                                              np.concatenate(self.crops))
+        self.faces, self.crops, self.count = [], [], 0
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.sink.append(pending.result())
 
     def flush(self) -> None:
-        if self.faces:
-            self.sink.append(self.classifier.classify(Faces.concat(self.faces), np.concatenate(self.crops)))
-        self.faces, self.crops, self.count = [], [], 0
+        self._submit()
+        self._collect()
+
+    def __enter__(self) -> "_Batches":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
@@ -90,7 +115,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     before = _stamp(info.path)
-    with bar:
+    with bar, batches:
         for frame in read_frames(info, options.stride, stats, first, last):
             interrupt.check()
             if cuts(frame.image):
@@ -102,7 +127,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             if len(faces):
                 batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
             bar.update(1)
-    batches.flush()
+        batches.flush()
     name = name or output_name(info.path)
     rows = sink.rows(name, str(Path(info.path).resolve()))
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []

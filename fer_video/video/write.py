@@ -11,6 +11,7 @@ import ffmpeg
 import numpy as np
 
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
+from fer_video.video.pipes import enlarge_pipe
 from fer_video.video.probe import _ffmpeg_reason
 from fer_video.video.read import frame_shape
 
@@ -67,6 +68,7 @@ class VideoWriter:
             .compile(cmd=ffmpeg_exe())
         )
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        enlarge_pipe(self._proc.stdin, int(np.prod(self.shape)))
         self._stderr: list[bytes] = []
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
         self._drain.start()
