@@ -168,6 +168,35 @@ def test_blazeface_keeps_a_small_moving_face_in_every_frame(face, width, height,
     assert found == [1] * 24
 
 
+def test_a_face_that_walks_into_the_shot_is_found_within_a_quarter_second(face):
+    """Between cuts, whole-frame scans run every 0.25 s of video (BlazeFaceDetector.SCAN_SECONDS):
+    a second face entering while the first is followed waits at most that long."""
+    fps = 24
+    detector = make_detector("blazeface", frame_rate=fps)
+    patch = 100 / FACE_PER_PATCH
+    actors = [Actor(x=0.25, y=0.5, width=patch), Actor(x=0.75, y=0.5, width=patch, enter=0.3)]
+    counts = [len(detector(sample_frame(background(640, 360), face, actors, i / fps))) for i in range(24)]
+    entered = next(i for i in range(24) if i / fps >= 0.3)
+    first_found = next(i for i in range(24) if counts[i] == 2)
+    assert counts[:entered] == [1] * entered
+    assert (first_found - entered) / fps <= 0.25, counts
+    assert counts[first_found:] == [2] * (24 - first_found)
+
+
+def test_a_face_lost_by_its_window_is_searched_for_on_the_next_frame(face):
+    """A face that jumps further than its window reaches (a fast pan, a missed frame) is found
+    again by the whole-frame scan on the frame after, not at the next scheduled scan."""
+    fps = 24
+    detector = make_detector("blazeface", frame_rate=fps)
+    assert detector.scan_every >= 6
+    patch = 100 / FACE_PER_PATCH
+    here, there = Actor(x=0.2, y=0.5, width=patch), Actor(x=0.8, y=0.5, width=patch)
+    counts = [len(detector(sample_frame(background(640, 360), face, [here], 0.0), position=0))]
+    for step in (1, 2, 3):
+        counts.append(len(detector(sample_frame(background(640, 360), face, [there], 0.0), position=step)))
+    assert counts == [1, 0, 1, 1]
+
+
 def test_blazeface_finds_40_px_faces_anywhere_in_a_720p_frame(face):
     """The smallest faces fer-video promises to find: about 40 px wide, pasted at 20 random places
     into new 1280x720 frames (each scanned whole and in tiles). bench/detectors.py measures 95%."""

@@ -358,3 +358,23 @@ def test_linked_names_are_drawn_in_the_annotated_videos(tmp_path, monkeypatch):
     again = run_cli("link", out)
     assert again.returncode == 0, again.stderr
     assert "redrawn" not in again.stdout, again.stdout
+
+
+def test_each_track_is_scored_for_a_chip_once_per_interval(monkeypatch):
+    """Gathering chips scores a track's face (sharpness, frontality) once per EVERY_S, not on
+    every frame: before, once a track held its best few chips, every later frame was scored."""
+    from fer_video.faces import embed
+    from fer_video.faces.record import Faces
+
+    scored = []
+    real = embed.sharpness
+    monkeypatch.setattr(embed, "sharpness", lambda grey, box: scored.append(1) or real(grey, box))
+    image = np.zeros((360, 640, 3), np.uint8)
+    image[100:260, 200:360] = astronaut_face()[:160, :160]
+    gatherer = embed.TrackCandidates(embedder=FaceEmbedder.shared())
+    fps, seconds = 24, 4
+    face = Faces(np.array([[200.0, 100, 160, 160]]), np.ones(1), np.full((1, 6, 2), np.nan), track_ids=np.zeros(1))
+    for i in range(fps * seconds):
+        gatherer.add(image, face, i / fps)
+    assert len(scored) <= seconds / embed.EVERY_S + 1, len(scored)
+    assert gatherer.tracks[0].candidates  # it still found its chips

@@ -193,11 +193,14 @@ def window_input(image: np.ndarray, win: Window, size: int, out: np.ndarray | No
     x1, y1 = max(win.x, 0), max(win.y, 0)
     x2, y2 = min(win.x + win.side, width), min(win.y + win.side, height)
     scale = size / win.side
-    out.fill(-1.0)  # black, in the model's range
-    if x2 > x1 and y2 > y1:
+    if not (x2 > x1 and y2 > y1):
+        out.fill(-1.0)  # black, in the model's range
+    else:
         ox, oy = round((x1 - win.x) * scale), round((y1 - win.y) * scale)
         out_w = max(1, min(size - ox, round((x2 - x1) * scale)))
         out_h = max(1, min(size - oy, round((y2 - y1) * scale)))
+        if (ox, oy, out_w, out_h) != (0, 0, size, size):
+            out.fill(-1.0)  # the window leaves the frame: pad
         region = out[oy : oy + out_h, ox : ox + out_w]
         np.multiply(shrink(image[y1:y2, x1:x2], out_w, out_h)[..., ::-1], np.float32(2 / 255), out=region,
                     dtype=np.float32)

@@ -7,6 +7,7 @@ Analysis streams: one frame is held at a time, and only the small per-face recor
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from fer_video.outputs import output_name
 from fer_video.pipeline import model_cache
 from fer_video.timeline.rows import TimelineSink
 from fer_video.video import DecodeStats, MediaInfo, read_frames
+from fer_video.video.prefetch import prefetch
 
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
@@ -115,10 +117,12 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     before = _stamp(info.path)
-    with bar, batches:
-        for frame in read_frames(info, options.stride, stats, first, last):
+    # Decoding, the conversion to BGR and the cut test run a few frames ahead, in a thread.
+    frames = prefetch(lambda: ((f, cuts(f.image)) for f in read_frames(info, options.stride, stats, first, last)))
+    with bar, batches, closing(frames):
+        for frame, cut in frames:
             interrupt.check()
-            if cuts(frame.image):
+            if cut:
                 tracker.reset()
                 detector.reset()
             faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)

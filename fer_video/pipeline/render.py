@@ -18,6 +18,7 @@ from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import IMAGE_WRITERS, atomic_path, outputs_of
 from fer_video.timeline.rows import faces_by_frame, values_by_frame
 from fer_video.video import MediaInfo, VideoWriter, read_frames
+from fer_video.video.prefetch import prefetch
 from fer_video.video.read import frame_layout
 
 
@@ -38,22 +39,32 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     bar = tqdm(total=total, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     pix_fmt, _ = frame_layout(info.width, info.height)
-    frames = read_frames(info)
-    first = next(frames)  # its time is where the video starts on the source's clock
-    writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                         audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
-    with bar, writer:
-        for frame in itertools.chain([first], frames):
-            interrupt.check()
-            faces = by_frame.get(frame.index - frame.index % options.stride)
-            if faces is None:
-                writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-            else:
-                # OpenCV draws in BGR; frames go out in the layout they came in.
-                image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                draw_faces(image, faces, persons.get(frame.index - frame.index % options.stride))
-                writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-            bar.update(1)
+
+    def decoded():  # run a few frames ahead in a thread by `prefetch`
+        for frame in read_frames(info):
+            if frame.index - frame.index % options.stride in by_frame:
+                _ = frame.image  # converted to BGR there, where faces will be drawn (it is cached)
+            yield frame
+
+    frames = prefetch(decoded)
+    try:
+        first = next(frames)  # its time is where the video starts on the source's clock
+        writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
+                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+        with bar, writer:
+            for frame in itertools.chain([first], frames):
+                interrupt.check()
+                faces = by_frame.get(frame.index - frame.index % options.stride)
+                if faces is None:
+                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+                else:
+                    # OpenCV draws in BGR; frames go out in the layout they came in.
+                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                    draw_faces(image, faces, persons.get(frame.index - frame.index % options.stride))
+                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+                bar.update(1)
+    finally:
+        frames.close()  # ends the decoder at once if drawing or writing failed
     return path
 
 
