@@ -75,12 +75,15 @@ def plan_windows(width: int, height: int, min_face: int, input_size: int, min_fa
     return windows
 
 
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def shrink(image: np.ndarray, width: int, height: int, last: int = cv2.INTER_AREA) -> np.ndarray:
     """Area-averaged resize. OpenCV's INTER_AREA is ~7x faster at exactly half size than at an
-    arbitrary ratio, so large reductions halve first: 1280x720 -> 192x108 in 0.5 ms, not 3.2."""
+    arbitrary ratio, so large reductions halve first: 1280x720 -> 192x108 in 0.5 ms, not 3.2.
+    `last` resizes the rest of the way (under 2x); detector windows pass INTER_LINEAR, 5x faster
+    there than INTER_AREA (0.06 vs 0.33 ms for 150 -> 128 px), which moved the boxes found on
+    the bench clips by under a pixel on average, with the same rows, labels and jitter."""
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
         image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    interpolation = cv2.INTER_AREA if image.shape[1] > width else cv2.INTER_LINEAR
+    interpolation = last if image.shape[1] > width else cv2.INTER_LINEAR
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
@@ -202,8 +205,9 @@ def window_input(image: np.ndarray, win: Window, size: int, out: np.ndarray | No
         if (ox, oy, out_w, out_h) != (0, 0, size, size):
             out.fill(-1.0)  # the window leaves the frame: pad
         region = out[oy : oy + out_h, ox : ox + out_w]
-        np.multiply(shrink(image[y1:y2, x1:x2], out_w, out_h)[..., ::-1], np.float32(2 / 255), out=region,
-                    dtype=np.float32)
+        patch = shrink(image[y1:y2, x1:x2], out_w, out_h, last=cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)  # 5x faster than multiplying a reversed view
+        np.multiply(rgb, np.float32(2 / 255), out=region, dtype=np.float32)
         region -= np.float32(1)
     return out
 
