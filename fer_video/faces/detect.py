@@ -220,14 +220,16 @@ class BlazeFaceDetector:
     frame) and of `tile_every` (the tiles too), so a run that starts mid-video (a segment) scans on
     the same frames as a single pass; also whenever no face is being followed, on the frame after
     one was missed, and after `reset()` (the pipeline calls it at a shot cut). Given the rate of
-    analysed frames, both are set from SCAN_SECONDS and TILE_SECONDS: a face that walks into the
-    shot is found within 0.25 s, a small one within 0.5 s; one that was lost, or a new shot's,
-    at once.
+    analysed frames, both are set from SCAN_SECONDS and TILE_SECONDS.
 
-    Why 0.25 s and not more often: between cuts a scan can only add a face that entered the
-    shot, and scanning every 0.1 s cost about 1 s of a 20 s clip's 8 s command for no face
-    found sooner on any bench clip (bench/detectors.py: the same share of frames found; the
-    identity bench's clips: the same rows).
+    A scheduled scan looks ahead: the pipeline passes the frame `scan_every - 1` places on (it
+    holds a few decoded frames, `pipeline.analyse._lookahead`), the scan runs there, and the faces
+    new there are looked for with the short-range model from this frame on, so a face that walks
+    into the shot is found on the frame it appears, though the whole frame is scanned only every
+    0.25 s. Scanning every 0.1 s instead cost about 1.3 s of a 20 s clip's 8 s command
+    (bench/peer_ratio.py); `tests/test_timeline_query.py` holds time on screen to the frame.
+    Without a frame ahead (a caller that passes none, the end of the video, a cut before it) a
+    new face is found within 0.25 s. Small faces are found by the tiles within 0.5 s.
     """
 
     name = "blazeface"
@@ -263,6 +265,7 @@ class BlazeFaceDetector:
         self._grid: list[Window] = []
         self._frame_size: tuple[int, int] | None = None
         self._calls = 0
+        self._scan_thread = None
         self.reset()
 
     def reset(self) -> None:
@@ -273,9 +276,16 @@ class BlazeFaceDetector:
         self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion per frame, in pixels
         self._missed = np.zeros(0, np.int32)  # frames in a row it was not found
         self._rescan = False  # a face was missed: scan the next frame whole rather than wait
+        self._expected = Faces.empty()  # faces a scan found in a frame ahead, not yet seen here
+        self._expected_until = np.zeros(0, np.int64)  # the position of that frame
 
-    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
-        """`position`: the frame's place among analysed frames; without it, calls are counted."""
+    def __call__(self, image: np.ndarray, position: int | None = None,
+                 ahead: tuple[np.ndarray, int] | None = None) -> Faces:
+        """`position`: the frame's place among analysed frames; without it, calls are counted.
+        `ahead`: a later frame of the same shot and its position (at most `scan_every - 1` on),
+        when the caller holds one: a scheduled scan then looks there, and the faces new there are
+        looked for from this frame on, so a face that walks in is found on the frame it appears
+        rather than at the next scan."""
         height, width = image.shape[:2]
         if self._frame_size != (width, height):
             self._grid = plan_windows(width, height, self.min_face, self.FULL_INPUT, self.MIN_FACE_INPUT)
@@ -286,18 +296,53 @@ class BlazeFaceDetector:
         self._calls += 1
 
         targets = self._followed + np.pad(self._velocity, ((0, 0), (0, 2)))  # where each should be now
-        discovered = Faces.empty()
+        n_followed = len(targets)
         tiles = len(self._grid) > 1 and (step % self.tile_every == 0 or self._fresh)
         self._fresh = False
         rescan, self._rescan = self._rescan, False
-        if tiles or rescan or step % self.scan_every == 0 or not len(self._followed):
-            boxes, scores, points, _ = self._full(image, self._grid if tiles else self._grid[:1], self._min_logit)
-            candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
-            if len(targets) and len(candidates):
-                candidates = candidates[box_iou(candidates.boxes, targets).max(axis=1) < 0.3]
-            discovered = candidates
-            targets = np.concatenate([targets, discovered.boxes])
+        scheduled = step % self.scan_every == 0
+        scan_now = tiles or rescan or not len(targets) or (scheduled and ahead is None)
+        scan_ahead = scheduled and not scan_now
+        regions = self._grid if tiles else self._grid[:1]
+        # A whole-frame scan runs in a second thread while the followed faces are located: LiteRT
+        # releases the GIL, so on 2 cores the two models overlap instead of adding up.
+        scanning = None
+        if (scan_now and len(targets)) or scan_ahead:
+            scanning = self._scanner().submit(self._full, ahead[0] if scan_ahead else image, regions, self._min_logit)
+        # Faces new in a frame ahead, looked for from now until that frame (there, their own box).
+        active = self._expected_until >= step
+        expected, until = self._expected[active], self._expected_until[active]
+        located = self._locate(image, np.concatenate([targets, expected.boxes]), width, height)
+        arrived = np.array([len(located[n_followed + i]) > 0 or until[i] == step for i in range(len(expected))], bool)
+        located = located[:n_followed] + [located[n_followed + i] if len(located[n_followed + i]) else expected[i]
+                                          for i in np.flatnonzero(arrived)]
+        targets = np.concatenate([targets, expected.boxes[arrived]])
+        self._expected, self._expected_until = expected[~arrived], until[~arrived]
 
+        if scanning is not None or scan_now:
+            boxes, scores, points, _ = scanning.result() if scanning is not None else \
+                self._full(image, regions, self._min_logit)
+            candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
+            known = np.concatenate([targets, self._expected.boxes])
+            if scan_ahead:  # where the followed faces will be by then, too
+                shift = self._velocity * (ahead[1] - step)
+                known = np.concatenate([known, self._followed + np.pad(shift, ((0, 0), (0, 2)))])
+            if len(known) and len(candidates):
+                candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
+            if scan_ahead:
+                self._expected = Faces.concat([self._expected, candidates])
+                self._expected_until = np.concatenate([self._expected_until,
+                                                       np.full(len(candidates), ahead[1])])
+            elif len(candidates):
+                found = self._locate(image, candidates.boxes, width, height)
+                # A new face whose window misses it keeps the full-range box.
+                located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
+                targets = np.concatenate([targets, candidates.boxes])
+        return self._follow(targets, located)
+
+    def _locate(self, image: np.ndarray, targets: np.ndarray, width: int, height: int) -> list[Faces]:
+        """Each target's face found by the short-range model in a window around it (all windows in
+        one call), or an empty `Faces` where its window holds none."""
         located = [Faces.empty()] * len(targets)
         if len(targets):
             windows = [self._window_around(box) for box in targets]
@@ -307,11 +352,14 @@ class BlazeFaceDetector:
                 if keep.any():
                     located[i] = _clip_to_frame(weighted_nms(boxes[keep], scores[keep], points[keep])[:1],
                                                 width, height)
-        n_followed = len(self._followed)
-        for j in range(len(discovered)):
-            if not len(located[n_followed + j]):
-                located[n_followed + j] = discovered[j : j + 1]  # its window missed it: the full-range box
-        return self._follow(targets, located)
+        return located
+
+    def _scanner(self):
+        if self._scan_thread is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._scan_thread = ThreadPoolExecutor(1, thread_name_prefix="scan")  # its thread ends with the detector
+        return self._scan_thread
 
     def _follow(self, targets: np.ndarray, located: list[Faces]) -> Faces:
         """This frame's faces, one per target at most (two targets that found the same face become
@@ -362,7 +410,7 @@ class HaarDetector:
     def reset(self) -> None:
         """Nothing to forget: every frame is searched from scratch."""
 
-    def __call__(self, image: np.ndarray, position: int | None = None) -> Faces:
+    def __call__(self, image: np.ndarray, position: int | None = None, ahead=None) -> Faces:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         rects, _, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face),

@@ -6,7 +6,9 @@ Analysis streams: one frame is held at a time, and only the small per-face recor
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,18 +121,30 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     before = _stamp(info.path)
     # Decoding, the conversion to BGR and the cut test run a few frames ahead, in a thread.
     frames = prefetch(lambda: ((f, cuts(f.image)) for f in read_frames(info, options.stride, stats, first, last)))
+    held = deque()  # the frames after the one being analysed: the detector's look-ahead
+    distance = _lookahead(detector, info)
+
+    def analyse_one(frame, cut) -> None:
+        interrupt.check()
+        if cut:
+            tracker.reset()
+            detector.reset()
+        later = [f for f, c in itertools.takewhile(lambda item: not item[1], held)]  # same shot only
+        ahead = (later[-1].image, later[-1].index // options.stride) if later else None
+        faces = tracker.update(detector(frame.image, frame.index // options.stride, ahead), frame.time)
+        if chips is not None and len(faces):
+            chips.add(frame.image, faces, frame.time)  # while the frame is in memory
+        if len(faces):
+            batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
+        bar.update(1)
+
     with bar, batches, closing(frames):
-        for frame, cut in frames:
-            interrupt.check()
-            if cut:
-                tracker.reset()
-                detector.reset()
-            faces = tracker.update(detector(frame.image, frame.index // options.stride), frame.time)
-            if chips is not None and len(faces):
-                chips.add(frame.image, faces, frame.time)  # while the frame is in memory
-            if len(faces):
-                batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
-            bar.update(1)
+        for item in frames:
+            held.append(item)
+            if len(held) > distance:
+                analyse_one(*held.popleft())
+        while held:
+            analyse_one(*held.popleft())
         batches.flush()
     name = name or output_name(info.path)
     rows = sink.rows(name, str(Path(info.path).resolve()))
@@ -141,6 +155,17 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
                     classifier.sha256, frames_expected=stats.expected, warnings=warnings,
                     face_chips=chips.table() if chips is not None else None)
+
+
+LOOKAHEAD_BYTES = 64 * 2**20  # frames held for the detector's look-ahead, at most (each as I420 and BGR)
+
+
+def _lookahead(detector, info: MediaInfo) -> int:
+    """How many frames after the current one the detector may look at: up to its scan interval
+    (so a face that walks in is found on the frame it appears), as memory allows."""
+    every = getattr(detector, "scan_every", 1)
+    held_bytes = max(1, info.width * info.height) * 4.5  # I420 (1.5 bytes a pixel) and BGR (3)
+    return 0 if info.is_image else max(0, min(every - 1, int(LOOKAHEAD_BYTES // held_bytes)))
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
