@@ -1,7 +1,8 @@
 """Stage 1, analysis: every `stride`-th frame decoded, its faces detected, tracked (each gets its
 track id), cropped and classified (each gets its expression), and appended to the timeline's rows.
 
-Analysis streams: one frame is held at a time, and only the small per-face records are kept.
+Analysis streams: a few frames are held at a time (decoded ahead, and the detector's look-ahead:
+at most 0.25 s of video and LOOKAHEAD_BYTES), and only the small per-face records are kept.
 """
 
 from __future__ import annotations

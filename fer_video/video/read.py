@@ -1,6 +1,6 @@
 """Streaming upright BGR frames with their stream timestamps from an ffmpeg pipe.
 
-One frame is in memory at a time whatever the video's length. ffmpeg applies rotation metadata
+One frame at a time is read, whatever the video's length. ffmpeg applies rotation metadata
 (so phone videos come out upright) and, with `-fps_mode passthrough`, emits each decoded frame
 once, so variable-frame-rate videos keep their true timestamps: the `showinfo` filter prints each
 frame's pts_time on stderr, which a reader thread collects.
