@@ -247,7 +247,16 @@ def cmd_train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, patience=args.patience, limit=args.limit, crop=args.crop,
                          tta=args.tta, recall_floor=args.recall_floor,
-                         widths=tuple(int(w) for w in args.widths.split(",")))
+                         widths=tuple(int(w) for w in args.widths.split(",")),
+                         teachers=tuple(str(Path(t).resolve()) for t in args.teacher),
+                         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
+    for teacher in config.teachers:
+        if not Path(teacher).is_file():
+            print(f"fer-video: error: {teacher}: no such teacher model", file=sys.stderr)
+            return 2
+    if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
+        print("fer-video: error: --distill-weight must be in [0, 1] and --distill-temperature above 0", file=sys.stderr)
+        return 2
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -430,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recall-floor", type=float, default=0.5,
                    help="per-class validation recall the fitted logit bias aims for (0: no bias)")
     p.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
+    p.add_argument("--teacher", action="append", default=[], metavar="KERAS",
+                   help="distil from this trained network (a run folder's best.keras or model.keras; "
+                   "repeat for an ensemble, whose logits are averaged); use the teachers' --seed, so "
+                   "no teacher has trained on this run's validation faces")
+    p.add_argument("--distill-weight", type=float, default=0.7,
+                   help="share of the loss from the teachers' soft targets (the rest from the labels)")
+    p.add_argument("--distill-temperature", type=float, default=4.0, help="softening of the teachers' logits")
     p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
     verbose_only(p)
     p.set_defaults(func=cmd_train)

@@ -160,3 +160,27 @@ def test_load_folder_order_is_repeatable(dataset):
 def test_resolve_split_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         resolve_split(tmp_path, "public_test")
+
+
+def test_a_network_distilled_from_a_trained_one(trained, dataset, tmp_path):
+    """--teacher: the student learns the labels and the teacher's softened predictions on the
+    same augmented views; a teacher may be a run's network (best.keras) or the model the
+    pipeline runs (model.keras), and the card records them."""
+    run_dir = tmp_path / "student"
+    teachers = [trained.run_dir / "best.keras", trained.run_dir / "model.keras"]
+    result = run_cli("train", dataset, "--epochs", "1", "--run-dir", run_dir, "--widths", "4,8",
+                     "--teacher", teachers[0], "--teacher", teachers[1], "--distill-weight", "0.5")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["config"]["teachers"] == [str(t.resolve()) for t in teachers]
+    assert card["config"]["distill_weight"] == 0.5
+    assert 0 <= card["validation"]["accuracy"] <= 1
+    assert "distilling from" in (run_dir / "train.log").read_text()
+    history = read_history(run_dir / "history.csv")
+    assert len(history) == 1 and 0 <= float(history[0]["val_accuracy"]) <= 1
+
+
+def test_a_missing_teacher_is_one_line(dataset, tmp_path):
+    result = run_cli("train", dataset, "--run-dir", tmp_path / "run", "--teacher", tmp_path / "nope.keras")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"fer-video: error: {tmp_path / 'nope.keras'}: no such teacher model"]

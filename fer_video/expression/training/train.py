@@ -53,6 +53,11 @@ class TrainConfig:
     tta: str = "none"  # test-time augmentation the pipeline runs: "none" or "flip" (MODEL_CARD.md: speed)
     recall_floor: float = 0.5  # per-class validation recall the logit bias aims for; 0: no bias
     limit: int | None = None  # use only the first N training images (tests, quick trials)
+    # Distillation: trained networks (run folders' best.keras or model.keras) whose averaged,
+    # softened predictions on each augmented batch the network also learns from.
+    teachers: tuple[str, ...] = ()
+    distill_weight: float = 0.7  # share of the loss from the teachers (the rest: the labels)
+    distill_temperature: float = 4.0
     extra: dict = field(default_factory=dict)
 
 
@@ -111,8 +116,9 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return (weights / (weights * share).sum()).astype(np.float32)  # mean weight over faces: 1
 
 
-def _batches(faces, labels, config: TrainConfig):
-    """A keras PyDataset of augmented (x, one-hot y, weight) batches, reshuffled every epoch."""
+def _batches(faces, labels, config: TrainConfig, teachers=None):
+    """A keras PyDataset of augmented (x, y, weight) batches, reshuffled every epoch. y is the
+    one-hot label, followed by the teachers' soft targets on the same views when distilling."""
     import keras
 
     weights = class_weights(labels, config.class_weight_power)
@@ -134,13 +140,68 @@ def _batches(faces, labels, config: TrainConfig):
                 x = augment_batch(faces[take], config.crop, rng, config.erase_probability)
             else:
                 x = centre_crop(faces[take], config.crop)
-            return x, eye[labels[take]], weights[labels[take]]
+            y = eye[labels[take]]
+            if teachers is not None:
+                y = np.concatenate([y, teachers.soft_targets(x)], axis=1)
+            return x, y, weights[labels[take]]
 
         def on_epoch_end(self):
             self.epoch += 1
             self.order = np.random.default_rng([config.seed, self.epoch]).permutation(len(labels))
 
     return Batches()
+
+
+class Teachers:
+    """Trained networks whose mean logits, divided by the distillation temperature and
+    softmaxed, are the soft targets a distilled network learns besides the labels (Hinton et al.,
+    2015). Each may be a run's training network (best.keras: crop x crop input) or the wrapped
+    model the pipeline runs (model.keras: 48 x 48 input), whose network is taken out."""
+
+    def __init__(self, paths: tuple[str, ...], crop: int, temperature: float):
+        import keras
+
+        self.paths, self.temperature, self.networks = list(paths), float(temperature), []
+        for path in self.paths:
+            model = keras.models.load_model(path, compile=False)
+            if model.input_shape[1] != crop:
+                inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+                if not inner or inner[0].input_shape[1] != crop:
+                    raise ValueError(f"{path}: a teacher must see {crop} px faces, as the trained network does")
+                model = inner[0]
+            self.networks.append(model)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([np.asarray(net(x, training=False)) for net in self.networks], axis=0)
+
+    def soft_targets(self, x: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(x), self.temperature).astype(np.float32)
+
+
+def distillation_loss(config: TrainConfig):
+    """The loss for y = [one-hot label | teachers' soft targets]: (1 - w) x the label's
+    cross-entropy (smoothed) + w x T^2 x the cross-entropy of the network's logits / T against
+    the soft targets (T^2 keeps the two parts' gradients on one scale)."""
+    import keras
+    from keras import ops
+
+    n, w, t = len(EMOTIONS), config.distill_weight, config.distill_temperature
+    hard = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing,
+                                                reduction=None)
+
+    def loss(y, logits):
+        soft = -ops.sum(y[:, n:] * ops.log_softmax(logits / t, axis=-1), axis=-1) * (t * t)
+        return (1 - w) * hard(y[:, :n], logits) + w * soft
+
+    return loss
+
+
+def label_accuracy(y, logits):
+    """Accuracy against the labels, the first columns of y (the rest may be soft targets)."""
+    from keras import ops
+
+    truth = ops.argmax(y[:, : len(EMOTIONS)], axis=-1)
+    return ops.cast(ops.equal(truth, ops.argmax(logits, axis=-1)), "float32")
 
 
 def _load_cached(dataset_dir: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -201,9 +262,15 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     f_train, y_train, f_val, y_val = faces[train_idx], labels[train_idx], faces[val_idx], labels[val_idx]
     log.info("data: %d train, %d validation images from %s", len(y_train), len(y_val), dataset_dir)
 
-    batches = _batches(f_train, y_train, config)
+    teachers = Teachers(config.teachers, config.crop, config.distill_temperature) if config.teachers else None
+    if teachers is not None:
+        log.info("distilling from %s (weight %.2f, temperature %.1f)", ", ".join(config.teachers),
+                 config.distill_weight, config.distill_temperature)
+    batches = _batches(f_train, y_train, config, teachers)
     x_val = centre_crop(f_val, config.crop)
     y_val_1hot = np.eye(len(EMOTIONS), dtype=np.float32)[y_val]
+    if teachers is not None:
+        y_val_1hot = np.concatenate([y_val_1hot, teachers.soft_targets(x_val)], axis=1)
     steps = len(batches) * config.epochs
     warmup = min(int(len(batches) * config.warmup_epochs), steps // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -213,8 +280,10 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
                                        weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+        loss=distillation_loss(config) if teachers is not None else
+        keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")] if teachers is not None
+        else ["accuracy"],
     )
     history_csv = run_dir / "history.csv"
     best_path = run_dir / "best.keras"
