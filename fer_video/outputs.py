@@ -187,6 +187,8 @@ def claim(out_dir: Path, name: str) -> Iterator[bool]:
 def timeline_metadata(path: str | Path):
     """The fer-video metadata of a Parquet file, or None if it is missing, unreadable or not a
     fer-video timeline. Reads the footer only."""
+    if not os.path.isfile(path):
+        return None  # before importing pyarrow: folder discovery asks this of every video's name
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -40,3 +40,17 @@ def test_telling_our_timelines_apart_needs_no_pandas(tmp_path):
             f"timeline_metadata({str(tmp_path / 'missing.parquet')!r}); print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_what_batch_checks_before_its_first_line_loads_nothing_heavy(tmp_path):
+    """Discovering a folder's inputs (which asks of every video whether it is one of our outputs)
+    and checking the settings need neither NumPy, OpenCV nor pyarrow: before, they cost 0.2 s
+    of `batch`'s first line (pyarrow imported to look for a timeline that was not there)."""
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded here")
+    (tmp_path / "photo.jpg").write_bytes(b"nor here")
+    code = ("import sys, argparse; from fer_video.options import check_folder_inputs, check_settings; "
+            f"print(check_folder_inputs({str(tmp_path)!r}, '*', empty_ok=False)); "
+            "check_settings(argparse.Namespace(smoothing='hmm:1', model=None)); "
+            "print(sorted(m for m in ('cv2', 'numpy', 'pyarrow', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["2", "[]"], out
