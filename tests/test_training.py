@@ -184,3 +184,4 @@ def test_a_missing_teacher_is_one_line(dataset, tmp_path):
     result = run_cli("train", dataset, "--run-dir", tmp_path / "run", "--teacher", tmp_path / "nope.keras")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"fer-video: error: {tmp_path / 'nope.keras'}: no such teacher model"]
+    assert not (tmp_path / "run").exists()  # checked before anything is made
