@@ -295,7 +295,7 @@ class BlazeFaceDetector:
         step = self._calls if position is None else position
         self._calls += 1
 
-        targets = self._followed + np.pad(self._velocity, ((0, 0), (0, 2)))  # where each should be now
+        targets = self._predicted(1)  # where each followed face should be now
         n_followed = len(targets)
         tiles = len(self._grid) > 1 and (step % self.tile_every == 0 or self._fresh)
         self._fresh = False
@@ -306,9 +306,8 @@ class BlazeFaceDetector:
         regions = self._grid if tiles else self._grid[:1]
         # A whole-frame scan runs in a second thread while the followed faces are located: LiteRT
         # releases the GIL, so on 2 cores the two models overlap instead of adding up.
-        scanning = None
-        if (scan_now and len(targets)) or scan_ahead:
-            scanning = self._scanner().submit(self._full, ahead[0] if scan_ahead else image, regions, self._min_logit)
+        scanning = self._scanner().submit(self._full, ahead[0] if scan_ahead else image, regions, self._min_logit) \
+            if scan_now or scan_ahead else None
         # Faces new in a frame ahead, looked for from now until that frame (there, their own box).
         active = self._expected_until >= step
         expected, until = self._expected[active], self._expected_until[active]
@@ -319,14 +318,12 @@ class BlazeFaceDetector:
         targets = np.concatenate([targets, expected.boxes[arrived]])
         self._expected, self._expected_until = expected[~arrived], until[~arrived]
 
-        if scanning is not None or scan_now:
-            boxes, scores, points, _ = scanning.result() if scanning is not None else \
-                self._full(image, regions, self._min_logit)
+        if scanning is not None:
+            boxes, scores, points, _ = scanning.result()
             candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
             known = np.concatenate([targets, self._expected.boxes])
             if scan_ahead:  # where the followed faces will be by then, too
-                shift = self._velocity * (ahead[1] - step)
-                known = np.concatenate([known, self._followed + np.pad(shift, ((0, 0), (0, 2)))])
+                known = np.concatenate([known, self._predicted(ahead[1] - step)])
             if len(known) and len(candidates):
                 candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
             if scan_ahead:
@@ -339,6 +336,10 @@ class BlazeFaceDetector:
                 located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
                 targets = np.concatenate([targets, candidates.boxes])
         return self._follow(targets, located)
+
+    def _predicted(self, frames: int) -> np.ndarray:
+        """The followed faces' boxes moved on by their motion over `frames` frames."""
+        return self._followed + np.pad(self._velocity * frames, ((0, 0), (0, 2)))
 
     def _locate(self, image: np.ndarray, targets: np.ndarray, width: int, height: int) -> list[Faces]:
         """Each target's face found by the short-range model in a window around it (all windows in
