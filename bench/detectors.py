@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/detectors.py                      # 10 s clip, 20 placements per size
     .venv/bin/python bench/detectors.py --seconds 1 --trials 2
+    .venv/bin/python bench/detectors.py --parts c --windows 80/1.875,96/2.25,128/3
 
 (a) The two-face sample clip (1280x720): ms per frame and, per face, the share of frames where a
     detection's centre falls inside that face's pasted patch; other detections are false positives.
@@ -10,6 +11,11 @@
 (b) The astronaut patch (head and shoulders) pasted at one width into a 1280x720 background, at
     `--trials` random places: recall per width and false positives per frame. Each frame is a new
     image, so BlazeFace scans its tiles on every frame here.
+(c) BlazeFace following one moving face in 640x360 at 24 fps, for each `--windows` setting (the
+    short-range model's input size / window side in face widths; the first is what ships): swinging
+    side to side at a peak speed (and also zooming by +-30%), or shaken by a random offset each
+    frame; the share of frames it is found in, the mean error of its box centre from the pasted
+    face's centre (less the median offset), in face widths, and ms per frame.
 """
 
 from __future__ import annotations
@@ -117,26 +123,97 @@ def pasted(names: list[str], trials: int, seed: int = 0) -> tuple[list[dict], fl
     return rows, face_fraction
 
 
+def following(settings: list[tuple[int, float]], seed: int = 0) -> list[dict]:
+    import cv2
+
+    from fer_video.faces.detect import BlazeFaceDetector
+    from fer_video.samples import astronaut_face, background
+
+    width, height, fps, n = 640, 360, 24, 96
+    canvas, face0 = background(width, height), astronaut_face()
+    rng = np.random.default_rng(seed)
+    cases = []  # (name, face patch width, patch centres, patch widths)
+    for period in (4.0, 2.0, 1.0):
+        for zoom in (0.0, 0.3):
+            phase = 2 * np.pi * np.arange(n) / fps / period
+            centres = np.stack([width / 2 + 0.3 * width * np.sin(phase), np.full(n, height / 2)], axis=1)
+            peak = 0.3 * width * 2 * np.pi / period / fps
+            cases.append((f"swing {peak:.0f} px/frame" + (", zoom" if zoom else ""), 140, centres,
+                          (140 * (1 + zoom * np.sin(phase))).astype(int)))
+    for patch in (140, 70):
+        for shake in (0.1, 0.2):
+            centres = np.array([width / 2, height / 2]) + rng.normal(0, shake * patch / 2, (n, 2))
+            cases.append((f"shake sd {shake} face widths", patch, centres, np.full(n, patch)))
+
+    rows = []
+    for name, patch, centres, widths in cases:
+        frames = []
+        for (cx, cy), w in zip(centres, widths):
+            img = cv2.resize(face0, (int(w), int(w * face0.shape[0] / face0.shape[1])), interpolation=cv2.INTER_AREA)
+            frame = canvas.copy()
+            x0, y0 = int(cx - img.shape[1] / 2), int(cy - img.shape[0] / 2)
+            xs, ys = max(x0, 0), max(y0, 0)
+            xe, ye = min(x0 + img.shape[1], width), min(y0 + img.shape[0], height)
+            frame[ys:ye, xs:xe] = img[ys - y0 : ye - y0, xs - x0 : xe - x0]
+            frames.append(frame)
+        row = {"motion": name, "face_px": patch // 2}
+        for size, scale in settings:
+            BlazeFaceDetector.WINDOW_INPUT, BlazeFaceDetector.WINDOW_SCALE = size, scale
+            with common.quiet_stderr():
+                detector = BlazeFaceDetector(frame_rate=fps)
+            found, errors, busy = 0, [], 0.0
+            for i, frame in enumerate(frames):
+                ahead = (frames[i + 5], i + 5) if i + 5 < n else None  # as the pipeline passes them
+                with Timer() as t:
+                    faces = detector(frame, i, ahead=ahead)
+                busy += t.seconds
+                hit = [np.r_[b[:2] + b[2:] / 2 - centres[i]] / widths[i] for b in faces.boxes
+                       if np.all(np.abs(b[:2] + b[2:] / 2 - centres[i]) < widths[i] / 2)]
+                found += bool(hit)
+                errors += hit[:1]
+            errors = np.array(errors)
+            key = f"{size}/{scale:g}"
+            row[f"{key}_found"] = found / n
+            row[f"{key}_err"] = float(np.abs(errors - np.median(errors, axis=0)).mean()) if len(errors) else float("nan")
+            row[f"{key}_ms"] = 1000 * busy / n
+        rows.append(row)
+    return rows
+
+
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10, help="length of the two-face clip (default 10)")
     p.add_argument("--trials", type=int, default=20, help="placements per pasted width (default 20)")
     p.add_argument("--detectors", default="blazeface,haar")
+    p.add_argument("--windows", default="96/2.5,128/3",
+                   help="(c): short-range input px / window side in face widths, comma-separated "
+                        "(default: as shipped, and the 128 px input it had before)")
+    p.add_argument("--parts", default="abc", help="which parts to run (default abc)")
     args = p.parse_args()
     names = args.detectors.split(",")
     results = {"machine": common.print_machine()}
 
-    results["clip"] = on_clip(names, args.seconds)
-    table(results["clip"], ["detector", "ms_per_frame", "frames", "face_1_large", "face_2_small", "false_pos_per_frame"],
-          f"(a) two-face clip, 1280x720, {args.seconds:g} s: share of frames where each face is found "
-          "(face 1 ~220-340 px patch, face 2 ~170-210 px, flipped and tinted)")
-
-    rows, fraction = pasted(names, args.trials)
-    results["pasted"], results["face_fraction_of_patch"] = rows, fraction
-    columns = ["patch_px", "face_px"] + [f"{n}_{k}" for n in names for k in ("recall", "fp", "ms")]
-    table(rows, columns, f"(b) astronaut patch pasted into a 1280x720 frame, {args.trials} places per width; "
-          f"face_px ~ {fraction:.2f} x patch (BlazeFace box at 400 px); fp = false positives per frame; "
-          "min_face 40 as shipped")
+    if "a" in args.parts:
+        results["clip"] = on_clip(names, args.seconds)
+        table(results["clip"], ["detector", "ms_per_frame", "frames", "face_1_large", "face_2_small", "false_pos_per_frame"],
+              f"(a) two-face clip, 1280x720, {args.seconds:g} s: share of frames where each face is found "
+              "(face 1 ~220-340 px patch, face 2 ~170-210 px, flipped and tinted)")
+    if "b" in args.parts:
+        rows, fraction = pasted(names, args.trials)
+        results["pasted"], results["face_fraction_of_patch"] = rows, fraction
+        columns = ["patch_px", "face_px"] + [f"{n}_{k}" for n in names for k in ("recall", "fp", "ms")]
+        table(rows, columns, f"(b) astronaut patch pasted into a 1280x720 frame, {args.trials} places per width; "
+              f"face_px ~ {fraction:.2f} x patch (BlazeFace box at 400 px); fp = false positives per frame; "
+              "min_face 40 as shipped")
+    if "c" not in args.parts:
+        common.emit_json(args.json, results)
+        return 0
+    settings = [(int(a), float(b)) for a, b in (w.split("/") for w in args.windows.split(","))]
+    results["following"] = following(settings)
+    keys = [f"{a}/{b:g}" for a, b in settings]
+    table(results["following"], ["motion", "face_px"] + [f"{k}_{m}" for k in keys for m in ("found", "err", "ms")],
+          "(c) BlazeFace following one face, 640x360 24 fps, 96 frames: found = share of frames, err = mean "
+          "centre error in face widths; columns per short-range input px / window side in face widths")
     common.emit_json(args.json, results)
     return 0
 

@@ -154,8 +154,10 @@ def test_blazeface_finds_the_astronaut_in_720p(face, face_width):
     bx, by, bw, bh = faces.boxes[0]
     eyes = faces.keypoints[0, :2]
     assert ((eyes[:, 0] > bx) & (eyes[:, 0] < bx + bw) & (eyes[:, 1] > by) & (eyes[:, 1] < by + bh)).all()
-    # The eyes of a 60 px face are ~22 px apart: a 2 px keypoint error is 5 degrees.
-    assert abs(roll_degrees(faces.keypoints[0])) < (8 if face_width < 100 else 5)
+    # The astronaut's head is tilted by about 4.5 degrees (4.2-5.1 measured at 100-300 px), so
+    # "level" here is within 6; the eyes of a 60 px face are ~22 px apart: a 2 px keypoint error
+    # is 5 degrees more.
+    assert abs(roll_degrees(faces.keypoints[0])) < (8 if face_width < 100 else 6)
 
 
 @pytest.mark.parametrize("width, height, face_width", [(1280, 720, 60), (640, 360, 45)])
