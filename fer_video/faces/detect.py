@@ -223,8 +223,9 @@ class BlazeFaceDetector:
     analysed frames, both are set from SCAN_SECONDS and TILE_SECONDS.
 
     A scheduled scan looks ahead: the pipeline passes the frame `scan_every - 1` places on (it
-    holds a few decoded frames, `pipeline.analyse._lookahead`), the scan runs there, and the faces
-    new there are looked for with the short-range model from this frame on, so a face that walks
+    holds a few decoded frames, `pipeline.analyse._lookahead`), the scan runs there while this
+    frame and the next are analysed, and the faces new there are looked for with the short-range
+    model from the next frame on, so a face that walks
     into the shot is found on the frame it appears, though the whole frame is scanned only every
     0.25 s. Scanning every 0.1 s instead cost about 1.3 s of a 20 s clip's 8 s command
     (bench/peer_ratio.py); `tests/test_timeline_query.py` holds time on screen to the frame.
@@ -292,14 +293,15 @@ class BlazeFaceDetector:
         self._rescan = False  # a face was missed: scan the next frame whole rather than wait
         self._expected = Faces.empty()  # faces a scan found in a frame ahead, not yet seen here
         self._expected_until = np.zeros(0, np.int64)  # the position of that frame
+        self._scan_ahead = None  # a look-ahead scan still running: (future, known boxes, its frame)
 
     def __call__(self, image: np.ndarray, position: int | None = None,
                  ahead: tuple[np.ndarray, int] | None = None) -> Faces:
         """`position`: the frame's place among analysed frames; without it, calls are counted.
         `ahead`: a later frame of the same shot and its position (at most `scan_every - 1` on),
         when the caller holds one: a scheduled scan then looks there, and the faces new there are
-        looked for from this frame on, so a face that walks in is found on the frame it appears
-        rather than at the next scan."""
+        looked for from the next frame on, so a face that walks in is found on the frame it
+        appears rather than at the next scan."""
         height, width = image.shape[:2]
         if self._frame_size != (width, height):
             self._grid = plan_windows(width, height, self.min_face, self.FULL_INPUT, self.MIN_FACE_INPUT)
@@ -308,6 +310,8 @@ class BlazeFaceDetector:
             self.reset()
         step = self._calls if position is None else position
         self._calls += 1
+        if self._scan_ahead is not None:
+            self._expect(*self._scan_ahead, width, height)
 
         targets = self._predicted(1)  # where each followed face should be now
         n_followed = len(targets)
@@ -332,24 +336,34 @@ class BlazeFaceDetector:
         targets = np.concatenate([targets, expected.boxes[arrived]])
         self._expected, self._expected_until = expected[~arrived], until[~arrived]
 
-        if scanning is not None:
+        if scan_ahead:
+            # Its faces are first looked for on the next frame, so this one does not wait for it:
+            # the next call collects it. Known: the faces followed here and where they will be then.
+            known = np.concatenate([targets, self._expected.boxes, self._predicted(ahead[1] - step)])
+            self._scan_ahead = (scanning, known, ahead[1])
+        elif scanning is not None:
             boxes, scores, points, _ = scanning.result()
             candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
             known = np.concatenate([targets, self._expected.boxes])
-            if scan_ahead:  # where the followed faces will be by then, too
-                known = np.concatenate([known, self._predicted(ahead[1] - step)])
             if len(known) and len(candidates):
                 candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
-            if scan_ahead:
-                self._expected = Faces.concat([self._expected, candidates])
-                self._expected_until = np.concatenate([self._expected_until,
-                                                       np.full(len(candidates), ahead[1])])
-            elif len(candidates):
+            if len(candidates):
                 found = self._locate(image, candidates.boxes, width, height)
                 # A new face whose window misses it keeps the full-range box.
                 located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
                 targets = np.concatenate([targets, candidates.boxes])
         return self._follow(targets, located)
+
+    def _expect(self, scanning, known: np.ndarray, until: int, width: int, height: int) -> None:
+        """The faces a look-ahead scan found that no known face accounts for, expected until
+        its frame."""
+        self._scan_ahead = None
+        boxes, scores, points, _ = scanning.result()
+        candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
+        if len(known) and len(candidates):
+            candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
+        self._expected = Faces.concat([self._expected, candidates])
+        self._expected_until = np.concatenate([self._expected_until, np.full(len(candidates), until)])
 
     def _predicted(self, frames: int) -> np.ndarray:
         """The followed faces' boxes moved on by their motion over `frames` frames."""
