@@ -19,11 +19,12 @@ from fer_video.smoothing import Smoothing
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fer_vgg.keras"
 
 # A track is a face only if BlazeFace's confidence reaches --min-score in one of its frames
-# (it is followed through weaker frames from 0.5). Measured by bench/face_scores.py: every one of
-# 245 real-face detections (the astronaut, turned, dimmed, blurred, 40-200 px; the camera man)
-# scored 0.756 or more, 95% above 0.89; simple cartoon heads 0.55-0.64 (issue 13's title card:
-# 0.54-0.65), 64 drawn heads 0.51-0.82, median 0.70: the more a drawing looks like a face, the
-# more BlazeFace takes it for one, and 30% of those pass 0.75. 0.80 would drop real faces.
+# (it is followed through weaker frames from 0.5). Measured by bench/face_scores.py (with the
+# 96 px follow windows of 2026-12-01): every one of 244 real-face detections (the astronaut,
+# turned, dimmed, blurred, 40-200 px; the camera man) scored 0.773 or more, 95% above 0.93;
+# simple cartoon heads 0.52-0.53, 64 drawn heads 0.52-0.88, median 0.70: the more a drawing
+# looks like a face, the more BlazeFace takes it for one, and 27 of their 58 detections pass 0.75. 0.80
+# would drop real faces.
 MIN_SCORE = 0.75
 
 
