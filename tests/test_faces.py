@@ -361,3 +361,23 @@ def test_draw_faces_draws_a_faces_record():
     smoothed = image.copy()
     draw_faces(smoothed, faces.with_(smoothed=probs))
     np.testing.assert_array_equal(smoothed, image)
+
+
+def test_top_face_is_the_first_face_of_weighted_nms_clipped_to_the_frame():
+    """The follow windows' fast path gives the very numbers of the general one, faces that leave
+    the frame and faces clipped to nothing included."""
+    from fer_video.faces.detect import _clip_to_frame, _top_face, weighted_nms
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        n = int(rng.integers(1, 8))
+        centre, side = rng.uniform(-50, 700, 2), rng.uniform(5, 200)
+        boxes = np.concatenate([centre + rng.normal(0, side * 0.2, (n, 2)),
+                                side * (1 + rng.normal(0, 0.1, (n, 2)))], axis=1).astype(np.float32)
+        scores = rng.uniform(0.5, 1, n).astype(np.float32)
+        points = (boxes[:, None, :2] + rng.uniform(0, side, (n, N_KEYPOINTS, 2))).astype(np.float32)
+        general = _clip_to_frame(weighted_nms(boxes, scores, points)[:1], 640, 360)
+        fast = _top_face(boxes, scores, points, 640, 360)
+        assert len(fast) == len(general)
+        for column in ("boxes", "scores", "keypoints"):
+            assert np.array_equal(getattr(fast, column), getattr(general, column))
