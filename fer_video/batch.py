@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_video.errors import problem_of
 from fer_video.outputs import VIDEO_SUFFIXES, check_overwrite, claim, is_output, output_name, timeline_metadata
 from fer_video.video.probe import IMAGE_SUFFIXES
 
@@ -191,7 +192,7 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
         else:
             result = next(results)
         if isinstance(result, BaseException):
-            reason = getattr(result, "problem", None) or f"{type(result).__name__}: {result}"
+            reason = problem_of(result)
             result = Outcome(str(path), name, "failed", reason)
         outcomes.append(result)
         if on_outcome:

@@ -214,12 +214,10 @@ def _annotate(args, inputs: list[str]) -> int:
 
 
 def _report_failure(path, error: BaseException, verbose: bool) -> None:
-    from fer_video.errors import InputError
+    from fer_video.errors import InputError, one_line
 
-    if isinstance(error, InputError):
-        _fail(str(error))
-    else:
-        _fail(f"{path}: {type(error).__name__}: {error}" + ("" if verbose else " (--verbose for details)"))
+    hint = "" if verbose or isinstance(error, InputError) else " (--verbose for details)"
+    _fail(one_line(error, path) + hint)
     if verbose:
         import traceback
 
@@ -528,9 +526,9 @@ def run(argv: list[str] | None = None) -> int:
             raise
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the one place that turns any failure into a line
-        from fer_video.errors import InputError
+        from fer_video.errors import one_line
 
-        _fail(str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}")
+        _fail(one_line(error))
         if getattr(args, "verbose", False):
             raise
         return EXIT_FAILED

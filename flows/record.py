@@ -68,9 +68,9 @@ def _jsonable(value):
 
 def one_line(error: BaseException) -> str:
     """The message the CLI prints for a failed input, as the state's message."""
-    problem = getattr(error, "problem", None)
-    text = str(error) if problem is not None else f"{type(error).__name__}: {error}"
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    from fer_video.errors import one_line as line
+
+    return line(error)
 
 
 def _auth_header() -> dict[str, str]:

@@ -471,3 +471,26 @@ def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
     assert len(got) == len(expected) > 0
     pd.testing.assert_series_equal(got["track_id"], expected["track_id"], check_names=False)
     pd.testing.assert_series_equal(got["frame_index"], expected["frame_index"], check_names=False)
+
+
+# --- How a failure reads -----------------------------------------------------------------------
+
+def test_every_failure_reads_as_one_line_naming_the_file():
+    """One formatter for the CLI, the batch's report and Prefect's states: messages that libraries
+    wrap over several lines (pyarrow, DuckDB, ffmpeg) give their first line."""
+    from fer_video.errors import InputError, one_line, problem_of
+
+    wrapped = RuntimeError("Invalid: Parquet magic bytes not found\n\nIn ../src/arrow/file.cc:42")
+    assert one_line(wrapped, "a.mp4") == "a.mp4: RuntimeError: Invalid: Parquet magic bytes not found"
+    assert problem_of(wrapped) == "RuntimeError: Invalid: Parquet magic bytes not found"
+    assert one_line(InputError("b.mp4", "no video stream\n(ffmpeg said so)"), "ignored.mp4") == "b.mp4: no video stream"
+    assert one_line(ValueError()) == "ValueError"
+    assert one_line(KeyError("k"), "c.mp4") == "c.mp4: KeyError: 'k'"
+
+
+def test_an_input_s_failure_is_one_line_with_the_verbose_hint(capsys):
+    from fer_video.cli import _report_failure
+
+    _report_failure("a.mp4", RuntimeError("first\nsecond"), verbose=False)
+    assert capsys.readouterr().err.splitlines() == [
+        "fer-video: error: a.mp4: RuntimeError: first (--verbose for details)"]

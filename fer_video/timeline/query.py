@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_video.errors import first_line
 from fer_video.outputs import atomic_path
 from fer_video.timeline.read import scan
 from fer_video.timeline.schema import TimelineMetadata
@@ -83,7 +84,7 @@ def _check_read_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise ValueError(f"SQL error: {_first_line(error)}") from None
+        raise ValueError(f"SQL error: {first_line(error)}") from None
     if len(statements) != 1:
         raise ValueError(f"SQL: one query at a time ({len(statements)} statements given); "
                          "--allow-files runs several")
@@ -109,14 +110,9 @@ def query(path_or_folder: str | Path, sql: str, allow_files: bool = False) -> pd
         relation = con.sql(sql)
         return relation.df() if relation is not None else pd.DataFrame()
     except duckdb.Error as error:
-        raise ValueError(f"SQL error: {_first_line(error)}") from None
+        raise ValueError(f"SQL error: {first_line(error)}") from None
     finally:
         con.close()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _cell(value) -> str:

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from fer_video.errors import first_line
 from fer_video.expression.labels import EMOTIONS
 from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
@@ -45,11 +46,6 @@ class Timeline:
     metadata: TimelineMetadata
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def _read(path: Path, alone: bool) -> Timeline | None:
     """The timeline in `path`; None (said on stderr) for another program's Parquet file, unless it
     was asked for `alone`. A file that is not readable Parquet is an error naming it."""
@@ -57,7 +53,7 @@ def _read(path: Path, alone: bool) -> Timeline | None:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as error:
-        raise ValueError(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
+        raise ValueError(f"{path}: not a readable Parquet file ({first_line(error)})") from None
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         if alone:
@@ -68,7 +64,7 @@ def _read(path: Path, alone: bool) -> Timeline | None:
     try:
         meta = TimelineMetadata(**{k: v for k, v in json.loads(raw).items() if k in known})
     except (TypeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{path}: unreadable fer-video metadata ({_first_line(error)})") from None
+        raise ValueError(f"{path}: unreadable fer-video metadata ({first_line(error)})") from None
     return Timeline(path, meta.video_id or _video_id_of_rows(parquet) or path.stem, meta)
 
 
@@ -176,7 +172,7 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
     try:
         table = data.to_table(columns=columns, filter=row_filter(video, track, start, end, label))
     except (OSError, pa.ArrowException) as error:  # a file whose footer reads but whose data does not
-        raise ValueError(f"{path_or_folder}: unreadable timeline data ({_first_line(error)})") from None
+        raise ValueError(f"{path_or_folder}: unreadable timeline data ({first_line(error)})") from None
     frame = table.to_pandas()
     if "person_id" in frame:
         # Timelines from before person ids have no such column: each track is its own person.
