@@ -127,7 +127,7 @@ def following(settings: list[tuple[int, float]], seed: int = 0) -> list[dict]:
     import cv2
 
     from fer_video.faces.detect import BlazeFaceDetector
-    from fer_video.samples import astronaut_face, background
+    from fer_video.samples import astronaut_face, background, paste
 
     width, height, fps, n = 640, 360, 24, 96
     canvas, face0 = background(width, height), astronaut_face()
@@ -151,10 +151,7 @@ def following(settings: list[tuple[int, float]], seed: int = 0) -> list[dict]:
         for (cx, cy), w in zip(centres, widths):
             img = cv2.resize(face0, (int(w), int(w * face0.shape[0] / face0.shape[1])), interpolation=cv2.INTER_AREA)
             frame = canvas.copy()
-            x0, y0 = int(cx - img.shape[1] / 2), int(cy - img.shape[0] / 2)
-            xs, ys = max(x0, 0), max(y0, 0)
-            xe, ye = min(x0 + img.shape[1], width), min(y0 + img.shape[0], height)
-            frame[ys:ye, xs:xe] = img[ys - y0 : ye - y0, xs - x0 : xe - x0]
+            paste(frame, img, int(cx - img.shape[1] / 2), int(cy - img.shape[0] / 2))
             frames.append(frame)
         row = {"motion": name, "face_px": patch // 2}
         for size, scale in settings:

@@ -62,12 +62,18 @@ def sample_frame(canvas: np.ndarray, face: np.ndarray, actors: list[Actor], t: f
         patch = np.clip(patch * np.array(actor.tint, np.float32), 0, 255).astype(np.uint8)
         cx = int((actor.x + actor.dx * np.sin(phase)) * width)
         cy = int(actor.y * height)
-        x0, y0 = cx - patch.shape[1] // 2, cy - patch.shape[0] // 2
-        xs, ys = max(x0, 0), max(y0, 0)
-        xe, ye = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
-        if xe > xs and ye > ys:
-            frame[ys:ye, xs:xe] = patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
+        paste(frame, patch, cx - patch.shape[1] // 2, cy - patch.shape[0] // 2)
     return frame
+
+
+def paste(frame: np.ndarray, patch: np.ndarray, x0: int, y0: int) -> None:
+    """`patch` into `frame` (in place) with its top-left corner at x0, y0, cut where it leaves
+    the frame."""
+    height, width = frame.shape[:2]
+    xs, ys = max(x0, 0), max(y0, 0)
+    xe, ye = min(x0 + patch.shape[1], width), min(y0 + patch.shape[0], height)
+    if xe > xs and ye > ys:
+        frame[ys:ye, xs:xe] = patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
 
 
 def two_actors(width: int) -> list[Actor]:

@@ -44,6 +44,8 @@ import urllib.error
 import urllib.request
 import uuid
 
+from fer_video.errors import one_line  # light (no NumPy): every failure reads as the CLI says it
+
 REQUEST_TIMEOUT = 5.0  # seconds per request
 CLOSE_TIMEOUT = 10.0  # seconds the command waits at its end for what is still to be sent
 INTERRUPT_TIMEOUT = 0.6  # the same after Ctrl-C (fer_video.interrupt cuts everything at 1 s)
@@ -64,13 +66,6 @@ def _jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-def one_line(error: BaseException) -> str:
-    """The message the CLI prints for a failed input, as the state's message."""
-    from fer_video.errors import one_line as line
-
-    return line(error)
 
 
 def _auth_header() -> dict[str, str]:

@@ -100,13 +100,19 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, i
             continue
         cluster = alive & (overlaps[i] > iou)
         alive &= ~cluster
-        w = scores[cluster][:, None]
-        out_b.append((boxes[cluster] * w).sum(0) / w.sum())
-        out_k.append((keypoints[cluster] * w[:, :, None]).sum(0) / w.sum())
+        box, points = _blend(boxes, scores, keypoints, cluster)
+        out_b.append(box)
+        out_k.append(points)
         out_s.append(scores[i])
     if not out_b:
         return Faces.empty()
     return Faces(np.array(out_b), np.array(out_s), np.array(out_k))
+
+
+def _blend(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, cluster: np.ndarray):
+    """The score-weighted mean box and keypoints of the candidates in `cluster` (a mask)."""
+    w = scores[cluster][:, None]
+    return (boxes[cluster] * w).sum(0) / w.sum(), (keypoints[cluster] * w[:, :, None]).sum(0) / w.sum()
 
 
 class _BlazeFaceModel:
@@ -342,11 +348,8 @@ class BlazeFaceDetector:
             known = np.concatenate([targets, self._expected.boxes, self._predicted(ahead[1] - step)])
             self._scan_ahead = (scanning, known, ahead[1])
         elif scanning is not None:
-            boxes, scores, points, _ = scanning.result()
-            candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
-            known = np.concatenate([targets, self._expected.boxes])
-            if len(known) and len(candidates):
-                candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
+            candidates = _unknown_faces(scanning.result(), np.concatenate([targets, self._expected.boxes]),
+                                        width, height)
             if len(candidates):
                 found = self._locate(image, candidates.boxes, width, height)
                 # A new face whose window misses it keeps the full-range box.
@@ -358,10 +361,7 @@ class BlazeFaceDetector:
         """The faces a look-ahead scan found that no known face accounts for, expected until
         its frame."""
         self._scan_ahead = None
-        boxes, scores, points, _ = scanning.result()
-        candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
-        if len(known) and len(candidates):
-            candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
+        candidates = _unknown_faces(scanning.result(), known, width, height)
         self._expected = Faces.concat([self._expected, candidates])
         self._expected_until = np.concatenate([self._expected_until, np.full(len(candidates), until)])
 
@@ -470,6 +470,16 @@ def _same_face(boxes: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (side > 0.6 * target_side) & (side < 1.6 * target_side) & (distance < 1.25 * target_side)
 
 
+def _unknown_faces(scan, known: np.ndarray, width: int, height: int) -> Faces:
+    """The faces of a whole-frame scan's candidates (`_BlazeFaceModel`'s result) that overlap no
+    `known` box: the ones new to the detector."""
+    boxes, scores, points, _ = scan
+    candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
+    if len(known) and len(candidates):
+        candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
+    return candidates
+
+
 def _top_face(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, width: int, height: int,
               iou: float = 0.3) -> Faces:
     """`_clip_to_frame(weighted_nms(...)[:1], ...)`, the same numbers, for the one face a follow
@@ -477,10 +487,7 @@ def _top_face(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, width: 
     every followed face, every frame)."""
     order = np.argsort(-scores)
     boxes, scores, points = boxes[order], scores[order], points[order]
-    cluster = box_iou(boxes[:1], boxes)[0] > iou
-    w = scores[cluster][:, None]
-    box = (boxes[cluster] * w).sum(0) / w.sum()
-    keypoints = (points[cluster] * w[:, :, None]).sum(0) / w.sum()
+    box, keypoints = _blend(boxes, scores, points, box_iou(boxes[:1], boxes)[0] > iou)
     x1, x2 = np.clip(box[0], 0, width), np.clip(box[0] + box[2], 0, width)
     y1, y2 = np.clip(box[1], 0, height), np.clip(box[1] + box[3], 0, height)
     if not (x2 - x1 > 4 and y2 - y1 > 4):
