@@ -241,6 +241,8 @@ def cmd_train(args) -> int:
     for teacher in args.teacher:
         if not Path(teacher).is_file():
             raise UsageError(f"{Path(teacher).resolve()}: no such teacher model")
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UsageError(f"{Path(args.init_from).resolve()}: no such model to start from")
     if not 0 <= args.distill_weight <= 1 or args.distill_temperature <= 0:
         raise UsageError("--distill-weight must be in [0, 1] and --distill-temperature above 0")
     run_dir = Path(args.run_dir)
@@ -252,7 +254,8 @@ def cmd_train(args) -> int:
                          tta=args.tta, recall_floor=args.recall_floor,
                          widths=tuple(int(w) for w in args.widths.split(",")),
                          teachers=tuple(str(Path(t).resolve()) for t in args.teacher),
-                         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
+                         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature, precision=args.precision,
+                         init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -442,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-weight", type=float, default=0.7,
                    help="share of the loss from the teachers' soft targets (the rest from the labels)")
     p.add_argument("--distill-temperature", type=float, default=4.0, help="softening of the teachers' logits")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="compute precision while training (weights stay float32, and so does the "
+                   "exported model); mixed_bfloat16 pays on CPUs with AMX or AVX512-BF16")
+    p.add_argument("--init-from", metavar="KERAS",
+                   help="start from this trained network's weights (same --widths and --crop; e.g. "
+                   "models/fer_vgg.keras) instead of random ones; keep its --seed so its validation "
+                   "faces stay unseen")
     p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
     verbose_only(p)
     p.set_defaults(func=cmd_train)

@@ -185,3 +185,34 @@ def test_a_missing_teacher_is_one_line(dataset, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"fer-video: error: {tmp_path / 'nope.keras'}: no such teacher model"]
     assert not (tmp_path / "run").exists()  # checked before anything is made
+
+
+def test_bf16_fine_tune_from_a_trained_network_exports_float32(trained, dataset, tmp_path):
+    """--init-from starts from a trained network's weights (the pipeline's wrapped model here);
+    --precision mixed_bfloat16 trains in bf16 but the exported model and .tflite are float32."""
+    import keras
+
+    run_dir = tmp_path / "tuned"
+    result = run_cli("train", dataset, "--epochs", "1", "--lr", "0", "--run-dir", run_dir, "--widths", "8,16",
+                     "--precision", "mixed_bfloat16", "--init-from", trained.export / "fer_vgg.keras")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["config"]["precision"] == "mixed_bfloat16"
+    assert card["config"]["init_from"] == str((trained.export / "fer_vgg.keras").resolve())
+    tuned = keras.models.load_model(run_dir / "model.keras", compile=False)
+    start = keras.models.load_model(trained.export / "fer_vgg.keras", compile=False)
+    assert all(w.dtype == np.float32 for w in tuned.get_weights())
+    assert {layer.dtype_policy.name for layer in tuned.layers[-1].layers} == {"float32"}
+    # lr 0: the convolutions keep the starting weights (batch norm's moving statistics move).
+    conv = [i for i, w in enumerate(start.get_weights()) if w.ndim == 4]
+    assert conv and all(np.array_equal(tuned.get_weights()[i], start.get_weights()[i]) for i in conv)
+    x = np.random.default_rng(0).random((4, 48, 48, 1), np.float32)
+    assert np.asarray(tuned(x)).dtype == np.float32
+    assert (run_dir / "model.tflite").exists()
+
+
+def test_a_missing_starting_network_is_one_line(dataset, tmp_path):
+    result = run_cli("train", dataset, "--run-dir", tmp_path / "run", "--init-from", tmp_path / "nope.keras")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"fer-video: error: {tmp_path / 'nope.keras'}: no such model to start from"]

@@ -31,7 +31,8 @@ def build_network(widths: tuple[int, ...] = (24, 48, 96, 192), dropout: float = 
         x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    logits = layers.Dense(len(EMOTIONS), name="logits")(x)
+    # float32 even under a mixed-precision policy: the loss and the calibration need full-range logits.
+    logits = layers.Dense(len(EMOTIONS), dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 

@@ -58,6 +58,10 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7  # share of the loss from the teachers (the rest: the labels)
     distill_temperature: float = 4.0
+    # "mixed_bfloat16": bf16 compute, float32 weights; 1.6-2.2x the images/s of float32 on a CPU
+    # with AMX/AVX512-BF16 (MODEL_CARD.md). The exported model is float32 either way.
+    precision: str = "float32"
+    init_from: str | None = None  # a trained network whose weights start a new run (fine-tuning)
     extra: dict = field(default_factory=dict)
 
 
@@ -152,6 +156,20 @@ def _batches(faces, labels, config: TrainConfig, teachers=None):
     return Batches()
 
 
+def load_network(path: str, crop: int, role: str):
+    """The training network of a run's best.keras (crop x crop input), or the network inside the
+    wrapped model the pipeline runs (model.keras, fer_vgg.keras: 48 x 48 input)."""
+    import keras
+
+    model = keras.models.load_model(path, compile=False)
+    if model.input_shape[1] != crop:
+        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        if not inner or inner[0].input_shape[1] != crop:
+            raise ValueError(f"{path}: {role} must see {crop} px faces, as the trained network does")
+        model = inner[0]
+    return model
+
+
 class Teachers:
     """Trained networks whose mean logits, divided by the distillation temperature and
     softmaxed, are the soft targets a distilled network learns besides the labels (Hinton et al.,
@@ -161,15 +179,8 @@ class Teachers:
     def __init__(self, paths: tuple[str, ...], crop: int, temperature: float):
         import keras
 
-        self.paths, self.temperature, self.networks = list(paths), float(temperature), []
-        for path in self.paths:
-            model = keras.models.load_model(path, compile=False)
-            if model.input_shape[1] != crop:
-                inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-                if not inner or inner[0].input_shape[1] != crop:
-                    raise ValueError(f"{path}: a teacher must see {crop} px faces, as the trained network does")
-                model = inner[0]
-            self.networks.append(model)
+        self.paths, self.temperature = list(paths), float(temperature)
+        self.networks = [load_network(path, crop, "a teacher") for path in self.paths]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.mean([np.asarray(net(x, training=False)) for net in self.networks], axis=0)
@@ -248,8 +259,6 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     """Train (or resume) in run_dir; returns the summary also written to run_dir/model.json."""
     import keras
 
-    from fer_video.expression.training.model import build_network
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -276,35 +285,57 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(steps - warmup, 1), warmup_target=config.learning_rate, warmup_steps=warmup
     )
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        model = _compiled_network(config, schedule, teachers is not None)
+        history_csv = run_dir / "history.csv"
+        started = time.monotonic()
+        model.fit(batches, validation_data=(x_val, y_val_1hot), epochs=config.epochs,
+                  callbacks=_callbacks(run_dir, config, history_csv, len(y_train)), verbose=0)
+        train_seconds = time.monotonic() - started
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # The last epoch, at the end of the cosine schedule, is the model; best.keras (the best
+    # validation epoch) is kept beside it for comparison.
+    return finish(run_dir, model, f_val, y_val, config, dataset_dir, len(y_train), train_seconds)
+
+
+def _compiled_network(config: TrainConfig, schedule, distilling: bool):
+    import keras
+
+    from fer_video.expression.training.model import build_network
+
     model = build_network(config.widths, config.dropout, config.crop)
+    if config.init_from:
+        # A resumed run's BackupAndRestore state replaces these weights at its first epoch.
+        model.set_weights(load_network(config.init_from, config.crop, "the starting network").get_weights())
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
                                        weight_decay=config.weight_decay),
-        loss=distillation_loss(config) if teachers is not None else
+        loss=distillation_loss(config) if distilling else
         keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")] if teachers is not None
+        metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")] if distilling
         else ["accuracy"],
     )
-    history_csv = run_dir / "history.csv"
-    best_path = run_dir / "best.keras"
+    return model
+
+
+def _callbacks(run_dir: Path, config: TrainConfig, history_csv: Path, images: int) -> list:
+    import keras
+
     callbacks = [
         # Kept after a finished run too, so a later run with more --epochs continues from it.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
+            str(run_dir / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=_best_so_far(history_csv),
         ),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
-        _epoch_logger(config.epochs, len(y_train)),
+        _epoch_logger(config.epochs, images),
     ]
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience))
-    started = time.monotonic()
-    model.fit(batches, validation_data=(x_val, y_val_1hot), epochs=config.epochs, callbacks=callbacks, verbose=0)
-    train_seconds = time.monotonic() - started
-    # The last epoch, at the end of the cosine schedule, is the model; best.keras (the best
-    # validation epoch) is kept beside it for comparison.
-    return finish(run_dir, model, f_val, y_val, config, dataset_dir, len(y_train), train_seconds)
+    return callbacks
 
 
 def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config: TrainConfig,
