@@ -8,10 +8,11 @@ Each measurement runs in its own process, so one policy's state cannot leak into
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
+
+import common
 
 STEP = """
 import sys, time
@@ -32,25 +33,25 @@ print(m.count_params(), len(x) / (time.perf_counter() - t))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--widths", nargs="+", default=["24,48,96,192", "32,64,128,256"])
     parser.add_argument("--batches", type=int, default=20, help="batches of 128 per measurement")
     args = parser.parse_args()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="1")
-    with open("/proc/cpuinfo") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
-    print(f"machine: {model}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
-    print(f"{'widths':>16} {'parameters':>11} {'float32':>10} {'bf16':>10} {'ratio':>6}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="1",
+               PYTHONPATH=os.pathsep.join([str(common.ROOT), os.environ.get("PYTHONPATH", "")]))
+    info = common.print_machine()
+    rows = []
     for widths in args.widths:
-        rates = {}
+        row = {"widths": widths}
         for policy in ("float32", "mixed_bfloat16"):
             out = subprocess.run([sys.executable, "-c", STEP, policy, widths, str(args.batches)], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
-            params, rates[policy] = int(out[-2]), float(out[-1])
-        print(f"{widths:>16} {params:>11,} {rates['float32']:>10,.0f} {rates['mixed_bfloat16']:>10,.0f} "
-              f"{rates['mixed_bfloat16'] / rates['float32']:>5.2f}x   images/s")
+            row["parameters"], row[f"{policy}_images_per_s"] = int(out[-2]), float(out[-1])
+        row["bf16_speedup"] = row["mixed_bfloat16_images_per_s"] / row["float32_images_per_s"]
+        rows.append(row)
+    common.table(rows, title="Keras fit, batches of 128 40x40 faces, images/s")
+    common.emit_json(args.json, {"machine": info, "rows": rows})
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -254,7 +254,8 @@ def cmd_train(args) -> int:
                          tta=args.tta, recall_floor=args.recall_floor,
                          widths=tuple(int(w) for w in args.widths.split(",")),
                          teachers=tuple(str(Path(t).resolve()) for t in args.teacher),
-                         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature, precision=args.precision,
+                         distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
+                         precision=args.precision,
                          init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).

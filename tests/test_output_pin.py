@@ -120,13 +120,14 @@ def test_outputs_match_the_reference(tmp_path):
     # The clip must exercise what is pinned: two faces, a shot cut, several tracks.
     assert found["default"]["timeline"]["rows"] > 50
     assert len(found["default"]["video"]) == 2 * FPS
-    reference = REFERENCES / f"{cpu_type()}.json"
+    cpu = cpu_type()
+    reference = REFERENCES / f"{cpu}.json"
     if os.environ.get("FER_VIDEO_WRITE_PIN"):
         reference.parent.mkdir(exist_ok=True)
         reference.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
         pytest.skip(f"wrote {reference}")
     if not reference.exists():
-        pytest.skip(f"no output reference for this CPU type ({cpu_type()}; there are: "
+        pytest.skip(f"no output reference for this CPU type ({cpu}; there are: "
                     f"{', '.join(sorted(p.stem for p in REFERENCES.glob('*.json')))}); "
                     "write one with FER_VIDEO_WRITE_PIN=1 from a commit whose outputs you trust")
     expected = json.loads(reference.read_text())

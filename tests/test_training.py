@@ -209,6 +209,7 @@ def test_bf16_fine_tune_from_a_trained_network_exports_float32(trained, dataset,
     x = np.random.default_rng(0).random((4, 48, 48, 1), np.float32)
     assert np.asarray(tuned(x)).dtype == np.float32
     assert (run_dir / "model.tflite").exists()
+    assert json.loads((run_dir / "model.json").read_text())["tflite_quantization"] == "none"
 
 
 def test_a_missing_starting_network_is_one_line(dataset, tmp_path):

@@ -177,8 +177,6 @@ class Teachers:
     model the pipeline runs (model.keras: 48 x 48 input), whose network is taken out."""
 
     def __init__(self, paths: tuple[str, ...], crop: int, temperature: float):
-        import keras
-
         self.paths, self.temperature = list(paths), float(temperature)
         self.networks = [load_network(path, crop, "a teacher") for path in self.paths]
 
