@@ -22,7 +22,7 @@ from fer_video import interrupt
 from fer_video.resources import quiet_stderr
 from fer_video.options import (FOLDER, LINK, ORCHESTRATION, OUTPUT, PIPELINE, Parser, UsageError, add_options,
                                check_folder_inputs, check_inputs, check_out, check_people, check_schedule,
-                               check_settings)
+                               check_settings, parse_duration)
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2
@@ -245,6 +245,11 @@ def cmd_train(args) -> int:
         raise UsageError(f"{Path(args.init_from).resolve()}: no such model to start from")
     if not 0 <= args.distill_weight <= 1 or args.distill_temperature <= 0:
         raise UsageError("--distill-weight must be in [0, 1] and --distill-temperature above 0")
+    if args.labels and not Path(args.labels).is_file():
+        raise UsageError(f"{Path(args.labels).resolve()}: no such votes CSV")
+    if not 0 <= args.label_weight <= 1 or args.sharpen <= 0:
+        raise UsageError("--label-weight must be in [0, 1] and --sharpen above 0")
+    time_limit = parse_duration(args.time_limit, "--time-limit") if args.time_limit else None
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stderr)]
@@ -256,13 +261,21 @@ def cmd_train(args) -> int:
                          teachers=tuple(str(Path(t).resolve()) for t in args.teacher),
                          distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
                          precision=args.precision,
-                         init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
+                         init_from=str(Path(args.init_from).resolve()) if args.init_from else None,
+                         votes=str(Path(args.labels).resolve()) if args.labels else None,
+                         label_weight=args.label_weight, sharpen=args.sharpen,
+                         # Vote distributions are soft already: smoothing them too only blurs them.
+                         label_smoothing=0.0 if args.labels else 0.1)
     # TensorFlow's x86 wheels leave oneDNN off on CPUs it does not recognise (AMD EPYC here):
     # with it on, training runs 1.6x faster on 2 cores (MODEL_CARD.md).
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     with quiet_stderr(not args.verbose):
         import tensorflow  # noqa: F401
-    summary = train(args.dataset, run_dir, config)
+    summary = train(args.dataset, run_dir, config, time_limit=time_limit)
+    if summary.get("stopped"):
+        print(f"stopped at the time limit after epoch {summary['epoch']} of {summary['epochs']}; "
+              f"run the same command to continue from {run_dir / 'backup'}")
+        return 0
     if args.export:
         import shutil
 
@@ -284,13 +297,16 @@ def cmd_evaluate(args) -> int:
     from fer_video.expression.training.evaluate import evaluate, format_report, write_report
 
     folder = resolve_split(args.dataset, args.split)
+    if args.labels and not Path(args.labels).is_file():
+        raise UsageError(f"{Path(args.labels).resolve()}: no such votes CSV")
     flip = {"model": None, "flip": True, "none": False}[args.tta]
     train = Path(args.dataset) / "train"
     twins_of = train if train.is_dir() and folder.resolve() != train.resolve() else None
     # The pipeline's classifier: the model's .tflite in LiteRT. TensorFlow is imported only for a
     # .keras without a fresh .tflite (converted in memory); its C++ chatter is hidden then.
     with quiet_stderr(not args.verbose):
-        report = evaluate(args.model, folder, flip=flip, twins_of=twins_of)
+        report = evaluate(args.model, folder, flip=flip, twins_of=twins_of, votes_csv=args.labels,
+                          dataset_root=args.dataset)
     files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -453,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this trained network's weights (same --widths and --crop; e.g. "
                    "models/fer_vgg.keras) instead of random ones; keep its --seed so its validation "
                    "faces stay unseen")
+    p.add_argument("--labels", metavar="VOTES_CSV",
+                   help="train on FER+ crowd votes (a CSV of ten votes per image, keyed by its path "
+                   "relative to DATASET): each face's target is its vote distribution over the 7 classes")
+    p.add_argument("--label-weight", type=float, default=0.3,
+                   help="with --labels: share of FER2013's own label blended into each target")
+    p.add_argument("--sharpen", type=float, default=1.0,
+                   help="with --labels: power the vote distribution is raised to (above 1: towards "
+                   "the majority)")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="stop after the last epoch that fits in this long (e.g. 100m, 2h, 90s), "
+                   "its state saved in RUN_DIR/backup; the same command continues it")
     p.add_argument("--export", help="copy the trained model here as fer_vgg.keras/.json (e.g. models)")
     verbose_only(p)
     p.set_defaults(func=cmd_train)
@@ -467,6 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=("model", "flip", "none"), default="model",
                    help="test-time augmentation: the one the model card names, as the pipeline runs it, "
                         "mirrored faces averaged in, or none")
+    p.add_argument("--labels", metavar="VOTES_CSV",
+                   help="also score against FER+ crowd votes (a CSV of ten votes per image, keyed by its "
+                   "path relative to DATASET): accuracy against the majority, macro-F1, recall, recall "
+                   "on clear faces, vote share, cross-entropy")
     verbose_only(p)
     p.set_defaults(func=cmd_evaluate)
 

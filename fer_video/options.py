@@ -239,16 +239,16 @@ def check_people(args) -> None:
         raise UsageError(f"--people {people}: no such folder (one sub-folder of photos per name)")
 
 
-def parse_duration(text: str) -> float:
-    """'90' or '90s', '10m', '1.5h', '1d' -> seconds."""
+def parse_duration(text: str, flag: str = "--every") -> float:
+    """'90' or '90s', '10m', '1.5h', '1d' -> seconds; a UsageError naming `flag` otherwise."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
     try:
         seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError):
-        raise UsageError(f"--every {text!r}: use a number of seconds or e.g. 30s, 10m, 1h") from None
+        raise UsageError(f"{flag} {text!r}: use a number of seconds or e.g. 30s, 10m, 1h") from None
     if not seconds > 0 or seconds == float("inf"):
-        raise UsageError(f"--every {text!r}: must be a positive duration")
+        raise UsageError(f"{flag} {text!r}: must be a positive duration")
     return seconds
 
 

@@ -90,3 +90,24 @@ class Clip:
 
     def __repr__(self) -> str:
         return f"Clip({self.path.name}, {self.width}x{self.height}, {self.frames} frames)"
+
+
+def tiny_fer_dataset(root: Path, per_class: int, split: str = "train") -> Path:
+    """A FER2013-layout folder root/split/<class>/*.jpg of 48x48 faces-that-are-not-faces, a
+    stripe pattern per class plus noise: training plumbing, not accuracy."""
+    import cv2
+
+    from fer_video.expression.labels import EMOTIONS
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48]
+    prefix = "Training" if split == "train" else "PublicTest"
+    for k, name in enumerate(EMOTIONS):
+        folder = root / split / name
+        folder.mkdir(parents=True)
+        angle = k * np.pi / len(EMOTIONS)
+        stripes = 128 + 90 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / (6 + k))
+        for i in range(per_class):
+            image = np.clip(stripes + rng.normal(0, 20, (48, 48)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{prefix}_{k}{i:03d}.jpg"), image)
+    return root

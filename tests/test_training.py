@@ -17,7 +17,7 @@ import pytest
 from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
 from fer_video.expression.training.export import file_sha256
 from fer_video.expression.labels import EMOTIONS
-from helpers import run_cli
+from helpers import run_cli, tiny_fer_dataset
 
 PER_CLASS = 10
 
@@ -29,18 +29,7 @@ def read_history(path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_fer")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48]
-    for k, name in enumerate(EMOTIONS):
-        folder = root / "train" / name
-        folder.mkdir(parents=True)
-        angle = k * np.pi / len(EMOTIONS)
-        stripes = 128 + 90 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / (6 + k))
-        for i in range(PER_CLASS):
-            image = np.clip(stripes + rng.normal(0, 20, (48, 48)), 0, 255).astype(np.uint8)
-            cv2.imwrite(str(folder / f"Training_{k}{i:03d}.jpg"), image)
-    return root
+    return tiny_fer_dataset(tmp_path_factory.mktemp("tiny_fer"), PER_CLASS)
 
 
 @pytest.fixture(scope="module")

@@ -47,22 +47,29 @@ def recalls(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarr
 
 
 def fit_logit_bias(logits: np.ndarray, labels: np.ndarray, recall_floor: float = 0.5,
-                   steps: np.ndarray | None = None, passes: int = 4, miss_cost: float = 3.0) -> np.ndarray:
+                   steps: np.ndarray | None = None, passes: int = 4, miss_cost: float = 3.0,
+                   floor_on: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Per-class offsets added to the logits that maximise validation accuracy minus a penalty
     for every class whose recall is below `recall_floor` (FER2013's disgust is 1.5% of faces:
     an unbiased argmax rarely names it). A face missing from a class's floor costs `miss_cost`
     errors: a rare class is lifted, but not at any price in accuracy. Coordinate ascent over a
-    grid, class by class."""
+    grid, class by class.
+
+    `floor_on` = (logits, labels) of the faces whose recall the floor is about, when those are
+    not the faces accuracy is counted on (FER+: accuracy against the crowd's majority on every
+    face, recall on the clear faces where FER2013's label agrees with it)."""
     logits = np.asarray(logits, np.float64)
     classes = logits.shape[1]
     steps = np.linspace(-2.0, 2.0, 81) if steps is None else steps
     bias = np.zeros(classes)
-
-    support = np.bincount(labels, minlength=classes)
+    floor_logits, floor_labels = (logits, labels) if floor_on is None else (
+        np.asarray(floor_on[0], np.float64), floor_on[1])
+    support = np.bincount(floor_labels, minlength=classes)
 
     def score(b):
         predicted = (logits + b).argmax(axis=1)
-        missing = np.clip(recall_floor - recalls(predicted, labels, classes), 0, None) * support
+        floor_predicted = predicted if floor_on is None else (floor_logits + b).argmax(axis=1)
+        missing = np.clip(recall_floor - recalls(floor_predicted, floor_labels, classes), 0, None) * support
         return (predicted == labels).mean() - miss_cost * missing.sum() / len(labels)
 
     best = score(bias)

@@ -10,6 +10,7 @@ import numpy as np
 from fer_video.expression.labels import EMOTIONS
 from fer_video.expression.training.calibration import expected_calibration_error, softmax
 from fer_video.expression.training.data import load_folder
+from fer_video.expression.training.votes import Votes, read_votes, relative_to_root
 from fer_video.outputs import atomic_path
 
 
@@ -24,20 +25,27 @@ def pixel_twins(faces: np.ndarray, reference: str | Path) -> np.ndarray:
 
 
 def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | None = None, backend: str = "auto",
-             twins_of: str | Path | None = None) -> dict:
+             twins_of: str | Path | None = None, votes_csv: str | Path | None = None,
+             dataset_root: str | Path | None = None) -> dict:
     """The report for every image under folder/<class>/, as the pipeline would classify them:
     through the pipeline's own `ExpressionClassifier` (the TFLite model, see classify.py, with
     the test-time augmentation its model card names unless `flip` says otherwise);
     backend="keras" evaluates the .keras through TensorFlow instead, for comparison.
     `twins_of`: a folder of training images; the report adds accuracy without the faces that
-    have a pixel twin there."""
+    have a pixel twin there. `votes_csv`: FER+ votes keyed by paths relative to `dataset_root`;
+    the report adds `ferplus` (votes_report)."""
     from fer_video.expression.classify import ExpressionClassifier
 
     classifier = ExpressionClassifier(model_path, flip=flip, backend=backend)
-    faces, labels, _ = load_folder(folder)
+    faces, labels, paths = load_folder(folder)
     logits = classifier.logits(faces)
     probs = softmax(logits, classifier.temperature)
     predicted = probs.argmax(axis=1)
+    ferplus = {}
+    if votes_csv is not None:
+        relative = relative_to_root(paths, dataset_root if dataset_root is not None else Path(folder).parent)
+        votes, found = read_votes(votes_csv, relative)
+        ferplus = {"ferplus": votes_report(probs[found], labels[found], Votes(votes.counts[found]))}
     present = sorted(set(labels.tolist()) | set(predicted.tolist()))
     counts = confusion_matrix(labels, predicted, len(EMOTIONS))
     per_class = class_metrics(counts, present)
@@ -62,6 +70,43 @@ def evaluate(model_path: str | Path | None, folder: str | Path, flip: bool | Non
         "per_class": {EMOTIONS[i]: metrics for i, metrics in per_class.items()},
         "macro_f1": float(np.mean([m["f1-score"] for m in per_class.values()])) if per_class else 0.0,
         "confusion_matrix": {"labels": list(EMOTIONS), "counts": counts.tolist()},
+        **ferplus,
+    }
+
+
+def votes_report(probs: np.ndarray, labels: np.ndarray, votes: Votes) -> dict:
+    """How predictions agree with the FER+ crowd: accuracy, macro-F1, per-class recall and ECE
+    against the majority (faces with one clear 7-class winner); recall on the clear faces (FER2013's
+    label equals the majority); the mean share of the ten votes the predicted class got and the
+    mean cross-entropy against the 7-class vote distribution (usable faces); accuracy against
+    FER2013's labels on the same faces, alongside."""
+    predicted = probs.argmax(axis=1)
+    majority = votes.majority()
+    has = majority >= 0
+    clear = has & (majority == labels)
+    usable = votes.usable()
+    counts = confusion_matrix(majority[has], predicted[has], len(EMOTIONS))
+    per_class = class_metrics(counts, list(range(len(EMOTIONS))))
+    clear_metrics = class_metrics(confusion_matrix(majority[clear], predicted[clear], len(EMOTIONS)),
+                                  list(range(len(EMOTIONS))))
+    share = votes.seven[np.arange(len(predicted)), predicted] / np.maximum(votes.counts.sum(axis=1), 1)
+    dist = votes.distribution()
+    cross_entropy = -(dist[usable] * np.log(np.clip(probs[usable], 1e-12, 1))).sum(axis=1)
+    present = [i for i in range(len(EMOTIONS)) if per_class[i]["support"] > 0]
+    return {
+        "faces_with_votes": int(len(labels)),
+        "faces_with_majority": int(has.sum()),
+        "accuracy": float((predicted[has] == majority[has]).mean()) if has.any() else 0.0,
+        "macro_f1": float(np.mean([per_class[i]["f1-score"] for i in present])) if present else 0.0,
+        "recall": {EMOTIONS[i]: per_class[i]["recall"] for i in range(len(EMOTIONS))},
+        "ece": expected_calibration_error(probs[has], majority[has]) if has.any() else 0.0,
+        "clear_faces": int(clear.sum()),
+        "clear_recall": {EMOTIONS[i]: clear_metrics[i]["recall"] for i in range(len(EMOTIONS))},
+        "mean_vote_share": float(share[usable].mean()) if usable.any() else 0.0,
+        "cross_entropy": float(cross_entropy.mean()) if usable.any() else 0.0,
+        "fer2013_accuracy": float((predicted[has] == labels[has]).mean()) if has.any() else 0.0,
+        "predicted_share": {EMOTIONS[i]: float((predicted == i).mean()) for i in range(len(EMOTIONS))},
+        "majority_share": {EMOTIONS[i]: float((majority[has] == i).mean()) for i in range(len(EMOTIONS))},
     }
 
 
@@ -129,4 +174,16 @@ def format_report(report: dict) -> str:
              "", f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name, m in report["per_class"].items():
         lines.append(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1-score']:>10.3f}{int(m['support']):>10d}")
+    if "ferplus" in report:
+        fp = report["ferplus"]
+        lines += ["", f"FER+ votes: accuracy {fp['accuracy']:.4f} against the crowd's majority "
+                  f"({fp['faces_with_majority']} faces with one), macro F1 {fp['macro_f1']:.4f}, ECE {fp['ece']:.4f}",
+                  f"mean share of votes for the predicted class {fp['mean_vote_share']:.4f}, cross-entropy "
+                  f"against the votes {fp['cross_entropy']:.4f}; FER2013 labels on the same faces "
+                  f"{fp['fer2013_accuracy']:.4f}",
+                  f"{'class':<10}{'recall':>10}{'clear':>10}{'predicted':>10}{'crowd':>10}"
+                  f"   (clear: {fp['clear_faces']} faces where FER2013 and the crowd agree)"]
+        for name in EMOTIONS:
+            lines.append(f"{name:<10}{fp['recall'][name]:>10.3f}{fp['clear_recall'][name]:>10.3f}"
+                         f"{fp['predicted_share'][name]:>10.1%}{fp['majority_share'][name]:>10.1%}")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ import numpy as np
 
 from fer_video.expression.training.calibration import expected_calibration_error, fit_temperature, softmax
 from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
+from fer_video.expression.training.votes import Votes, read_votes, relative_to_root, targets
 from fer_video.expression.labels import EMOTIONS
 from fer_video.expression.preprocess import FACE_SIZE
 
@@ -62,6 +63,11 @@ class TrainConfig:
     # with AMX/AVX512-BF16 (MODEL_CARD.md). The exported model is float32 either way.
     precision: str = "float32"
     init_from: str | None = None  # a trained network whose weights start a new run (fine-tuning)
+    # FER+ votes (votes.py): a CSV of ten crowd votes per face; the target is then the faces'
+    # vote distribution, blended with FER2013's label by `label_weight` and sharpened by `sharpen`.
+    votes: str | None = None
+    label_weight: float = 0.3
+    sharpen: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -120,19 +126,21 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return (weights / (weights * share).sum()).astype(np.float32)  # mean weight over faces: 1
 
 
-def _batches(faces, labels, config: TrainConfig, teachers=None):
+def _batches(faces, labels, config: TrainConfig, teachers=None, target=None, first_epoch: int = 0):
     """A keras PyDataset of augmented (x, y, weight) batches, reshuffled every epoch. y is the
-    one-hot label, followed by the teachers' soft targets on the same views when distilling."""
+    target (the one-hot label unless `target` gives one row per face), followed by the teachers'
+    soft targets on the same views when distilling. Each batch's order and augmentation follow
+    from (seed, epoch, batch), so a run resumed at `first_epoch` sees what it would have seen."""
     import keras
 
     weights = class_weights(labels, config.class_weight_power)
-    eye = np.eye(len(EMOTIONS), dtype=np.float32)
+    target = np.eye(len(EMOTIONS), dtype=np.float32)[labels] if target is None else target
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__(workers=1, use_multiprocessing=False, max_queue_size=8)
-            self.epoch = 0
-            self.order = np.random.default_rng([config.seed, 0]).permutation(len(labels))
+            self.epoch = first_epoch
+            self.order = np.random.default_rng([config.seed, first_epoch]).permutation(len(labels))
 
         def __len__(self):
             return math.ceil(len(labels) / config.batch_size)
@@ -144,7 +152,7 @@ def _batches(faces, labels, config: TrainConfig, teachers=None):
                 x = augment_batch(faces[take], config.crop, rng, config.erase_probability)
             else:
                 x = centre_crop(faces[take], config.crop)
-            y = eye[labels[take]]
+            y = target[take]
             if teachers is not None:
                 y = np.concatenate([y, teachers.soft_targets(x)], axis=1)
             return x, y, weights[labels[take]]
@@ -213,15 +221,20 @@ def label_accuracy(y, logits):
     return ops.cast(ops.equal(truth, ops.argmax(logits, axis=-1)), "float32")
 
 
-def _load_cached(dataset_dir: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_cached(dataset_dir: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The training faces, their FER2013 labels and their paths relative to the dataset root,
+    decoded once per run folder (train_cache.npz: a copy of the dataset, never committed)."""
     if cache.exists():
         with np.load(cache) as data:
-            return data["faces"], data["labels"]
-    faces, labels, _ = load_folder(resolve_split(dataset_dir, "train"))
+            if "paths" in data:
+                return data["faces"], data["labels"], data["paths"].tolist()
+    folder = resolve_split(dataset_dir, "train")
+    faces, labels, paths = load_folder(folder)
+    relative = relative_to_root(paths, dataset_dir)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, faces=faces, labels=labels)
+    np.savez(tmp, faces=faces, labels=labels, paths=np.array(relative))
     tmp.replace(cache)
-    return faces, labels
+    return faces, labels, relative
 
 
 def _best_so_far(history_csv: Path) -> float | None:
@@ -253,8 +266,11 @@ def _epoch_logger(total_epochs: int, images: int):
     return EpochLog()
 
 
-def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> dict:
-    """Train (or resume) in run_dir; returns the summary also written to run_dir/model.json."""
+def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
+          time_limit: float | None = None) -> dict:
+    """Train (or resume) in run_dir; returns the summary also written to run_dir/model.json.
+    With `time_limit` (seconds), the run stops after the last epoch that fits in it, its state
+    saved in run_dir/backup; the summary then says {"stopped": True, ...} and nothing is exported."""
     import keras
 
     run_dir = Path(run_dir)
@@ -262,10 +278,19 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     keras.utils.set_random_seed(config.seed)
     cv2.setNumThreads(1)  # augmentation runs beside TensorFlow's two compute threads
 
-    faces, labels = _load_cached(Path(dataset_dir), run_dir / "train_cache.npz")
+    faces, labels, paths = _load_cached(Path(dataset_dir), run_dir / "train_cache.npz")
     if config.limit:
-        faces, labels = faces[: config.limit], labels[: config.limit]
+        faces, labels, paths = faces[: config.limit], labels[: config.limit], paths[: config.limit]
+    # The split is drawn over every face before any is left out, so a votes run holds out the
+    # same validation faces as a labels run of the same seed (and as a network it starts from).
     train_idx, val_idx = stratified_split(labels, config.val_fraction, config.seed)
+    target = votes = None
+    if config.votes:
+        votes, found = read_votes(config.votes, paths)
+        keep = found & votes.usable()
+        log.info("votes: %d of %d faces have usable FER+ votes (%s)", keep.sum(), len(keep), config.votes)
+        train_idx, val_idx = train_idx[keep[train_idx]], val_idx[keep[val_idx]]
+        target = targets(votes, labels, config.label_weight, config.sharpen)
     f_train, y_train, f_val, y_val = faces[train_idx], labels[train_idx], faces[val_idx], labels[val_idx]
     log.info("data: %d train, %d validation images from %s", len(y_train), len(y_val), dataset_dir)
 
@@ -273,29 +298,70 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig) -> 
     if teachers is not None:
         log.info("distilling from %s (weight %.2f, temperature %.1f)", ", ".join(config.teachers),
                  config.distill_weight, config.distill_temperature)
-    batches = _batches(f_train, y_train, config, teachers)
+    done_epochs = _epochs_done(run_dir / "backup")
+    batches = _batches(f_train, y_train, config, teachers,
+                       None if target is None else target[train_idx], done_epochs)
     x_val = centre_crop(f_val, config.crop)
-    y_val_1hot = np.eye(len(EMOTIONS), dtype=np.float32)[y_val]
+    y_val_target = np.eye(len(EMOTIONS), dtype=np.float32)[y_val] if target is None else target[val_idx]
     if teachers is not None:
-        y_val_1hot = np.concatenate([y_val_1hot, teachers.soft_targets(x_val)], axis=1)
+        y_val_target = np.concatenate([y_val_target, teachers.soft_targets(x_val)], axis=1)
     steps = len(batches) * config.epochs
     warmup = min(int(len(batches) * config.warmup_epochs), steps // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(steps - warmup, 1), warmup_target=config.learning_rate, warmup_steps=warmup
     )
     keras.mixed_precision.set_global_policy(config.precision)
+    stopper = _time_limit(time_limit)
     try:
         model = _compiled_network(config, schedule, teachers is not None)
         history_csv = run_dir / "history.csv"
         started = time.monotonic()
-        model.fit(batches, validation_data=(x_val, y_val_1hot), epochs=config.epochs,
-                  callbacks=_callbacks(run_dir, config, history_csv, len(y_train)), verbose=0)
+        model.fit(batches, validation_data=(x_val, y_val_target), epochs=config.epochs,
+                  callbacks=[*_callbacks(run_dir, config, history_csv, len(y_train)), stopper], verbose=0)
         train_seconds = time.monotonic() - started
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if stopper.stopped_after is not None and stopper.stopped_after < config.epochs:
+        log.info("stopped at the time limit after epoch %d of %d; its state is in %s: the same command "
+                 "continues it", stopper.stopped_after, config.epochs, run_dir / "backup")
+        return {"stopped": True, "epoch": stopper.stopped_after, "epochs": config.epochs,
+                "train_seconds_this_session": round(train_seconds, 1)}
     # The last epoch, at the end of the cosine schedule, is the model; best.keras (the best
     # validation epoch) is kept beside it for comparison.
-    return finish(run_dir, model, f_val, y_val, config, dataset_dir, len(y_train), train_seconds)
+    val_votes = None if votes is None else Votes(votes.counts[val_idx])
+    return finish(run_dir, model, f_val, y_val, config, dataset_dir, len(y_train), train_seconds, val_votes)
+
+
+def _epochs_done(backup_dir: Path) -> int:
+    """Epochs a run folder's BackupAndRestore state has finished (0 for a new run)."""
+    try:
+        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _time_limit(seconds: float | None):
+    """A Keras callback that ends training after the epoch past which another would not fit in
+    `seconds` (judged by the slowest epoch so far). BackupAndRestore, earlier in the callback
+    list, has saved that epoch's state by then; `stopped_after` says which epoch that was."""
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        stopped_after: int | None = None
+        slowest = 0.0
+        started = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.monotonic()
+            self.slowest = max(self.slowest, now - self.epoch_started)
+            if seconds is not None and now - self.started + self.slowest > seconds:
+                self.stopped_after = epoch + 1
+                self.model.stop_training = True
+
+    return TimeLimit()
 
 
 def _compiled_network(config: TrainConfig, schedule, distilling: bool):
@@ -337,9 +403,13 @@ def _callbacks(run_dir: Path, config: TrainConfig, history_csv: Path, images: in
 
 
 def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config: TrainConfig,
-           dataset_dir, train_images: int, train_seconds: float) -> dict:
+           dataset_dir, train_images: int, train_seconds: float, val_votes: Votes | None = None) -> dict:
     """Wrap the network as the pipeline runs it, fit its calibration on the validation faces
-    (per-class logit bias, then temperature), write model.keras, model.json and model.tflite."""
+    (per-class logit bias, then temperature), write model.keras, model.json and model.tflite.
+
+    With the faces' FER+ votes, accuracy and temperature are fitted against the crowd's majority
+    (faces without one left out), and the bias's recall floor holds on the clear faces, where
+    FER2013's label agrees with that majority."""
     from fer_video.expression.training.calibration import fit_logit_bias, recalls
     from fer_video.expression.training.export import export_tflite
     from fer_video.expression.training.model import build_model, build_network
@@ -353,9 +423,22 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
     plain = model.predict(x, batch_size=256, verbose=0)
     flipped = (plain + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2
     logits = flipped if config.tta == "flip" else plain
-    bias = fit_logit_bias(logits, y_val, config.recall_floor) if config.recall_floor > 0 else np.zeros(len(EMOTIONS))
-    temperature = fit_temperature(logits + bias, y_val)
+    truth, floor_on, extra = y_val, None, {}
+    if val_votes is not None:
+        majority = val_votes.majority()
+        has, clear = majority >= 0, majority == y_val
+        truth, floor_on = majority[has], (logits[clear], majority[clear])
+        logits, plain, flipped = logits[has], plain[has], flipped[has]
+    bias = (fit_logit_bias(logits, truth, config.recall_floor, floor_on=floor_on) if config.recall_floor > 0
+            else np.zeros(len(EMOTIONS)))
+    temperature = fit_temperature(logits + bias, truth)
     probs = softmax(logits + bias, temperature)
+    if val_votes is not None:
+        extra = {"scored_against": "FER+ majority",
+                 "clear_faces": int(clear.sum()),
+                 "clear_recall": dict(zip(EMOTIONS, np.round(recalls(
+                     (floor_on[0] + bias).argmax(1), floor_on[1], len(EMOTIONS)), 4).tolist())),
+                 "fer2013_accuracy": float((probs.argmax(1) == y_val[has]).mean())}
     summary = {
         "name": "fer_vgg",
         "classes": list(EMOTIONS),
@@ -364,14 +447,15 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
         "temperature": temperature,
         "input_size": FACE_SIZE,
         "validation": {
-            "images": int(len(y_val)),
-            "accuracy": float((probs.argmax(1) == y_val).mean()),
-            "accuracy_without_bias": float((logits.argmax(1) == y_val).mean()),
-            "accuracy_no_tta": float((plain.argmax(1) == y_val).mean()),
-            "accuracy_flip_tta": float((flipped.argmax(1) == y_val).mean()),
-            "recall": dict(zip(EMOTIONS, np.round(recalls(probs.argmax(1), y_val, len(EMOTIONS)), 4).tolist())),
-            "ece_before": expected_calibration_error(softmax(logits + bias), y_val),
-            "ece_after": expected_calibration_error(probs, y_val),
+            "images": int(len(truth)),
+            "accuracy": float((probs.argmax(1) == truth).mean()),
+            "accuracy_without_bias": float((logits.argmax(1) == truth).mean()),
+            "accuracy_no_tta": float((plain.argmax(1) == truth).mean()),
+            "accuracy_flip_tta": float((flipped.argmax(1) == truth).mean()),
+            "recall": dict(zip(EMOTIONS, np.round(recalls(probs.argmax(1), truth, len(EMOTIONS)), 4).tolist())),
+            "ece_before": expected_calibration_error(softmax(logits + bias), truth),
+            "ece_after": expected_calibration_error(probs, truth),
+            **extra,
         },
         "data": {"dataset": str(dataset_dir), "train_images": int(train_images)},
         "config": asdict(config),
@@ -383,7 +467,8 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
     model.save(tmp)
     tmp.replace(run_dir / "model.keras")
     (run_dir / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
-    np.savez(run_dir / "validation_logits.npz", plain=plain, flipped=flipped, labels=y_val)
+    np.savez(run_dir / "validation_logits.npz", plain=plain, flipped=flipped, labels=truth,
+             **({} if val_votes is None else {"votes": val_votes.counts, "fer2013_labels": y_val}))
     # model.tflite, what the pipeline runs; model.json records the sha256 of the .keras it came from.
     export_tflite(run_dir / "model.keras")
     summary = json.loads((run_dir / "model.json").read_text())
