@@ -1,7 +1,7 @@
 """Choosing `tta_flip_below` on the validation part of train: mirror only the faces whose plain
 (unmirrored) confidence is below a threshold, so the flip TTA costs a fraction of a second pass.
 
-    .venv/bin/python bench/flip_below.py ../shared/datasets/fer2013 [--max-loss 0.002] [--write]
+    .venv/bin/python bench/flip_below.py ../shared/datasets/fer2013 [--labels VOTES_CSV] [--max-loss 0.002] [--write]
 
 For each threshold: the share of validation faces mirrored and the validation accuracy, through
 the pipeline's `ExpressionClassifier` (the .tflite, the card's logit bias). The chosen threshold
@@ -35,6 +35,8 @@ def main() -> int:
     p.add_argument("dataset", help="FER2013 folder (its train/ gives the validation part)")
     p.add_argument("--model", help="model .keras (default: the shipped models/fer_vgg.keras)")
     p.add_argument("--max-loss", type=float, default=0.002, help="validation accuracy given up at most (default 0.002)")
+    p.add_argument("--labels", metavar="VOTES_CSV",
+                   help="score against the FER+ crowd's majority (for a model trained with --labels)")
     p.add_argument("--write", action="store_true", help="record the choice in the model card")
     args = p.parse_args()
 
@@ -42,7 +44,7 @@ def main() -> int:
     from fer_video.expression.classify import ExpressionClassifier
     from fer_video.expression.training.export import card_path, validation_faces
 
-    faces, labels = validation_faces(args.dataset)
+    faces, labels = validation_faces(args.dataset, votes_csv=args.labels)
     classifier = ExpressionClassifier(args.model, flip=False)
     bias = classifier.logit_bias
     t_all = float(classifier.card.get("temperature_flip_all", classifier.temperature))

@@ -109,14 +109,23 @@ def convert(model, dynamic_range: bool = False, representative=None) -> bytes:
         return converter.convert()
 
 
-def validation_faces(dataset_dir: str | Path, fraction: float = 0.1, seed: int = 1):
+def validation_faces(dataset_dir: str | Path, fraction: float = 0.1, seed: int = 1,
+                     votes_csv: str | Path | None = None):
     """The validation part of `dataset_dir`/train as `fer-video train` splits it (10%, stratified,
-    seed 1 by default): the faces an int8 conversion calibrates its ranges on. Never a test set."""
+    seed 1 by default): the faces an int8 conversion calibrates its ranges on. Never a test set.
+    With `votes_csv` (FER+ votes), the faces that have a crowd majority, labelled by it."""
     from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
 
-    faces, labels, _ = load_folder(resolve_split(dataset_dir, "train"))
+    faces, labels, paths = load_folder(resolve_split(dataset_dir, "train"))
     _, val = stratified_split(labels, fraction, seed)
-    return faces[val], labels[val]
+    if votes_csv is None:
+        return faces[val], labels[val]
+    from fer_video.expression.training.votes import read_votes, relative_to_root
+
+    votes, found = read_votes(votes_csv, relative_to_root([paths[i] for i in val], dataset_dir))
+    majority = votes.majority()
+    keep = found & (majority >= 0)
+    return faces[val][keep], majority[keep]
 
 
 def export_tflite(keras_path: str | Path, dynamic_range: bool = False, representative=None) -> Path:
