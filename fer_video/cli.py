@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Make a sample clip with two faces and a tone under <out>/sample/, "
                        "then annotate it as `annotate` would.")
     p.add_argument("--seconds", type=float, default=6.0, help="length of the sample clip (default: %(default)s)")
-    add_options(p, PIPELINE, OUTPUT, ORCHESTRATION)
+    add_options(p, PIPELINE, OUTPUT, ORCHESTRATION, segments=True)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train the expression model on a FER2013-layout folder (resumable)",

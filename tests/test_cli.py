@@ -494,3 +494,13 @@ def test_an_input_s_failure_is_one_line_with_the_verbose_hint(capsys):
     _report_failure("a.mp4", RuntimeError("first\nsecond"), verbose=False)
     assert capsys.readouterr().err.splitlines() == [
         "fer-video: error: a.mp4: RuntimeError: first (--verbose for details)"]
+
+
+def test_demo_declares_what_the_prefect_path_reads():
+    """`demo --prefect` / `--workers` go through `_annotate`'s Prefect branch, which reads
+    --segments; demo once lacked it and failed there with AttributeError."""
+    from fer_video.cli import build_parser
+
+    for command in ("annotate x.mp4", "demo"):
+        args = build_parser().parse_args([*command.split(), "--workers", "2"])
+        assert args.segments == 1 and args.workers == 2, command
