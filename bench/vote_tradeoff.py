@@ -24,6 +24,7 @@ def main() -> int:
     p.add_argument("--tta", choices=("none", "flip"), default="flip", help="mirror every face and average")
     p.add_argument("--crop", type=int, default=40, help="the network's input crop")
     p.add_argument("--floors", default="0,0.5,0.6,0.7,0.75,0.8", help="recall floors to fit")
+    p.add_argument("--floor-cost", type=float, default=3.0, help="errors a face missing from a floor counts as")
     args = p.parse_args()
 
     from fer_video.expression.labels import EMOTIONS
@@ -44,7 +45,7 @@ def main() -> int:
         logits = (logits + np.asarray(network.predict(x[:, :, ::-1], batch_size=256, verbose=0))) / 2
     rows = []
     for floor in (float(f) for f in args.floors.split(",")):
-        bias = (fit_logit_bias(logits[has], majority[has], floor, floor_on=(logits[clear], majority[clear]))
+        bias = (fit_logit_bias(logits[has], majority[has], floor, miss_cost=args.floor_cost, floor_on=(logits[clear], majority[clear]))
                 if floor > 0 else np.zeros(len(EMOTIONS)))
         predicted = (logits + bias).argmax(1)
         clear_recall = recalls(predicted[clear], majority[clear], len(EMOTIONS))

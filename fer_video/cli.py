@@ -256,7 +256,7 @@ def cmd_train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          seed=args.seed, patience=args.patience, limit=args.limit, crop=args.crop,
-                         tta=args.tta, recall_floor=args.recall_floor,
+                         tta=args.tta, recall_floor=args.recall_floor, floor_cost=args.floor_cost,
                          widths=tuple(int(w) for w in args.widths.split(",")),
                          teachers=tuple(str(Path(t).resolve()) for t in args.teacher),
                          distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation the exported model asks the pipeline for")
     p.add_argument("--recall-floor", type=float, default=0.5,
                    help="per-class validation recall the fitted logit bias aims for (0: no bias)")
+    p.add_argument("--floor-cost", type=float, default=3.0,
+                   help="errors each face missing from a class's recall floor counts as, when fitting "
+                   "the bias (higher: the floor holds at more cost in accuracy)")
     p.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     p.add_argument("--teacher", action="append", default=[], metavar="KERAS",
                    help="distil from this trained network (a run folder's best.keras or model.keras; "

@@ -53,6 +53,7 @@ class TrainConfig:
     erase_probability: float = 0.5
     tta: str = "none"  # test-time augmentation the pipeline runs: "none" or "flip" (MODEL_CARD.md: speed)
     recall_floor: float = 0.5  # per-class validation recall the logit bias aims for; 0: no bias
+    floor_cost: float = 3.0  # errors a face missing from a class's recall floor counts as
     limit: int | None = None  # use only the first N training images (tests, quick trials)
     # Distillation: trained networks (run folders' best.keras or model.keras) whose averaged,
     # softened predictions on each augmented batch the network also learns from.
@@ -429,7 +430,8 @@ def finish(run_dir: Path, network, f_val: np.ndarray, y_val: np.ndarray, config:
         has, clear = majority >= 0, majority == y_val
         truth, floor_on = majority[has], (logits[clear], majority[clear])
         logits, plain, flipped = logits[has], plain[has], flipped[has]
-    bias = (fit_logit_bias(logits, truth, config.recall_floor, floor_on=floor_on) if config.recall_floor > 0
+    bias = (fit_logit_bias(logits, truth, config.recall_floor, miss_cost=config.floor_cost, floor_on=floor_on)
+            if config.recall_floor > 0
             else np.zeros(len(EMOTIONS)))
     temperature = fit_temperature(logits + bias, truth)
     probs = softmax(logits + bias, temperature)
