@@ -3,6 +3,8 @@ the seven smoothed probabilities. Colours per emotion are defined here and share
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -26,34 +28,113 @@ def emotion_colors_rgb() -> dict[str, tuple[float, float, float]]:
     return {k: (b[2] / 255, b[1] / 255, b[0] / 255) for k, b in EMOTION_COLORS_BGR.items()}
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+BAR_COLUMN_MIN = 4  # px per emotion in the probability bar, however small the face
+
+
+@dataclass
+class Label:
+    """Where one face's label goes: its text and the rectangle (x0, y0, x1, y1) it fills."""
+
+    text: str
+    rect: tuple[int, int, int, int]
+    baseline: int  # y of the text's baseline
+    font_scale: float
+    thickness: int
+
+
+def style(width: int, height: int) -> tuple[float, int]:
+    """Font scale and line thickness for a frame: capitals 1.25% of the frame's longer side (16 px
+    at 1280x720, 24 px at 1080p), never under 11 px, so labels read alike at any size."""
+    text_px = max(11.0, 0.0125 * max(width, height))
+    font_scale = text_px / 22.0  # HERSHEY_SIMPLEX's capital height is about 22 px at scale 1
+    return font_scale, max(1, round(font_scale * 1.6))
+
+
+def _texts(track: int, person: str, label: str, p: float) -> list[str]:
+    """The label's wordings, longest first: a shorter one is used when a longer one is wider
+    than its face's box. The track id and the emotion always show: they tie the frame to the
+    timeline's rows."""
+    full = [f"#{track}{person} {label} {p:.0%}", f"#{track} {label} {p:.0%}", f"#{track} {label}"]
+    return list(dict.fromkeys(full))
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def layout_labels(faces: Faces, persons: list[str] | None, width: int, height: int,
+                  probs: np.ndarray) -> list[Label]:
+    """One label per face, inside the frame and clear of each other where the frame allows.
+
+    A label is no wider than its box (or its shortest wording, track id and emotion); it sits above
+    the box, else inside the box's top, else below the box and its bar; where all three meet a
+    label already placed or another face's bar (a crowd), it moves down in steps of its own
+    height until it is clear. Larger faces are placed first, so a small face's label gives way."""
+    font_scale, thickness = style(width, height)
+    order = np.argsort(-faces.boxes[:, 2] * faces.boxes[:, 3], kind="stable") if len(faces) else []
+    placed: dict[int, Label] = {}
+    bar_h = bar_height(width, height)
+    bars = [bar_rect(box, bar_h) for box in faces.boxes]
+    taken: list[tuple[int, int, int, int]] = []
+    for i in order:
+        x, y, w, h = (int(round(v)) for v in faces.boxes[i])
+        others = taken + bars[:i] + bars[i + 1:]
+        k = int(np.argmax(probs[i]))
+        person = f" {persons[i]}" if persons is not None and persons[i] else ""
+        for text in _texts(int(faces.track_ids[i]), person, EMOTIONS[k], float(probs[i][k])):
+            (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)
+            if tw + 4 <= max(w, 1):
+                break
+        lw, lh = min(tw + 4, width), th + base + 2
+        left = int(np.clip(x, 0, max(width - lw, 0)))
+        candidates = [y - lh, y, bars[i][3] + 2]
+        tops = [t for t in candidates if 0 <= t <= height - lh] or [int(np.clip(y, 0, max(height - lh, 0)))]
+        top = next((t for t in tops if not any(_overlaps((left, t, left + lw, t + lh), r) for r in others)), None)
+        if top is None:
+            top = tops[0]
+            while any(_overlaps((left, top, left + lw, top + lh), r) for r in others) and top + 2 * lh <= height:
+                top += lh
+        rect = (left, top, left + lw, top + lh)
+        taken.append(rect)
+        placed[int(i)] = Label(text, rect, top + th + 1, font_scale, thickness)
+    return [placed[i] for i in range(len(faces))]
+
+
+def bar_rect(box: np.ndarray, bar_h: int) -> tuple[int, int, int, int]:
+    """The probability bar's rectangle under a face's box."""
+    x, y, w, h = (int(round(v)) for v in box)
+    return x, y + h + 3, x + max(w, BAR_COLUMN_MIN * len(EMOTIONS)), y + h + 3 + bar_h
+
+
+def bar_height(width: int, height: int) -> int:
+    return max(10, round(0.02 * max(width, height)))
+
+
 def draw_faces(image: np.ndarray, faces: Faces, persons: list[str] | None = None) -> np.ndarray:
     """Annotate `image` in place with `faces`' smoothed probabilities (raw ones for faces not
-    smoothed yet); persons: a name or `person_<id>` per face, shown after the track id ("" for
-    none)."""
+    smoothed yet): a box, a label (`layout_labels`) and a bar of the seven probabilities below the
+    box. persons: a name or `person_<id>` per face, shown after the track id ("" for none)."""
     height, width = image.shape[:2]
-    scale = max(0.4, min(width, height) / 900)
-    thickness = max(1, round(2 * scale))
     probs = np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
-    for i, (box, track, p) in enumerate(zip(faces.boxes, faces.track_ids, probs)):
+    labels = layout_labels(faces, persons, width, height, probs)
+    for box, p, label in zip(faces.boxes, probs, labels):
         x, y, w, h = (int(round(v)) for v in box)
-        k = int(np.argmax(p))
-        label, color = EMOTIONS[k], EMOTION_COLORS_BGR[EMOTIONS[k]]
-        cv2.rectangle(image, (x, y), (x + w, y + h), color, thickness)
-        person = f" {persons[i]}" if persons is not None and persons[i] else ""
-        text = f"#{track}{person} {label} {p[k]:.0%}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
-        ty = y - 4 if y - th - base - 4 >= 0 else y + h + th + 4
-        cv2.rectangle(image, (x, ty - th - base), (x + tw + 4, ty + base // 2), color, cv2.FILLED)
-        cv2.putText(image, text, (x + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
-                    (0, 0, 0), thickness, cv2.LINE_AA)
-        _probability_bar(image, x, y + h + (th + base + 8 if ty > y + h else 4), max(w, 70), p, scale)
+        color = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
+        cv2.rectangle(image, (x, y), (x + w, y + h), color, label.thickness)
+        _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, bar_height(width, height))
+    for box, p, label in zip(faces.boxes, probs, labels):  # labels last: over any box or bar
+        x0, y0, x1, y1 = label.rect
+        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]], cv2.FILLED)
+        cv2.putText(image, label.text, (x0 + 2, label.baseline), FONT, label.font_scale, (0, 0, 0),
+                    label.thickness, cv2.LINE_AA)
     return image
 
 
-def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, scale: float) -> None:
-    """Seven thin columns, one per emotion in EMOTIONS order, heights proportional to p."""
-    bar_h = int(24 * scale)
-    col_w = max(2, w // len(EMOTIONS))
+def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, bar_h: int) -> None:
+    """Seven thin columns, one per emotion in EMOTIONS order, heights proportional to p; clipped
+    to the frame."""
+    col_w = max(BAR_COLUMN_MIN, w // len(EMOTIONS))
     height, width = image.shape[:2]
     if y + bar_h >= height:
         return

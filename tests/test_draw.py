@@ -1,0 +1,79 @@
+"""Labels drawn at any frame size: readable at 640x360, inside the frame, no wider than their
+face's box (shorter wordings first), and clear of each other in a crowd."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_video.draw import draw_faces, layout_labels
+from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces
+
+
+def faces_at(boxes, label: int = 3) -> Faces:
+    n = len(boxes)
+    probs = np.full((n, N_EMOTIONS), 0.02, np.float32)
+    probs[:, label] = 0.88
+    return Faces(np.array(boxes, np.float32), np.full(n, 0.9), np.zeros((n, N_KEYPOINTS, 2)),
+                 track_ids=np.arange(1, n + 1), probs=probs)
+
+
+def crowd(width: int, height: int, n: int = 10) -> Faces:
+    """n faces side by side in two rows, close together, as in an audience."""
+    w = width // (n // 2 + 1)
+    return faces_at([[10 + (i % (n // 2)) * (w + 4), 20 + (i // (n // 2)) * (w + 10), w, w] for i in range(n)])
+
+
+def overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720), (1920, 1080), (360, 640)])
+def test_labels_in_a_crowd_are_inside_the_frame_and_clear_of_each_other(size):
+    width, height = size
+    faces = crowd(width, height)
+    persons = [f"person_{i}" for i in range(len(faces))]
+    labels = layout_labels(faces, persons, width, height, faces.probs)
+    for label in labels:
+        x0, y0, x1, y1 = label.rect
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, (label.text, label.rect)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            assert not overlap(a.rect, b.rect), (a.text, a.rect, b.text, b.rect)
+
+
+def test_text_is_readable_at_640x360_and_scales_with_the_frame():
+    heights = {}
+    for width, height in ((640, 360), (1280, 720), (1920, 1080)):
+        image = np.zeros((height, width, 3), np.uint8)
+        box = [width // 3, height // 3, width // 5, width // 5]
+        draw_faces(image, faces_at([box]))
+        label = layout_labels(faces_at([box]), None, width, height, faces_at([box]).probs)[0]
+        heights[width] = label.rect[3] - label.rect[1]
+        # the text itself: black pixels inside the label's filled rectangle
+        x0, y0, x1, y1 = label.rect
+        ink = np.argwhere(image[y0:y1, x0:x1].sum(axis=2) < 60)
+        assert np.ptp(ink[:, 0]) + 1 >= 11, (width, "text under 11 px tall")
+    assert heights[640] >= 14 and heights[1280] > heights[640] and heights[1920] > 1.4 * heights[1280]
+
+
+def test_a_label_is_no_wider_than_its_box_when_a_shorter_wording_fits():
+    faces = faces_at([[100, 100, 190, 190]])
+    label = layout_labels(faces, ["person_12"], 1280, 720, faces.probs)[0]
+    assert label.rect[2] - label.rect[0] <= 190
+    assert label.text == "#1 happy 88%"
+    tiny = faces_at([[100, 100, 20, 20]])
+    assert layout_labels(tiny, ["person_12"], 1280, 720, tiny.probs)[0].text == "#1 happy"  # the least it says
+    wide = faces_at([[100, 100, 400, 400]])
+    assert layout_labels(wide, ["person_12"], 1280, 720, wide.probs)[0].text == "#1 person_12 happy 88%"
+
+
+def test_a_face_at_the_frame_edge_keeps_its_label_inside():
+    faces = faces_at([[1200, 0, 80, 80], [-20, 650, 90, 70]])
+    for label in layout_labels(faces, ["Ada Lovelace", ""], 1280, 720, faces.probs):
+        x0, y0, x1, y1 = label.rect
+        assert 0 <= x0 and x1 <= 1280 and 0 <= y0 and y1 <= 720
+    image = np.zeros((720, 1280, 3), np.uint8)
+    draw_faces(image, faces)
+    assert cv2.countNonZero(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) > 0
