@@ -128,22 +128,56 @@ def test_query_attack_fails_with_one_line_and_exit_2(folder, attack):
     assert not (folder.parent / "new.duckdb").exists()
 
 
+WRITES = {
+    "EXPLAIN ANALYZE COPY": "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet, USE_TMP_FILE false)",
+    "EXPLAIN (FORMAT json) COPY": "EXPLAIN (FORMAT json) COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet)",
+    "EXPLAIN ANALYZE COPY after a comment": "/* x */ EXPLAIN ANALYZE COPY timeline TO '{timeline}' (FORMAT parquet)",
+    "EXPLAIN ANALYZE CREATE TABLE AS": "EXPLAIN ANALYZE CREATE TABLE t AS SELECT * FROM timeline",
+    "COPY of a CTE": "COPY (WITH t AS (SELECT 1 AS a) SELECT * FROM t) TO '{timeline}' (FORMAT parquet)",
+    "a CTE in front of COPY": "WITH t AS (SELECT 1 AS a) COPY t TO '{timeline}' (FORMAT parquet)",
+    "COPY over a timeline": "COPY timeline TO '{timeline}' (FORMAT parquet, USE_TMP_FILE false)",
+    "CREATE TABLE AS": "CREATE TABLE t AS SELECT * FROM timeline",
+    "EXPORT DATABASE": "EXPORT DATABASE '{folder}'",
+    "PRAGMA profiling_output": "PRAGMA profiling_output = '{timeline}'",
+    "PRAGMA enable_profiling": "PRAGMA enable_profiling = 'json'",
+    "ATTACH a timeline": "ATTACH '{timeline}' AS db",
+    "read a timeline's bytes": "SELECT * FROM read_blob('{timeline}')",
+    "read_text of a file": "SELECT * FROM read_text('/etc/passwd')",
+    "sniff_csv of a file": "SELECT * FROM sniff_csv('/etc/passwd')",
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_no_statement_however_wrapped_writes_a_file(folder, write):
+    """Before: `EXPLAIN ANALYZE COPY ... TO '<timeline>'` passed the one-read-query check (it is an
+    EXPLAIN) and DuckDB, allowed the timelines' paths, replaced a timeline with a 1-row file."""
+    timeline = folder / "meeting.parquet"
+    sql = WRITES[write].format(timeline=timeline, folder=folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    line = one_error(cli("query", folder, sql))
+    assert "SQL" in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_the_sandbox_holds_below_the_statement_check(folder):
     """Even a statement that got past the one-read-query check could not reach a file."""
     import duckdb
 
     from fer_video.timeline.query import connect
 
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     con = connect(folder)
     try:
         assert con.execute("SELECT count(*) FROM timeline").fetchall() == [(170,)]
         for sql in (f"COPY timeline TO '{folder}/x.csv'", "SELECT * FROM read_csv('/etc/passwd')",
-                    f"ATTACH '{folder}/x.duckdb'", "SET enable_external_access = true", "INSTALL httpfs"):
+                    f"ATTACH '{folder}/x.duckdb'", "SET enable_external_access = true", "INSTALL httpfs",
+                    f"EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{folder}/talk.parquet' (FORMAT parquet)",
+                    f"SELECT * FROM read_blob('{folder}/talk.parquet')", f"EXPORT DATABASE '{folder}'"):
             with pytest.raises(duckdb.Error):
                 con.execute(sql)
     finally:
         con.close()
-    assert sorted(p.name for p in folder.iterdir()) == ["meeting.parquet", "talk.parquet"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_normal_queries_and_output_files_still_work(folder, tmp_path):

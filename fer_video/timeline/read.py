@@ -110,7 +110,12 @@ def timeline_files(path_or_folder: str | Path) -> list[Path]:
 
 def dataset(path_or_folder: str | Path) -> ds.Dataset:
     """The folder (or file) as one pyarrow dataset of SCHEMA."""
-    return ds.dataset([str(p) for p in timeline_files(path_or_folder)], format="parquet", schema=SCHEMA)
+    return timeline_dataset(scan(path_or_folder))
+
+
+def timeline_dataset(timelines: list[Timeline]) -> ds.Dataset:
+    """These timelines as one pyarrow dataset of SCHEMA (a column an older file lacks reads as null)."""
+    return ds.dataset([str(t.path) for t in timelines], format="parquet", schema=SCHEMA)
 
 
 def _as_list(value) -> list | None:
