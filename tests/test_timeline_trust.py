@@ -100,6 +100,67 @@ def test_a_file_that_is_not_a_timeline_asked_for_alone(tmp_path):
     assert line == f"fer-video: error: {tmp_path / 'export.parquet'}: not a fer-video timeline (no fer_video metadata)"
 
 
+def damage(path: Path, change) -> None:
+    """Rewrite a timeline with `change` applied to its table, keeping fer-video's metadata, as a
+    script that edits a timeline with pandas or pyarrow might."""
+    table = pq.read_table(path)
+    pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), path)
+
+
+def _set(table: pa.Table, name: str, column) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, column)
+
+
+DAMAGES = {
+    "label dropped": (lambda t: t.drop_columns(["label"]), "no column label"),
+    "p_happy and x dropped": (lambda t: t.drop_columns(["p_happy", "x"]), "no column x, p_happy"),
+    "x as text": (lambda t: _set(t, "x", pa.array(["1.0"] * t.num_rows)), "x is string, not float"),
+    "track_id as double": (lambda t: _set(t, "track_id", t["track_id"].cast(pa.float64())),
+                           "track_id is double, not int32"),
+    "label as its codes": (lambda t: _set(t, "label", pa.array([3] * t.num_rows, pa.int64())),
+                           "label is int64, not dictionary<values=string, indices=int8, ordered=0>"),
+    "labels null": (lambda t: _set(t, "label", pa.nulls(t.num_rows, pa.string())), "label has nulls"),
+}
+
+
+@pytest.mark.parametrize("command", [["summary", "--format", "csv"], ["plot", "--video", "talk"],
+                                     ["query", "SELECT video_id, count(*) AS n, count(label) AS labelled "
+                                      "FROM timeline GROUP BY 1", "--format", "csv"]])
+@pytest.mark.parametrize("damaged", list(DAMAGES))
+def test_a_damaged_timeline_is_skipped_with_one_line_naming_it(folder, damaged, command, tmp_path):
+    """Before: `summary` and `plot` failed with "idxmax with skipna=True encountered all NA", and
+    `query` with a BinderException or NULL labels; none named the file."""
+    change, problem = DAMAGES[damaged]
+    damage(folder / "meeting.parquet", change)
+    if command[0] == "plot":
+        command = [*command, "--out", tmp_path / "plots"]
+    proc = cli(command[0], folder, *command[1:])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"fer-video: warning: {folder / 'meeting.parquet'}: skipped, a damaged timeline ({problem})"], proc.stderr
+    if command[0] == "summary":
+        assert [line.split(",")[:2] for line in proc.stdout.split()[1:]] == [["talk", "2"]]
+    elif command[0] == "query":
+        assert proc.stdout.split() == ["video_id,n,labelled", "talk,20,20"]
+    else:
+        assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["talk.shares.png", "talk.timeline.png"]
+
+
+@pytest.mark.parametrize("command", [["summary"], ["query", "SELECT count(*) FROM timeline"]])
+def test_a_damaged_timeline_asked_for_alone_is_an_error_naming_it(folder, command):
+    damage(folder / "meeting.parquet", DAMAGES["label dropped"][0])
+    line = one_error(cli(command[0], folder / "meeting.parquet", *command[1:]))
+    assert line == f"fer-video: error: {folder / 'meeting.parquet'}: a damaged timeline (no column label)"
+
+
+def test_a_folder_of_damaged_timelines_is_an_error(folder):
+    for name in ("meeting", "talk"):
+        damage(folder / f"{name}.parquet", DAMAGES["x as text"][0])
+    proc = cli("summary", folder)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"fer-video: error: {folder}: no fer-video timelines in this folder"
+
+
 # --- query's sandbox -----------------------------------------------------------------------------------
 
 ATTACKS = {

@@ -3,8 +3,9 @@
 A folder written by `fer-video annotate` or `batch` is one dataset: every timeline directly in
 it, all of the one SCHEMA. A timeline is a `*.parquet` file carrying fer-video's metadata (the
 `fer_video` key); other Parquet files (another program's, a query result) are skipped with one
-line on stderr each, hidden files (the temp files being written) silently, and so are the MP4s,
-PNGs and HTML beside them. A video is known by the video_id its timeline records, not by the file
+line on stderr each, and so is a damaged timeline (a column missing, of another type, or with
+nulls where a timeline has none: `schema.schema_problem`); hidden files (the temp files being
+written) are skipped silently, and so are the MP4s, PNGs and HTML beside them. A video is known by the video_id its timeline records, not by the file
 name, so a renamed timeline is still that video; when two files hold the same video only one is
 read (the one named after it, else the first) and the other is named on stderr. Filters are
 pushed down to Parquet: row groups whose statistics rule them out are not read.
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from fer_video.errors import first_line
 from fer_video.expression.labels import EMOTIONS
-from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
+from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata, schema_problem
 
 _warned: set[str] = set()
 
@@ -65,7 +66,33 @@ def _read(path: Path, alone: bool) -> Timeline | None:
         meta = TimelineMetadata(**{k: v for k, v in json.loads(raw).items() if k in known})
     except (TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path}: unreadable fer-video metadata ({first_line(error)})") from None
+    problem = schema_problem(schema, _null_counts(parquet))
+    if problem is not None:
+        # A timeline edited by hand or by another script: its columns would read as nulls,
+        # fail a cast mid-query, or break a summary, far from the file that caused it.
+        if alone:
+            raise ValueError(f"{path}: a damaged timeline ({problem})")
+        _warn(f"{path}: skipped, a damaged timeline ({problem})")
+        return None
     return Timeline(path, meta.video_id or _video_id_of_rows(parquet) or path.stem, meta)
+
+
+def _null_counts(parquet: pq.ParquetFile) -> dict[str, int]:
+    """Nulls per top-level column by the footer's statistics (a column without them counts 0)."""
+    counts: dict[str, int] = {}
+    try:
+        meta = parquet.metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                stats = column.statistics
+                if stats is not None and stats.has_null_count:
+                    name = column.path_in_schema.split(".")[0]
+                    counts[name] = counts.get(name, 0) + stats.null_count
+    except (OSError, pa.ArrowException):  # statistics that do not read: the data's own read says more
+        return {}
+    return counts
 
 
 def _video_id_of_rows(parquet: pq.ParquetFile) -> str | None:
