@@ -263,3 +263,40 @@ def test_allow_files_gives_duckdb_its_file_access(folder, tmp_path):
                f"JOIN read_csv('{tmp_path / 'names.csv'}') USING (video_id) GROUP BY 1", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["who,n", "Ann,150"]
+
+
+# --- options that select nothing -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["summary", "query"])
+def test_output_to_a_folder_is_a_usage_error(folder, tmp_path, command):
+    """Before: IsADirectoryError from the rename, exit 1."""
+    args = ["SELECT 1 AS a"] if command == "query" else []
+    line = one_error(cli(command, folder, *args, "--format", "csv", "-o", tmp_path))
+    assert line == f"fer-video: error: {tmp_path}: is a folder; -o takes a file name"
+
+
+@pytest.mark.parametrize("range_", [("15", "5"), ("5", "5")])
+def test_an_empty_or_reversed_time_range_is_a_usage_error(folder, range_):
+    """Before: 0 rows and exit 0, as if no face had been seen."""
+    start, end = range_
+    line = one_error(cli("summary", folder, "--start", start, "--end", end))
+    assert line == f"fer-video: error: --start {float(start):g} s is not before --end {float(end):g} s: an empty time range"
+
+
+@pytest.mark.parametrize("command", [["summary"], ["summary", "--video", "talk"], ["plot", "--video", "talk"],
+                                     ["report", "--video", "talk"]])
+def test_a_track_that_is_not_there_is_named(folder, command, tmp_path):
+    """Before: `summary --track 99` gave 0 rows and exit 0; `plot --track 2 --track 99` drew track 2
+    alone and said nothing of 99."""
+    extra = ["--out", tmp_path / "plots"] if command[0] != "summary" else []
+    line = one_error(cli(*command[:1], folder, *command[1:], "--track", "2", "--track", "99", *extra))
+    where = "video 'talk'" if "talk" in command else f"{folder}"
+    tracks = "2" if "talk" in command else "1, 2"
+    assert line == f"fer-video: error: no track 99 in {where} (tracks: {tracks})"
+
+
+def test_a_range_with_no_face_rows_says_so(folder):
+    proc = cli("summary", folder, "--start", "100", "--end", "200", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[1:] == []
+    assert proc.stderr.splitlines() == ["fer-video: warning: no face rows from 100 s to 200 s (the last one is at 5.96 s)"]

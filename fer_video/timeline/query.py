@@ -163,6 +163,8 @@ def write_result(frame: pd.DataFrame, fmt: str = "table", output: str | Path | N
         raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     if fmt == "parquet" and (output is None or str(output) == "-"):
         raise ValueError("--format parquet needs --output FILE")
+    if output is not None and str(output) != "-" and Path(output).is_dir():
+        raise ValueError(f"{output}: is a folder; -o takes a file name")
     if output is not None and dataset is not None:
         out, folder = Path(output).resolve(), Path(dataset).resolve()
         if out.suffix == ".parquet" and (out.parent == folder or out == folder):

@@ -166,6 +166,9 @@ def row_filter(video=None, track=None, start: float | None = None, end: float | 
     tracks = _as_list(track)
     if tracks is not None:
         parts.append(pc.field("track_id").isin(pa.array([int(t) for t in tracks], pa.int32())))
+    if start is not None and end is not None and not float(start) < float(end):
+        # Nothing is both at or after start and before end: say so rather than give no rows.
+        raise ValueError(f"--start {float(start):g} s is not before --end {float(end):g} s: an empty time range")
     if start is not None:
         parts.append(pc.field("timestamp_s") >= float(start))
     if end is not None:
@@ -217,6 +220,38 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
     if keys:
         frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     return frame
+
+
+def require_tracks(path_or_folder: str | Path, video=None, track=None) -> None:
+    """ValueError naming the tracks of `track` that none of the selected videos has (with the
+    tracks there are), so that asking for one gives a line, not an empty table."""
+    wanted = _as_list(track)
+    if wanted is None:
+        return
+    present = load(path_or_folder, video=video, columns=["track_id"])["track_id"]
+    have = sorted({int(t) for t in present})
+    missing = [int(t) for t in wanted if int(t) not in have]
+    if missing:
+        videos = _as_list(video)
+        where = (f"video {videos[0]!r}" if videos and len(videos) == 1 else
+                 f"videos {', '.join(repr(v) for v in videos)}" if videos else str(path_or_folder))
+        raise ValueError(f"no track {', '.join(map(str, missing))} in {where} "
+                         f"(tracks: {', '.join(map(str, have)) or 'none'})")
+
+
+def warn_if_range_empty(path_or_folder: str | Path, video=None, track=None, start=None, end=None) -> None:
+    """One line on stderr when --start/--end leave no row of a selection that has some."""
+    if start is None and end is None:
+        return
+    times = load(path_or_folder, video=video, track=track, columns=["timestamp_s"])["timestamp_s"]
+    if not len(times):
+        return
+    span = (f"from {start:g} s to {end:g} s" if start is not None and end is not None
+            else f"from {start:g} s on" if start is not None else f"before {end:g} s")
+    edge = (f"the last one is at {times.max():g} s" if start is not None and times.max() < start
+            else f"the first one is at {times.min():g} s" if end is not None and times.min() >= end
+            else f"faces are seen from {times.min():g} s to {times.max():g} s")
+    _warn(f"no face rows {span} ({edge})")
 
 
 def load_metadata(path_or_folder: str | Path) -> dict[str, TimelineMetadata]:
