@@ -33,10 +33,6 @@ from fer_video.timeline.schema import TimelineMetadata
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def connect(path_or_folder: str | Path, allow_files: bool = False):
     """An in-memory DuckDB connection with the views `timeline` and `videos` over the folder;
     sandboxed (see the module's docstring) unless `allow_files`."""

@@ -5,10 +5,11 @@ it, all of the one SCHEMA. A timeline is a `*.parquet` file carrying fer-video's
 `fer_video` key); other Parquet files (another program's, a query result) are skipped with one
 line on stderr each, and so is a damaged timeline (a column missing, of another type, or with
 nulls where a timeline has none: `schema.schema_problem`); hidden files (the temp files being
-written) are skipped silently, and so are the MP4s, PNGs and HTML beside them. A video is known by the video_id its timeline records, not by the file
-name, so a renamed timeline is still that video; when two files hold the same video only one is
-read (the one named after it, else the first) and the other is named on stderr. Filters are
-pushed down to Parquet: row groups whose statistics rule them out are not read.
+written) are skipped silently, and so are the MP4s, PNGs and HTML beside them. A video is known
+by the video_id its timeline records, not by the file name, so a renamed timeline is still that
+video; when two files hold the same video only one is read (the one named after it, else the
+first) and the other is named on stderr. Filters are pushed down to Parquet: row groups whose
+statistics rule them out are not read.
 """
 
 from __future__ import annotations
