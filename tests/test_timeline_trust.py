@@ -100,6 +100,67 @@ def test_a_file_that_is_not_a_timeline_asked_for_alone(tmp_path):
     assert line == f"fer-video: error: {tmp_path / 'export.parquet'}: not a fer-video timeline (no fer_video metadata)"
 
 
+def damage(path: Path, change) -> None:
+    """Rewrite a timeline with `change` applied to its table, keeping fer-video's metadata, as a
+    script that edits a timeline with pandas or pyarrow might."""
+    table = pq.read_table(path)
+    pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), path)
+
+
+def _set(table: pa.Table, name: str, column) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, column)
+
+
+DAMAGES = {
+    "label dropped": (lambda t: t.drop_columns(["label"]), "no column label"),
+    "p_happy and x dropped": (lambda t: t.drop_columns(["p_happy", "x"]), "no column x, p_happy"),
+    "x as text": (lambda t: _set(t, "x", pa.array(["1.0"] * t.num_rows)), "x is string, not float"),
+    "track_id as double": (lambda t: _set(t, "track_id", t["track_id"].cast(pa.float64())),
+                           "track_id is double, not int32"),
+    "label as its codes": (lambda t: _set(t, "label", pa.array([3] * t.num_rows, pa.int64())),
+                           "label is int64, not dictionary<values=string, indices=int8, ordered=0>"),
+    "labels null": (lambda t: _set(t, "label", pa.nulls(t.num_rows, pa.string())), "label has nulls"),
+}
+
+
+@pytest.mark.parametrize("command", [["summary", "--format", "csv"], ["plot", "--video", "talk"],
+                                     ["query", "SELECT video_id, count(*) AS n, count(label) AS labelled "
+                                      "FROM timeline GROUP BY 1", "--format", "csv"]])
+@pytest.mark.parametrize("damaged", list(DAMAGES))
+def test_a_damaged_timeline_is_skipped_with_one_line_naming_it(folder, damaged, command, tmp_path):
+    """Before: `summary` and `plot` failed with "idxmax with skipna=True encountered all NA", and
+    `query` with a BinderException or NULL labels; none named the file."""
+    change, problem = DAMAGES[damaged]
+    damage(folder / "meeting.parquet", change)
+    if command[0] == "plot":
+        command = [*command, "--out", tmp_path / "plots"]
+    proc = cli(command[0], folder, *command[1:])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"fer-video: warning: {folder / 'meeting.parquet'}: skipped, a damaged timeline ({problem})"], proc.stderr
+    if command[0] == "summary":
+        assert [line.split(",")[:2] for line in proc.stdout.split()[1:]] == [["talk", "2"]]
+    elif command[0] == "query":
+        assert proc.stdout.split() == ["video_id,n,labelled", "talk,20,20"]
+    else:
+        assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["talk.shares.png", "talk.timeline.png"]
+
+
+@pytest.mark.parametrize("command", [["summary"], ["query", "SELECT count(*) FROM timeline"]])
+def test_a_damaged_timeline_asked_for_alone_is_an_error_naming_it(folder, command):
+    damage(folder / "meeting.parquet", DAMAGES["label dropped"][0])
+    line = one_error(cli(command[0], folder / "meeting.parquet", *command[1:]))
+    assert line == f"fer-video: error: {folder / 'meeting.parquet'}: a damaged timeline (no column label)"
+
+
+def test_a_folder_of_damaged_timelines_is_an_error(folder):
+    for name in ("meeting", "talk"):
+        damage(folder / f"{name}.parquet", DAMAGES["x as text"][0])
+    proc = cli("summary", folder)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"fer-video: error: {folder}: no fer-video timelines in this folder"
+
+
 # --- query's sandbox -----------------------------------------------------------------------------------
 
 ATTACKS = {
@@ -128,22 +189,56 @@ def test_query_attack_fails_with_one_line_and_exit_2(folder, attack):
     assert not (folder.parent / "new.duckdb").exists()
 
 
+WRITES = {
+    "EXPLAIN ANALYZE COPY": "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet, USE_TMP_FILE false)",
+    "EXPLAIN (FORMAT json) COPY": "EXPLAIN (FORMAT json) COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet)",
+    "EXPLAIN ANALYZE COPY after a comment": "/* x */ EXPLAIN ANALYZE COPY timeline TO '{timeline}' (FORMAT parquet)",
+    "EXPLAIN ANALYZE CREATE TABLE AS": "EXPLAIN ANALYZE CREATE TABLE t AS SELECT * FROM timeline",
+    "COPY of a CTE": "COPY (WITH t AS (SELECT 1 AS a) SELECT * FROM t) TO '{timeline}' (FORMAT parquet)",
+    "a CTE in front of COPY": "WITH t AS (SELECT 1 AS a) COPY t TO '{timeline}' (FORMAT parquet)",
+    "COPY over a timeline": "COPY timeline TO '{timeline}' (FORMAT parquet, USE_TMP_FILE false)",
+    "CREATE TABLE AS": "CREATE TABLE t AS SELECT * FROM timeline",
+    "EXPORT DATABASE": "EXPORT DATABASE '{folder}'",
+    "PRAGMA profiling_output": "PRAGMA profiling_output = '{timeline}'",
+    "PRAGMA enable_profiling": "PRAGMA enable_profiling = 'json'",
+    "ATTACH a timeline": "ATTACH '{timeline}' AS db",
+    "read a timeline's bytes": "SELECT * FROM read_blob('{timeline}')",
+    "read_text of a file": "SELECT * FROM read_text('/etc/passwd')",
+    "sniff_csv of a file": "SELECT * FROM sniff_csv('/etc/passwd')",
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_no_statement_however_wrapped_writes_a_file(folder, write):
+    """Before: `EXPLAIN ANALYZE COPY ... TO '<timeline>'` passed the one-read-query check (it is an
+    EXPLAIN) and DuckDB, allowed the timelines' paths, replaced a timeline with a 1-row file."""
+    timeline = folder / "meeting.parquet"
+    sql = WRITES[write].format(timeline=timeline, folder=folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    line = one_error(cli("query", folder, sql))
+    assert "SQL" in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_the_sandbox_holds_below_the_statement_check(folder):
     """Even a statement that got past the one-read-query check could not reach a file."""
     import duckdb
 
     from fer_video.timeline.query import connect
 
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     con = connect(folder)
     try:
         assert con.execute("SELECT count(*) FROM timeline").fetchall() == [(170,)]
         for sql in (f"COPY timeline TO '{folder}/x.csv'", "SELECT * FROM read_csv('/etc/passwd')",
-                    f"ATTACH '{folder}/x.duckdb'", "SET enable_external_access = true", "INSTALL httpfs"):
+                    f"ATTACH '{folder}/x.duckdb'", "SET enable_external_access = true", "INSTALL httpfs",
+                    f"EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{folder}/talk.parquet' (FORMAT parquet)",
+                    f"SELECT * FROM read_blob('{folder}/talk.parquet')", f"EXPORT DATABASE '{folder}'"):
             with pytest.raises(duckdb.Error):
                 con.execute(sql)
     finally:
         con.close()
-    assert sorted(p.name for p in folder.iterdir()) == ["meeting.parquet", "talk.parquet"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_normal_queries_and_output_files_still_work(folder, tmp_path):
@@ -168,3 +263,40 @@ def test_allow_files_gives_duckdb_its_file_access(folder, tmp_path):
                f"JOIN read_csv('{tmp_path / 'names.csv'}') USING (video_id) GROUP BY 1", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["who,n", "Ann,150"]
+
+
+# --- options that select nothing -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["summary", "query"])
+def test_output_to_a_folder_is_a_usage_error(folder, tmp_path, command):
+    """Before: IsADirectoryError from the rename, exit 1."""
+    args = ["SELECT 1 AS a"] if command == "query" else []
+    line = one_error(cli(command, folder, *args, "--format", "csv", "-o", tmp_path))
+    assert line == f"fer-video: error: {tmp_path}: is a folder; -o takes a file name"
+
+
+@pytest.mark.parametrize("range_", [("15", "5"), ("5", "5")])
+def test_an_empty_or_reversed_time_range_is_a_usage_error(folder, range_):
+    """Before: 0 rows and exit 0, as if no face had been seen."""
+    start, end = range_
+    line = one_error(cli("summary", folder, "--start", start, "--end", end))
+    assert line == f"fer-video: error: --start {float(start):g} s is not before --end {float(end):g} s: an empty time range"
+
+
+@pytest.mark.parametrize("command", [["summary"], ["summary", "--video", "talk"], ["plot", "--video", "talk"],
+                                     ["report", "--video", "talk"]])
+def test_a_track_that_is_not_there_is_named(folder, command, tmp_path):
+    """Before: `summary --track 99` gave 0 rows and exit 0; `plot --track 2 --track 99` drew track 2
+    alone and said nothing of 99."""
+    extra = ["--out", tmp_path / "plots"] if command[0] != "summary" else []
+    line = one_error(cli(*command[:1], folder, *command[1:], "--track", "2", "--track", "99", *extra))
+    where = "video 'talk'" if "talk" in command else f"{folder}"
+    tracks = "2" if "talk" in command else "1, 2"
+    assert line == f"fer-video: error: no track 99 in {where} (tracks: {tracks})"
+
+
+def test_a_range_with_no_face_rows_says_so(folder):
+    proc = cli("summary", folder, "--start", "100", "--end", "200", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[1:] == []
+    assert proc.stderr.splitlines() == ["fer-video: warning: no face rows from 100 s to 200 s (the last one is at 5.96 s)"]

@@ -239,14 +239,13 @@ def plot_video(path_or_folder: str | Path, video: str, track=None, out_dir: str 
 def video_rows(path_or_folder: str | Path, video: str, track=None):
     """(rows, metadata, per-track summary) of one video of a folder; ValueError if the folder has
     no such video, or the video no such track."""
-    from fer_video.timeline.read import load, load_metadata
+    from fer_video.timeline.read import load, load_metadata, require_tracks
     from fer_video.timeline.summary import summary_of
 
     metadata = load_metadata(path_or_folder)
     rows = load(path_or_folder, video=video, track=track)
     if video not in metadata and not len(rows):
         raise ValueError(f"no video {video!r} in {path_or_folder} (videos: {', '.join(sorted(metadata)) or 'none'})")
-    if track is not None and not len(rows):
-        raise ValueError(f"video {video!r} has no track {track}")
+    require_tracks(path_or_folder, video, track)
     meta = metadata.get(video)
     return rows, meta, summary_of(rows, {video: meta} if meta else {})

@@ -6,15 +6,19 @@ width, height, fps, duration_s, frame_count, stride, frame_step_s = stride / fps
 detector, smoothing, ...), so that e.g. time on screen is `count(*) * any_value(frame_step_s)`.
 
 The user's SQL runs sandboxed unless `allow_files`: one read-only statement (SELECT, or EXPLAIN
-of one), with DuckDB's file system access off except for the listed timelines
-(`allowed_paths`), no extension installed or loaded, and the configuration locked so the SQL
-cannot turn any of it back on. Results are written by `write_result`, never by the SQL.
+of one), and below that check DuckDB cannot touch a file at all. The timelines reach it as a
+pyarrow dataset that pyarrow reads in batches as the query asks; DuckDB's own file system is off
+(`enable_external_access = false`, no path allowed), no extension is installed or loaded,
+Python variables are not scanned, and the configuration is locked so the SQL cannot turn any of
+it back on. So no statement, however wrapped (EXPLAIN ANALYZE, a CTE, PRAGMA), can write or
+read a file. Results are written by `write_result`, never by the SQL.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -23,14 +27,10 @@ import pandas as pd
 
 from fer_video.errors import first_line
 from fer_video.outputs import atomic_path
-from fer_video.timeline.read import scan
+from fer_video.timeline.read import scan, timeline_dataset
 from fer_video.timeline.schema import TimelineMetadata
 
 FORMATS = ("table", "csv", "json", "parquet")
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def connect(path_or_folder: str | Path, allow_files: bool = False):
@@ -39,12 +39,15 @@ def connect(path_or_folder: str | Path, allow_files: bool = False):
     import duckdb
 
     timelines = scan(path_or_folder)
-    files = [str(t.path.resolve()) for t in timelines]
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False})
-    listing = ", ".join(_sql_string(p) for p in files)
-    con.execute(f"CREATE VIEW timeline AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
-    _person_id_for_older_timelines(con, f"read_parquet([{listing}], union_by_name = true)")
+    # DuckDB scans the dataset through pyarrow, which reads the files; DuckDB never opens them,
+    # so its file system can be off entirely while the view still reads, in batches (filters
+    # and projections pushed down), however large the folder.
+    con.register("timeline_files", timeline_dataset(timelines))
+    # Timelines from before person ids lack the column (null here): each track is its own person.
+    con.execute("CREATE VIEW timeline AS SELECT * REPLACE (coalesce(person_id, track_id)::INTEGER AS person_id) "
+                "FROM timeline_files")
     names = [f.name for f in fields(TimelineMetadata) if f.name != "video_id"]
     rows = []
     for t in timelines:
@@ -58,24 +61,15 @@ def connect(path_or_folder: str | Path, allow_files: bool = False):
     con.execute("CREATE TABLE videos AS SELECT * FROM _videos_frame")
     con.unregister("_videos_frame")
     if not allow_files:
-        # The view reads its files when queried, so exactly those stay reachable.
-        con.execute(f"SET allowed_paths = [{listing}]")
+        # No allowed_paths: a path allowed for reading is allowed for COPY ... TO as well.
+        con.execute("SET python_enable_replacements = false")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     return con
 
 
-def _person_id_for_older_timelines(con, source: str) -> None:
-    """Timelines from before person ids lack the column: there each track is its own person."""
-    columns = {row[0] for row in con.execute("DESCRIBE timeline").fetchall()}
-    if "person_id" in columns:
-        body = "SELECT * REPLACE (coalesce(person_id, track_id)::INTEGER AS person_id)"
-    else:
-        body = "SELECT *, track_id AS person_id, NULL::VARCHAR AS person"
-    con.execute(f"CREATE OR REPLACE VIEW timeline AS {body} FROM {source}")
-
-
 _READ_ONLY = ("SELECT", "EXPLAIN")
+_EXPLAIN = re.compile(r"^\s*(/\*.*?\*/\s*|--[^\n]*\n\s*)*EXPLAIN\s+(ANALY[SZ]E\s+)?(\([^)]*\)\s*)?", re.I | re.S)
 
 
 def _check_read_only(sql: str) -> None:
@@ -89,6 +83,16 @@ def _check_read_only(sql: str) -> None:
         raise ValueError(f"SQL: one query at a time ({len(statements)} statements given); "
                          "--allow-files runs several")
     kind = statements[0].type.name
+    if kind == "EXPLAIN":
+        # EXPLAIN ANALYZE runs the statement it wraps: that one must be a read query too. A
+        # wrapping this does not see through is still stopped by the sandbox below.
+        inner = _EXPLAIN.sub("", statements[0].query, count=1)
+        try:
+            wrapped = duckdb.extract_statements(inner)
+        except duckdb.Error:
+            wrapped = []
+        if len(wrapped) == 1 and wrapped[0].type.name not in _READ_ONLY:
+            kind = f"EXPLAIN {wrapped[0].type.name}"
     if kind not in _READ_ONLY:
         raise ValueError(f"SQL: only a read query (SELECT) is allowed, not {kind}; "
                          "--allow-files runs any statement with file access")
@@ -155,6 +159,8 @@ def write_result(frame: pd.DataFrame, fmt: str = "table", output: str | Path | N
         raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     if fmt == "parquet" and (output is None or str(output) == "-"):
         raise ValueError("--format parquet needs --output FILE")
+    if output is not None and str(output) != "-" and Path(output).is_dir():
+        raise ValueError(f"{output}: is a folder; -o takes a file name")
     if output is not None and dataset is not None:
         out, folder = Path(output).resolve(), Path(dataset).resolve()
         if out.suffix == ".parquet" and (out.parent == folder or out == folder):

@@ -3,11 +3,13 @@
 A folder written by `fer-video annotate` or `batch` is one dataset: every timeline directly in
 it, all of the one SCHEMA. A timeline is a `*.parquet` file carrying fer-video's metadata (the
 `fer_video` key); other Parquet files (another program's, a query result) are skipped with one
-line on stderr each, hidden files (the temp files being written) silently, and so are the MP4s,
-PNGs and HTML beside them. A video is known by the video_id its timeline records, not by the file
-name, so a renamed timeline is still that video; when two files hold the same video only one is
-read (the one named after it, else the first) and the other is named on stderr. Filters are
-pushed down to Parquet: row groups whose statistics rule them out are not read.
+line on stderr each, and so is a damaged timeline (a column missing, of another type, or with
+nulls where a timeline has none: `schema.schema_problem`); hidden files (the temp files being
+written) are skipped silently, and so are the MP4s, PNGs and HTML beside them. A video is known
+by the video_id its timeline records, not by the file name, so a renamed timeline is still that
+video; when two files hold the same video only one is read (the one named after it, else the
+first) and the other is named on stderr. Filters are pushed down to Parquet: row groups whose
+statistics rule them out are not read.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pyarrow.parquet as pq
 
 from fer_video.errors import first_line
 from fer_video.expression.labels import EMOTIONS
-from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
+from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata, schema_problem
 
 _warned: set[str] = set()
 
@@ -65,7 +67,33 @@ def _read(path: Path, alone: bool) -> Timeline | None:
         meta = TimelineMetadata(**{k: v for k, v in json.loads(raw).items() if k in known})
     except (TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path}: unreadable fer-video metadata ({first_line(error)})") from None
+    problem = schema_problem(schema, _null_counts(parquet))
+    if problem is not None:
+        # A timeline edited by hand or by another script: its columns would read as nulls,
+        # fail a cast mid-query, or break a summary, far from the file that caused it.
+        if alone:
+            raise ValueError(f"{path}: a damaged timeline ({problem})")
+        _warn(f"{path}: skipped, a damaged timeline ({problem})")
+        return None
     return Timeline(path, meta.video_id or _video_id_of_rows(parquet) or path.stem, meta)
+
+
+def _null_counts(parquet: pq.ParquetFile) -> dict[str, int]:
+    """Nulls per top-level column by the footer's statistics (a column without them counts 0)."""
+    counts: dict[str, int] = {}
+    try:
+        meta = parquet.metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                stats = column.statistics
+                if stats is not None and stats.has_null_count:
+                    name = column.path_in_schema.split(".")[0]
+                    counts[name] = counts.get(name, 0) + stats.null_count
+    except (OSError, pa.ArrowException):  # statistics that do not read: the data's own read says more
+        return {}
+    return counts
 
 
 def _video_id_of_rows(parquet: pq.ParquetFile) -> str | None:
@@ -110,7 +138,12 @@ def timeline_files(path_or_folder: str | Path) -> list[Path]:
 
 def dataset(path_or_folder: str | Path) -> ds.Dataset:
     """The folder (or file) as one pyarrow dataset of SCHEMA."""
-    return ds.dataset([str(p) for p in timeline_files(path_or_folder)], format="parquet", schema=SCHEMA)
+    return timeline_dataset(scan(path_or_folder))
+
+
+def timeline_dataset(timelines: list[Timeline]) -> ds.Dataset:
+    """These timelines as one pyarrow dataset of SCHEMA (a column an older file lacks reads as null)."""
+    return ds.dataset([str(t.path) for t in timelines], format="parquet", schema=SCHEMA)
 
 
 def _as_list(value) -> list | None:
@@ -134,6 +167,9 @@ def row_filter(video=None, track=None, start: float | None = None, end: float | 
     tracks = _as_list(track)
     if tracks is not None:
         parts.append(pc.field("track_id").isin(pa.array([int(t) for t in tracks], pa.int32())))
+    if start is not None and end is not None and not float(start) < float(end):
+        # Nothing is both at or after start and before end: say so rather than give no rows.
+        raise ValueError(f"--start {float(start):g} s is not before --end {float(end):g} s: an empty time range")
     if start is not None:
         parts.append(pc.field("timestamp_s") >= float(start))
     if end is not None:
@@ -185,6 +221,38 @@ def load(path_or_folder: str | Path, video=None, track=None, start: float | None
     if keys:
         frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     return frame
+
+
+def require_tracks(path_or_folder: str | Path, video=None, track=None) -> None:
+    """ValueError naming the tracks of `track` that none of the selected videos has (with the
+    tracks there are), so that asking for one gives a line, not an empty table."""
+    wanted = _as_list(track)
+    if wanted is None:
+        return
+    present = load(path_or_folder, video=video, columns=["track_id"])["track_id"]
+    have = sorted({int(t) for t in present})
+    missing = [int(t) for t in wanted if int(t) not in have]
+    if missing:
+        videos = _as_list(video)
+        where = (f"video {videos[0]!r}" if videos and len(videos) == 1 else
+                 f"videos {', '.join(repr(v) for v in videos)}" if videos else str(path_or_folder))
+        raise ValueError(f"no track {', '.join(map(str, missing))} in {where} "
+                         f"(tracks: {', '.join(map(str, have)) or 'none'})")
+
+
+def warn_if_range_empty(path_or_folder: str | Path, video=None, track=None, start=None, end=None) -> None:
+    """One line on stderr when --start/--end leave no row of a selection that has some."""
+    if start is None and end is None:
+        return
+    times = load(path_or_folder, video=video, track=track, columns=["timestamp_s"])["timestamp_s"]
+    if not len(times):
+        return
+    span = (f"from {start:g} s to {end:g} s" if start is not None and end is not None
+            else f"from {start:g} s on" if start is not None else f"before {end:g} s")
+    edge = (f"the last one is at {times.max():g} s" if start is not None and times.max() < start
+            else f"the first one is at {times.min():g} s" if end is not None and times.min() >= end
+            else f"faces are seen from {times.min():g} s to {times.max():g} s")
+    _warn(f"no face rows {span} ({edge})")
 
 
 def load_metadata(path_or_folder: str | Path) -> dict[str, TimelineMetadata]:

@@ -38,6 +38,36 @@ SCHEMA = pa.schema(
 )
 COLUMNS = SCHEMA.names
 METADATA_KEY = b"fer_video"
+# Columns added after timelines were first written: an older file lacks them and reads them as
+# null (person_id then falls back to track_id), so their absence is not damage.
+ADDED_LATER = ("person_id", "person")
+
+
+def _label_type(kind: pa.DataType) -> bool:
+    """Labels as plain text or a dictionary of text cast to SCHEMA's without loss."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def schema_problem(schema: pa.Schema, null_counts: dict[str, int] | None = None) -> str | None:
+    """What keeps a file of this Arrow schema from being read as a timeline ("no column label",
+    "x is string, not float", "label has nulls"), or None. `null_counts` (from the Parquet
+    footer's statistics) finds nulls in columns that never hold any. The one check of a file
+    against SCHEMA: every reader (load, summary, plot, query) goes through it."""
+    missing = [f.name for f in SCHEMA if f.name not in schema.names and f.name not in ADDED_LATER]
+    if missing:
+        return f"no column {', '.join(missing)}"
+    problems = []
+    for field in SCHEMA:
+        if field.name not in schema.names:
+            continue
+        kind = schema.field(field.name).type
+        if kind != field.type and not (field.name == "label" and _label_type(kind)):
+            problems.append(f"{field.name} is {kind}, not {field.type}")
+        elif not field.nullable and (null_counts or {}).get(field.name):
+            problems.append(f"{field.name} has nulls")
+    return "; ".join(problems) or None
 
 
 @dataclass

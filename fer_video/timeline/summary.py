@@ -49,7 +49,7 @@ def frame_step(metadata: TimelineMetadata | None) -> float:
 def summary(path_or_folder: str | Path, by: str = "track", video=None, track=None,
             start: float | None = None, end: float | None = None) -> pd.DataFrame:
     """Load a file or folder (filters as in `load`) and summarise it per track or per video."""
-    from fer_video.timeline.read import load, load_metadata
+    from fer_video.timeline.read import load, load_metadata, require_tracks, warn_if_range_empty
 
     metadata = load_metadata(path_or_folder)
     frame = load(path_or_folder, video=video, track=track, start=start, end=end)
@@ -60,6 +60,9 @@ def summary(path_or_folder: str | Path, by: str = "track", video=None, track=Non
             raise ValueError(f"no video {', '.join(repr(v) for v in sorted(unknown))} in {path_or_folder} "
                              f"(videos: {', '.join(sorted(metadata)) or 'none'})")
         metadata = {k: v for k, v in metadata.items() if k in wanted}
+    require_tracks(path_or_folder, video, track)
+    if not len(frame):
+        warn_if_range_empty(path_or_folder, video, track, start, end)
     return summary_of(frame, metadata, by=by)
 
 
