@@ -160,6 +160,13 @@ def bad_inputs(tmp_path_factory) -> dict:
     data = faststart.read_bytes()
     bad["faststart_cut"] = folder / "half_faststart.mp4"
     bad["faststart_cut"].write_bytes(data[: len(data) // 2])
+    # Matroska cut short: ffmpeg decodes the first part and ends with its summary line
+    # ("video:..KiB audio:..KiB ... muxing overhead"), which is no reason to quote.
+    mkv = work / "whole.mkv"
+    ffmpeg("-i", faststart, "-c", "copy", mkv)
+    data = mkv.read_bytes()
+    bad["mkv_cut"] = folder / "cut.mkv"
+    bad["mkv_cut"].write_bytes(data[: len(data) * 4 // 10])
     bad["audio_only"] = folder / "tone_only.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", bad["audio_only"])
     return bad

@@ -9,13 +9,14 @@ import pytest
 
 from helpers import hidden_partials, read_timeline, run_cli
 
-KINDS = ["empty", "text", "moov_cut", "faststart_cut", "audio_only"]
+KINDS = ["empty", "text", "moov_cut", "faststart_cut", "mkv_cut", "audio_only"]
 # What each line must say, beyond naming the file.
 PROBLEM = {
     "empty": "empty",
     "text": "not a readable video",
     "moov_cut": "truncated",
     "faststart_cut": "truncated",
+    "mkv_cut": "truncated",
     "audio_only": "no video stream",
 }
 
@@ -45,6 +46,7 @@ def test_bad_input_is_one_line_naming_the_file(kind, mixed_run, bad_inputs):
     line = mentions[0]
     assert line.startswith(f"fer-video: error: {path}: "), line
     assert PROBLEM[kind] in line, line
+    assert "KiB" not in line and "muxing overhead" not in line and "encoder" not in line, f"no reason: {line}"
     assert str(path) not in proc.stdout
     assert not (out / f"{path.stem}.parquet").exists()
     assert not (out / f"{path.stem}.mp4").exists()

@@ -174,13 +174,16 @@ def _starts_like_mp4(path: Path) -> bool:
 
 
 def _ffmpeg_reason(stderr: str) -> str:
-    """ffmpeg's own last complaint, shortened to one line."""
-    for line in reversed(stderr.strip().splitlines()):
-        line = re.sub(r"^\[[^\]]+\]\s*", "", line.strip())
+    """ffmpeg's own last complaint, shortened to one line. Indented lines describe streams and
+    their metadata, and the headers, progress line and closing byte counts are no complaint."""
+    for raw in reversed(stderr.rstrip().splitlines()):
+        if raw[:1].isspace() or raw.startswith(("Input #", "Output #", "Stream mapping", "Press [q]")):
+            continue
+        line = re.sub(r"^\[[^\]]+\]\s*", "", raw.strip())
         if line.startswith("Error opening input:"):
             return line.split(":", 1)[1].strip().rstrip(".")
-        if re.match(r"(frame|size)=\s*\S", line) or "speed=" in line:
-            continue  # the progress line, not a reason
+        if re.match(r"(frame|size)=\s*\S", line) or "speed=" in line or re.match(r"video:\s*\S+\s+audio:", line):
+            continue  # the progress line or the closing byte counts, not a reason
         if line and not line.startswith(("At least one output", "Exiting", "Error opening input")):
             return line.rstrip(".")
     return ""

@@ -277,7 +277,8 @@ def _check_complete(info: MediaInfo, returncode: int, decoded: int, stderr: byte
     reason = "partial file" if "partial file" in text else _ffmpeg_reason(text)
     if refuse and decoded < SHORT_ERROR * expected - 1:
         raise InputError(
-            info.path, f"truncated or corrupt: decoded {decoded} of about {expected} frames ({reason})"
+            info.path, f"truncated or corrupt: decoded {decoded} of about {expected} frames"
+            + (f" ({reason})" if reason else "")
         )
     if warn:
         about = "" if info.frame_count else "about "
