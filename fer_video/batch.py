@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer_video.errors import problem_of
-from fer_video.outputs import VIDEO_SUFFIXES, check_overwrite, claim, is_output, output_name, timeline_metadata
+from fer_video.outputs import (VIDEO_SUFFIXES, check_overwrite, claim, is_output, name_note, output_name,
+                               timeline_metadata)
 from fer_video.video.probe import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -160,8 +161,12 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
         check_overwrite(options.out_dir / f"{name}.parquet", path, content, key,
                         hint="remove it, or choose another --out")
         result = annotate(path, options, name=name, content_sha256=content, claimed=True)
-    return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
-                   result.frames, result.faces, time.monotonic() - started)
+    notes = [w.removeprefix(f"{path}: ") for w in result.warnings]
+    try:
+        notes += [note] if (note := name_note(path, options.inputs_root)) else []
+    except ValueError:
+        pass  # a path outside the scanned folder (a caller's own name): nothing was cut by this rule
+    return Outcome(str(path), name, "done", "; ".join(notes), result.frames, result.faces, time.monotonic() - started)
 
 
 def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str = "*", retries: int = 1,
@@ -272,7 +277,7 @@ def outcome_line(o: Outcome) -> str:
     """One line per input as it finishes: `batch` and every run of `serve` print these."""
     if o.status == "done":
         frames = f"{o.frames} frame" + ("" if o.frames == 1 else "s")
-        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s"
+        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s" + (f" ({o.reason})" if o.reason else "")
     return f"{o.path}: {o.status}" + (f" ({o.reason})" if o.reason else "")
 
 

@@ -182,7 +182,7 @@ def _annotate(args, inputs: list[str]) -> int:
 
         def run(path, name):
             return run_direct(path, options, name, overwrite=getattr(args, "overwrite", False))
-    from fer_video.outputs import output_name
+    from fer_video.outputs import name_note, output_name
 
     failed = 0
     named: dict[str, str] = {}  # output name -> the input of this call that has it
@@ -203,8 +203,9 @@ def _annotate(args, inputs: list[str]) -> int:
             _report_failure(path, error, args.verbose)
             continue
         outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
+        note = name_note(path)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
-              f"{_plural(outcome.tracks, 'track')} -> {outputs}", flush=True)
+              f"{_plural(outcome.tracks, 'track')} -> {outputs}" + (f" ({note})" if note else ""), flush=True)
         for warning in outcome.warnings:
             print(f"fer-video: warning: {warning}", file=sys.stderr)
     _link_after(args, options)
