@@ -161,7 +161,7 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
         check_overwrite(options.out_dir / f"{name}.parquet", path, content, key,
                         hint="remove it, or choose another --out")
         result = annotate(path, options, name=name, content_sha256=content, claimed=True)
-    notes = [w.removeprefix(f"{path}: ") for w in result.warnings]
+    notes = [w.removeprefix(f"{path}: ") for w in [*result.warnings, *result.notes]]
     try:
         notes += [note] if (note := name_note(path, options.inputs_root)) else []
     except ValueError:

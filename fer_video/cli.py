@@ -208,6 +208,8 @@ def _annotate(args, inputs: list[str]) -> int:
               f"{_plural(outcome.tracks, 'track')} -> {outputs}" + (f" ({note})" if note else ""), flush=True)
         for warning in outcome.warnings:
             print(f"fer-video: warning: {warning}", file=sys.stderr)
+        for line in outcome.notes:
+            print(f"fer-video: note: {line}", file=sys.stderr)
     _link_after(args, options)
     if failed:
         print(f"fer-video: {failed} of {len(inputs)} inputs failed", file=sys.stderr)
