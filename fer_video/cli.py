@@ -377,19 +377,23 @@ def cmd_batch(args) -> int:
         from flows import record
 
         outcomes = record.annotate_folder(recorder, _folder_parameters(args), _annotate_options(args, progress=False),
-                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome)
+                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome,
+                                          wait=True)
     elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(_annotate_options(args, progress=False)))
         from flows.batch import folder_flow
 
         flow = folder_flow(args.concurrency, args.dask_address, args.workers)
-        outcomes = flow(**_folder_parameters(args), return_state=True).result(raise_on_failure=False)
+        outcomes = flow(**_folder_parameters(args), wait=True, return_state=True).result(raise_on_failure=False)
         if isinstance(outcomes, BaseException):
             raise outcomes
     else:
+        # A one-off run waits for inputs still being written (a folder just copied in); `serve`
+        # leaves them to its next run.
         outcomes = batch.annotate_folder(Path(args.folder).resolve(), _annotate_options(args, progress=False),
                                          args.pattern, args.retries, run_jobs=batch.in_threads(args.concurrency),
-                                         on_outcome=None if args.quiet else batch.print_outcome)
+                                         on_outcome=None if args.quiet else batch.print_outcome,
+                                         wait=True, say=None if args.quiet else batch.say)
     print(batch.format_outcomes(outcomes), flush=True)
     return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else 0
 
