@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer_video.errors import problem_of
-from fer_video.outputs import VIDEO_SUFFIXES, check_overwrite, claim, is_output, output_name, timeline_metadata
+from fer_video.outputs import (VIDEO_SUFFIXES, check_overwrite, claim, is_output, name_note, output_name,
+                               timeline_metadata)
 from fer_video.video.probe import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -99,6 +100,41 @@ def still_being_written(paths: list[Path], settle_seconds: float | None = None,
     return growing
 
 
+WAIT_SECONDS = 120.0  # the longest a one-off batch waits for its inputs still being written
+
+
+def _wait_seconds() -> float:
+    """WAIT_SECONDS, or $FER_VIDEO_WAIT_SECONDS."""
+    import os
+
+    return float(os.environ.get("FER_VIDEO_WAIT_SECONDS", WAIT_SECONDS))
+
+
+def wait_to_settle(paths: list[Path], say=None, limit: float | None = None) -> dict[Path, str]:
+    """`still_being_written`, for a one-off batch: where inputs are still being written (a folder
+    just copied in), it waits until they stop changing, `limit` seconds at most, saying so in one
+    line through `say`, and returns those still being written then. A scheduled run (`serve`)
+    does not wait: the next run takes them."""
+    from fer_video import interrupt
+
+    limit = _wait_seconds() if limit is None else limit
+    growing = still_being_written(paths)
+    if not growing or limit <= 0:
+        return growing
+    if say:
+        names = ", ".join(p.name for p in sorted(growing)[:3]) + (", ..." if len(growing) > 3 else "")
+        n = len(growing)
+        say(f"waiting for {n} input{'s' if n > 1 else ''} still being written to settle "
+            f"(at most {limit:g} s): {names}")
+    deadline = time.monotonic() + limit
+    while growing and time.monotonic() < deadline:
+        if interrupt.CANCELLED.wait(LOOK_AGAIN_SECONDS):
+            interrupt.check()
+        growing = still_being_written(sorted(growing))
+    return {p: f"still being written after the batch waited {limit:g} s for it; a later run takes it"
+            for p in growing}
+
+
 def plan(paths: list[Path], folder: Path, out_dir: Path) -> list[tuple[Path, str, str]]:
     """(input, output name, why it is refused or "") for each input. Names never change with the
     other files; where two inputs share one, the input whose timeline already holds it keeps it
@@ -160,18 +196,25 @@ def annotate_job(path: Path, name: str, options: AnnotateOptions, model_sha: str
         check_overwrite(options.out_dir / f"{name}.parquet", path, content, key,
                         hint="remove it, or choose another --out")
         result = annotate(path, options, name=name, content_sha256=content, claimed=True)
-    return Outcome(str(path), name, "done", "; ".join(w.removeprefix(f"{path}: ") for w in result.warnings),
-                   result.frames, result.faces, time.monotonic() - started)
+    notes = [w.removeprefix(f"{path}: ") for w in [*result.warnings, *result.notes]]
+    try:
+        notes += [note] if (note := name_note(path, options.inputs_root)) else []
+    except ValueError:
+        pass  # a path outside the scanned folder (a caller's own name): nothing was cut by this rule
+    return Outcome(str(path), name, "done", "; ".join(notes), result.frames, result.faces, time.monotonic() - started)
 
 
 def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str = "*", retries: int = 1,
-                    run_jobs=None, on_outcome=None) -> list[Outcome]:
+                    run_jobs=None, on_outcome=None, wait: bool = False, say=None) -> list[Outcome]:
     """Every input under `folder` through `annotate_job`: what `fer-video batch` runs, directly or
     as the annotate-folder Prefect flow (flows/batch.py).
 
     `run_jobs(jobs, options, model_sha, retries)` runs `annotate_job` on each (path, name) and
     yields, in order, its Outcome or the exception of its last try: `in_threads(n)` here, Prefect
     tasks on the flow's task runner there. `on_outcome` hears of each outcome as it is known.
+
+    `wait`: inputs still being written are waited for (`wait_to_settle`, its line to `say`), as
+    `fer-video batch` does; else, as `serve`'s scheduled runs do, they are left to the next run.
     """
     root = Path(folder)
     options = replace(options, inputs_root=root) if options.inputs_root is None else options
@@ -179,7 +222,7 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
     from fer_video.jobs import model_sha256
 
     model_sha = model_sha256(options)
-    growing = still_being_written(paths)
+    growing = wait_to_settle(paths, say) if wait else still_being_written(paths)
     planned = plan(paths, root, options.out_dir)
     ready = [(path, name) for path, name, refused in planned if not refused and path not in growing]
     results = iter((run_jobs or in_threads())(ready, options, model_sha, retries))
@@ -272,8 +315,13 @@ def outcome_line(o: Outcome) -> str:
     """One line per input as it finishes: `batch` and every run of `serve` print these."""
     if o.status == "done":
         frames = f"{o.frames} frame" + ("" if o.frames == 1 else "s")
-        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s"
+        return f"{o.path}: done, {frames}, {o.faces} face rows in {o.seconds:.1f} s" + (f" ({o.reason})" if o.reason else "")
     return f"{o.path}: {o.status}" + (f" ({o.reason})" if o.reason else "")
+
+
+def say(line: str) -> None:
+    """A line of what the batch is doing, on stderr."""
+    print(f"fer-video: {line}", file=sys.stderr, flush=True)
 
 
 def print_outcome(o: Outcome) -> None:

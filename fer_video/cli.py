@@ -182,7 +182,7 @@ def _annotate(args, inputs: list[str]) -> int:
 
         def run(path, name):
             return run_direct(path, options, name, overwrite=getattr(args, "overwrite", False))
-    from fer_video.outputs import output_name
+    from fer_video.outputs import name_note, output_name
 
     failed = 0
     named: dict[str, str] = {}  # output name -> the input of this call that has it
@@ -203,10 +203,13 @@ def _annotate(args, inputs: list[str]) -> int:
             _report_failure(path, error, args.verbose)
             continue
         outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
+        note = name_note(path)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
-              f"{_plural(outcome.tracks, 'track')} -> {outputs}", flush=True)
+              f"{_plural(outcome.tracks, 'track')} -> {outputs}" + (f" ({note})" if note else ""), flush=True)
         for warning in outcome.warnings:
             print(f"fer-video: warning: {warning}", file=sys.stderr)
+        for line in outcome.notes:
+            print(f"fer-video: note: {line}", file=sys.stderr)
     _link_after(args, options)
     if failed:
         print(f"fer-video: {failed} of {len(inputs)} inputs failed", file=sys.stderr)
@@ -374,19 +377,23 @@ def cmd_batch(args) -> int:
         from flows import record
 
         outcomes = record.annotate_folder(recorder, _folder_parameters(args), _annotate_options(args, progress=False),
-                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome)
+                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome,
+                                          wait=True)
     elif prefect:
         _start_prefect(args, warm_up=lambda: _warm_up(_annotate_options(args, progress=False)))
         from flows.batch import folder_flow
 
         flow = folder_flow(args.concurrency, args.dask_address, args.workers)
-        outcomes = flow(**_folder_parameters(args), return_state=True).result(raise_on_failure=False)
+        outcomes = flow(**_folder_parameters(args), wait=True, return_state=True).result(raise_on_failure=False)
         if isinstance(outcomes, BaseException):
             raise outcomes
     else:
+        # A one-off run waits for inputs still being written (a folder just copied in); `serve`
+        # leaves them to its next run.
         outcomes = batch.annotate_folder(Path(args.folder).resolve(), _annotate_options(args, progress=False),
                                          args.pattern, args.retries, run_jobs=batch.in_threads(args.concurrency),
-                                         on_outcome=None if args.quiet else batch.print_outcome)
+                                         on_outcome=None if args.quiet else batch.print_outcome,
+                                         wait=True, say=None if args.quiet else batch.say)
     print(batch.format_outcomes(outcomes), flush=True)
     return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else 0
 

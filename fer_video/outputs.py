@@ -8,13 +8,19 @@ In a batch the path relative to the folder is kept, folders joined by `__`
 (`sub/dir/clip.mp4` -> `sub__dir__clip`). A name depends on the input alone, never on which other
 files exist, so adding a file never renames another's outputs. Two inputs that still come out
 equal (`d1/clip.mp4` and `d2/clip.mp4` in one call, `clip.mp4` beside `clip.mov`) are not given
-made-up names: the second is refused.
+made-up names: the second is refused. A name too long for its outputs' file names (over
+`NAME_BYTES` bytes of UTF-8) is cut, and a hash of the whole name added (`fitted_name`).
+
+File names are limited in bytes (NAME_MAX, 255 on ext4, XFS, btrfs, APFS), and the hidden temp
+and lock names add to an output's name: those are cut with a hash too where the folder's own
+limit calls for it, so that any input the file system holds can be annotated.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -40,11 +46,60 @@ IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".w
 
 def output_name(path: str | Path, folder: str | Path | None = None) -> str:
     """The input's output name and video id (see the module's docstring). With `folder`, the
-    path relative to it is flattened with `__`."""
+    path relative to it is flattened with `__`; a name too long for file names is cut."""
+    return fitted_name(full_output_name(path, folder))
+
+
+def full_output_name(path: str | Path, folder: str | Path | None = None) -> str:
+    """`output_name` before any cut."""
     path = Path(path)
     relative = path.relative_to(folder) if folder is not None else Path(path.name)
     last = relative.name if path.suffix.lower() in IMAGE_SUFFIXES else relative.stem
     return "__".join([*relative.parent.parts, last])
+
+
+NAME_MAX = 255  # bytes in a file name where the folder does not say (os.pathconf)
+# The longest output file name is `.identity/<name>.embeddings.parquet`, 19 bytes more than
+# its name: a name up to NAME_BYTES keeps all its outputs within 255 bytes and stays as it is.
+NAME_BYTES = NAME_MAX - 19
+# A longer name is cut to this, leaving room for the plots' `.track<ids>.timeline.png`.
+CUT_BYTES = 200
+_HASH = 10  # hex digits of the hash that keeps cut names apart
+
+
+def fitted_name(name: str) -> str:
+    """`name`, or if longer than NAME_BYTES its start (at a character boundary) and a hash of
+    the whole: `<start>~<hash>`, CUT_BYTES bytes at most. The same name always gives the same cut,
+    so a rerun finds its outputs."""
+    return name if len(name.encode()) <= NAME_BYTES else _cut(name, CUT_BYTES)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8: its start, `~` and a hash of all of it."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    digest = hashlib.sha256(encoded).hexdigest()[:_HASH]
+    start = encoded[: limit - _HASH - 1].decode("utf-8", "ignore")  # never half a character
+    return f"{start}~{digest}"
+
+
+def name_note(path: str | Path, folder: str | Path | None = None) -> str | None:
+    """One line when the input's output name was cut (`fitted_name`), else None."""
+    full = full_output_name(path, folder)
+    name = fitted_name(full)
+    if name == full:
+        return None
+    return (f"its outputs' names are cut to {len(name.encode())} bytes and end in a hash: its name, "
+            f"{len(full.encode())} bytes of UTF-8, is too long for them ({NAME_BYTES} fit)")
+
+
+def name_max(folder: str | Path) -> int:
+    """The longest file name, in bytes, that `folder`'s file system takes."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return NAME_MAX
 
 
 @dataclass(frozen=True)
@@ -109,8 +164,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     writes goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    base = _temp_base(path.name, name_max(path.parent))
     while True:
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(_TOKEN // 2)}.part")
+        temp = path.with_name(f"{base}.{secrets.token_hex(_TOKEN // 2)}.part")
         try:
             # O_EXCL: the name is ours alone; 0o666 so the umask, not mkstemp's 0600, decides.
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -125,8 +181,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _temp_of(filename: str) -> re.Pattern:
+def _temp_base(filename: str, limit: int) -> str:
+    """A temp name without its `.<random>.part`: `.<filename>`, cut where the whole would not fit
+    in `limit` bytes (a name the file system takes must not fail on its temp's)."""
+    return _cut(f".{filename}", limit - _TOKEN - len("..part"))
+
+
+def _temp_of(filename: str, limit: int = NAME_MAX) -> re.Pattern:
     # `.x.part` and `..x.<random>.part.part` too: what versions before the unique temp names left.
+    base = _temp_base(filename, limit)
+    if base != f".{filename}":
+        return re.compile(rf"^{re.escape(base)}\.[0-9a-f]{{{_TOKEN}}}\.part$")
     return re.compile(rf"^\.{{1,2}}{re.escape(filename)}(\.[0-9a-f]{{{_TOKEN}}})?\.part(\.part)?$")
 
 
@@ -134,7 +199,8 @@ def remove_leftovers(out_dir: Path, name: str) -> None:
     """Temp files of a killed run of `name`'s outputs; call only while holding its `claim`."""
     if not out_dir.is_dir():
         return
-    patterns = [_temp_of(f) for f in _output_files(name)]
+    limit = name_max(out_dir)
+    patterns = [_temp_of(f, limit) for f in _output_files(name)]
     for entry in os.scandir(out_dir):
         if entry.name.startswith(".") and entry.name.endswith(".part") and any(p.match(entry.name) for p in patterns):
             Path(entry.path).unlink(missing_ok=True)
@@ -143,7 +209,8 @@ def remove_leftovers(out_dir: Path, name: str) -> None:
 # --- the lock on a name's outputs ---------------------------------------------------------------
 
 def lock_path(out_dir: Path, name: str) -> Path:
-    return Path(out_dir) / f".{name}.lock"
+    """`<out>/.<name>.lock`, its name cut (`_cut`) where the folder's file system needs it."""
+    return Path(out_dir) / (_cut(f".{name}", name_max(out_dir) - len(".lock")) + ".lock")
 
 
 @contextlib.contextmanager

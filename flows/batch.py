@@ -33,16 +33,19 @@ def annotate_folder(
     persons: bool = True,
     identity: bool = False,
     people: str | None = None,
+    wait: bool = False,
 ) -> list[batch.Outcome]:
     """Plain parameters only, so a deployment can store them. Concurrency comes from the task
-    runner the caller picks (threads here, or a Dask cluster)."""
+    runner the caller picks (threads here, or a Dask cluster). `wait`: for inputs still being
+    written, as `fer-video batch` does; `serve`'s scheduled runs leave them to the next run."""
     options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
                               smoothing=smoothing, model=Path(model) if model else None, video=video,
                               preset=preset, min_score=min_score, progress=False,
                               inputs_root=Path(folder), persons=persons, identity=identity,
                               people=Path(people) if people else None)
     return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
-                                 on_outcome=None if quiet else batch.print_outcome)
+                                 on_outcome=None if quiet else batch.print_outcome,
+                                 wait=wait, say=None if quiet else batch.say)
 
 
 def _as_tasks(jobs, options, model_sha, retries):

@@ -349,7 +349,8 @@ def annotate(recorder: Recorder, path, options, name: str | None = None, overwri
         return pipeline.annotate(path, options, name, stages=stages, overwrite=overwrite)
 
 
-def annotate_folder(recorder: Recorder, parameters: dict, options, concurrency: int, on_outcome=None):
+def annotate_folder(recorder: Recorder, parameters: dict, options, concurrency: int, on_outcome=None,
+                    wait: bool = False):
     """`fer_video.batch.annotate_folder` in threads, recorded as a run of the annotate-folder flow
     (flows/batch.py): each job a task run `annotate <name>`, its retries as Prefect's."""
     from fer_video import batch
@@ -370,4 +371,5 @@ def annotate_folder(recorder: Recorder, parameters: dict, options, concurrency: 
                 return batch.annotate_job(path, name, options, model_sha)
 
         return batch.annotate_folder(parameters["folder"], options, parameters["pattern"], retries,
-                                     run_jobs=batch.in_threads(concurrency, job=job), on_outcome=on_outcome)
+                                     run_jobs=batch.in_threads(concurrency, job=job), on_outcome=on_outcome,
+                                     wait=wait, say=batch.say if on_outcome else None)

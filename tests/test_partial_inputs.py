@@ -1,7 +1,8 @@
 """Completeness decided from what the container says: an MP4 cut at 99% is annotated with a
 one-line warning (frames read vs the sample table's count), variable-frame-rate MKV and WebM
 (whose nominal rate is not their average) are accepted with every frame analysed, and `batch`
-leaves a file that is still growing for a later run. Real ffmpeg and the real CLI."""
+waits for a file just copied in, but leaves one that is still growing after its wait for a later
+run, as `serve`'s scheduled runs do at once. Real ffmpeg and the real CLI."""
 
 from __future__ import annotations
 
@@ -76,8 +77,42 @@ def test_vfr_container_every_frame_in_the_timeline(kind, partial_run, vfr_clip, 
     assert rows.groupby("frame_index").timestamp_s.first().tolist() == pytest.approx(expected_times, abs=2e-3)
 
 
-def test_batch_leaves_a_growing_file_for_later(tmp_path, monkeypatch):
+def test_batch_waits_for_a_file_just_copied_in_then_annotates_it(good_small_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_VIDEO_SETTLE_SECONDS", "1.5")  # conftest sets 0 for other tests
+    folder = tmp_path / "in"
+    folder.mkdir()
+    copied = folder / "copied.mp4"
+    copied.write_bytes(good_small_clip.path.read_bytes())  # its time is now: a copy just made
+    started = time.time()
+    proc = run_cli("batch", folder, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    waits = [line for line in proc.stderr.splitlines() if "waiting" in line]
+    assert waits == ["fer-video: waiting for 1 input still being written to settle (at most 120 s): copied.mp4"], \
+        proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "1 done, 0 skipped, 0 busy, 0 failed of 1 inputs", proc.stdout
+    rows, meta = read_timeline(tmp_path / "out" / "copied.parquet")
+    assert meta["frame_count"] == good_small_clip.frames and len(rows)
+    assert (tmp_path / "out" / "copied.mp4").exists()
+    assert time.time() - started >= 1.5  # it did wait for the file to be 1.5 s old
+
+
+def test_a_scheduled_run_leaves_a_file_just_copied_in_to_the_next_run(good_small_clip, tmp_path, monkeypatch):
+    """What `serve`'s runs do (annotate_folder without `wait`; Prefect's part is tested in test_batch)."""
+    from fer_video.batch import annotate_folder
+
+    monkeypatch.setenv("FER_VIDEO_SETTLE_SECONDS", "3")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "copied.mp4").write_bytes(good_small_clip.path.read_bytes())
+    said = []
+    outcomes = annotate_folder(folder, AnnotateOptions(out_dir=tmp_path / "out", progress=False), say=said.append)
+    assert [(o.status, o.reason.split(" (")[0]) for o in outcomes] == [("writing", "still being written")]
+    assert said == [] and not (tmp_path / "out" / "copied.parquet").exists()
+
+
+def test_batch_leaves_a_file_still_growing_after_its_wait_for_later(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_VIDEO_SETTLE_SECONDS", "3")  # the default (conftest sets 0 for other tests)
+    monkeypatch.setenv("FER_VIDEO_WAIT_SECONDS", "2")  # a recording: it would grow through any wait
     folder = tmp_path / "in"
     done = make_clip(folder / "done.mp4", seconds=1.0, width=320, height=180, fps=FPS, actors=one_actor(320))
     settled = time.time() - 60  # finished a minute ago: the batch (no start-up to wait for) must take it
@@ -105,7 +140,8 @@ def test_batch_leaves_a_growing_file_for_later(tmp_path, monkeypatch):
         writer.join()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(line for line in proc.stdout.splitlines() if "recording.mkv" in line)
-    assert line.split()[0] == "writing" and "still being written" in line, proc.stdout
+    assert line.split()[0] == "writing" and "still being written after the batch waited 2 s" in line, proc.stdout
+    assert "fer-video: waiting for 1 input still being written to settle (at most 2 s): recording.mkv" in proc.stderr
     assert next(line for line in proc.stdout.splitlines() if "done.mp4" in line).split()[0] == "done"
     assert proc.stdout.strip().splitlines()[-1] == "1 done, 0 skipped, 0 busy, 1 writing, 0 failed of 2 inputs"
     assert not (tmp_path / "out" / "recording.parquet").exists()

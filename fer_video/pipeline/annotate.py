@@ -38,6 +38,7 @@ class Result:
     faces: int = 0
     tracks: int = 0
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run did besides writing: a file it removed
 
 
 class Stages:
@@ -98,16 +99,40 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     kept, analysis.embeddings = identity.persons_in_video(analysis.rows, kept, analysis.face_chips, options)
     rows = stages.smooth(kept, options.smoothing)
     result = result_of(info, rows, analysis)
-    if options.video or info.is_image:
+    if options.video:
         media = stages.render(info, rows, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
             result.video = media
+    else:
+        # Before the timeline, which marks the job done: a run killed in between leaves the old
+        # timeline without its media, and is redone, never the new one beside a stale drawing.
+        result.notes += remove_stale_media(options.out_dir, analysis.name)
     if note:
         print(f"fer-video: note: {note}", file=sys.stderr)
     result.timeline = stages.write(rows, analysis, options)
     return result
+
+
+def remove_stale_media(out_dir: Path, name: str) -> list[str]:
+    """With --no-video: the annotated video or image an earlier run drew for `name`, removed, one
+    line each. It shows the earlier timeline's faces and labels, not the new one's, so left beside
+    the new timeline it would be taken for its drawing. Only beside a fer-video timeline of that
+    name (one this run is replacing): a file that merely has such a name is never touched."""
+    from fer_video.outputs import media_names, timeline_metadata
+
+    out_dir = Path(out_dir)
+    if timeline_metadata(out_dir / f"{name}.parquet") is None:
+        return []
+    notes = []
+    for filename in media_names(name):
+        media = out_dir / filename
+        if media.is_file():
+            media.unlink()
+            notes.append(f"{media}: removed, an earlier run's drawing that would not match the new timeline "
+                         "(--no-video draws none)")
+    return notes
 
 
 def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:

@@ -48,21 +48,24 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
 
     frames = prefetch(decoded)
     try:
-        first = next(frames)  # its time is where the video starts on the source's clock
-        writer = VideoWriter(path, info.width, info.height, info.fps, audio_from=info.path if info.has_audio else None,
-                             audio_codec=info.audio_codec, preset=options.preset, pix_fmt=pix_fmt, start=first.time)
-        with bar, writer:
-            for frame in itertools.chain([first], frames):
-                interrupt.check()
-                faces = by_frame.get(frame.index - frame.index % options.stride)
-                if faces is None:
-                    writer.write(frame.pixels)  # untouched, in the layout it was decoded in
-                else:
-                    # OpenCV draws in BGR; frames go out in the layout they came in.
-                    image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-                    draw_faces(image, faces, persons.get(frame.index - frame.index % options.stride))
-                    writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
-                bar.update(1)
+        # The bar is entered first, so that an error opening the writer clears it before its line.
+        with bar:
+            first = next(frames)  # its time is where the video starts on the source's clock
+            writer = VideoWriter(path, info.width, info.height, info.fps,
+                                 audio_from=info.path if info.has_audio else None, audio_codec=info.audio_codec,
+                                 preset=options.preset, pix_fmt=pix_fmt, start=first.time)
+            with writer:
+                for frame in itertools.chain([first], frames):
+                    interrupt.check()
+                    faces = by_frame.get(frame.index - frame.index % options.stride)
+                    if faces is None:
+                        writer.write(frame.pixels)  # untouched, in the layout it was decoded in
+                    else:
+                        # OpenCV draws in BGR; frames go out in the layout they came in.
+                        image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
+                        draw_faces(image, faces, persons.get(frame.index - frame.index % options.stride))
+                        writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+                    bar.update(1)
     finally:
         frames.close()  # ends the decoder at once if drawing or writing failed
     return path
