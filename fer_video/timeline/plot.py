@@ -8,6 +8,7 @@ and `shares_size_px`.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,21 @@ def _save(fig, path: Path, dpi: int) -> Path:
     with atomic_path(path) as temp:
         fig.savefig(temp, format="png", dpi=dpi, facecolor="white")
     return path
+
+
+@functools.cache
+def _drawable_characters() -> frozenset[int]:
+    """Every character the figures' font (matplotlib's default, DejaVu Sans) can draw."""
+    from matplotlib import font_manager, ft2font
+
+    return frozenset(ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """`text` with each character the font cannot draw shown as '?', so a file or person name
+    in a script the font lacks (CJK) gives a readable title, not a warning per glyph."""
+    drawable = _drawable_characters()
+    return "".join(c if c.isspace() or ord(c) in drawable else "?" for c in str(text))
 
 
 def _subtitle(metadata: TimelineMetadata | None) -> str:
@@ -118,7 +134,7 @@ def timeline_figure(rows: pd.DataFrame, metadata: TimelineMetadata | None = None
     end = end or 1.0
 
     fig = Figure(figsize=_timeline_inches(len(tracks)), dpi=dpi, layout="constrained")
-    fig.suptitle(f"{video_id}: smoothed expression probabilities per face", fontsize=13, fontweight="bold")
+    fig.suptitle(f"{_drawable(video_id)}: smoothed expression probabilities per face", fontsize=13, fontweight="bold")
     axes = fig.subplots(max(1, len(tracks)), 1, sharex=True, squeeze=False)[:, 0]
     if not tracks:
         axes[0].text(0.5, 0.5, "no faces found in this video", ha="center", va="center",
@@ -159,7 +175,7 @@ def timeline_figure(rows: pd.DataFrame, metadata: TimelineMetadata | None = None
         info = by_track.loc[track] if by_track is not None and track in by_track.index else None
         text = f"track {track}"
         if info is not None and "person" in info:
-            text += f" ({info['person']})"
+            text += f" ({_drawable(info['person'])})"
         if info is not None:
             dominant = info["dominant"]
             text += (f"  ·  on screen {info['time_on_screen_s']:.2f} s"
@@ -186,9 +202,9 @@ def shares_figure(summary: pd.DataFrame, video_id: str = "", dpi: int = DPI):
     summary = summary.sort_values("track_id", ascending=False)  # track 1 at the top
     fig = Figure(figsize=_shares_inches(len(summary)), dpi=dpi, layout="constrained")
     ax = fig.subplots()
-    fig.suptitle(f"{video_id}: share of time on screen in each expression, per face", fontsize=13,
+    fig.suptitle(f"{_drawable(video_id)}: share of time on screen in each expression, per face", fontsize=13,
                  fontweight="bold")
-    names = [f"track {int(r.track_id)}" + (f" ({r.person})" if "person" in summary else "")
+    names = [f"track {int(r.track_id)}" + (f" ({_drawable(r.person)})" if "person" in summary else "")
              + f"\n{r.time_on_screen_s:.2f} s" for r in summary.itertuples()]
     left = np.zeros(len(summary))
     for e in EMOTIONS:
