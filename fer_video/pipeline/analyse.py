@@ -51,6 +51,11 @@ class Analysis:
     # frames were in memory; None when person linking is off.
     face_chips: pd.DataFrame | None = None
     embeddings: pd.DataFrame | None = None  # of the kept tracks, after `identity.persons_in_video`
+    # Every analysed frame's timestamp, by frame index, faces or not, and when the video's last
+    # frame stops showing (None for a segment before the end): what each frame's duration, and
+    # so time on screen, is measured from (`timeline.durations`).
+    frame_times: pd.Series | None = None
+    end_s: float | None = None
 
 
 class _Batches:
@@ -123,10 +128,12 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     # Decoding, the conversion to BGR and the cut test run a few frames ahead, in a thread.
     frames = prefetch(lambda: ((f, cuts(f.image)) for f in read_frames(info, options.stride, stats, first, last)))
     held = deque()  # the frames after the one being analysed: the detector's look-ahead
+    times: dict[int, float] = {}
     distance = _lookahead(detector, info)
 
     def analyse_one(frame, cut) -> None:
         interrupt.check()
+        times[frame.index] = frame.time
         if cut:
             tracker.reset()
             detector.reset()
@@ -155,7 +162,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                         "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
                     classifier.sha256, frames_expected=stats.expected, warnings=warnings,
-                    face_chips=chips.table() if chips is not None else None)
+                    face_chips=chips.table() if chips is not None else None,
+                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end)
 
 
 LOOKAHEAD_BYTES = 64 * 2**20  # frames held for the detector's look-ahead, at most (each as I420 and BGR)
