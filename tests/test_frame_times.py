@@ -172,3 +172,21 @@ def test_a_segmented_run_records_the_same_frame_ends(vfr_run, tmp_path):
     assert ends(result.timeline) == ends(timeline)
     pd.testing.assert_frame_equal(summary(result.timeline)[["frames", "time_on_screen_s", "first_s", "last_s"]],
                                   summary(timeline)[["frames", "time_on_screen_s", "first_s", "last_s"]])
+
+
+def test_the_whole_frame_scan_runs_every_quarter_second_of_timestamps():
+    """The detector's schedule is in seconds: at 50 frames/s and then 12.5 (an average of 25, from
+    which the schedule is set), the scheduled scans fall on the first frame of each 0.24 s, not
+    on every 6th frame (0.12 s, then 0.48 s)."""
+    from fer_video.faces.detect import make_detector
+
+    detector = make_detector("blazeface", frame_rate=25)
+    times = [k / 50 for k in range(50)] + [1 + k / 12.5 for k in range(25)]
+    image = background(WIDTH, HEIGHT)  # no face: nothing followed, so only the schedule matters
+    scheduled = [i for i, t in enumerate(times)
+                 if detector._starts(t, times[i - 1] if i else None, detector.scan_seconds)]
+    expected = [i for i, t in enumerate(times) if i == 0 or int(t / 0.24 + 1e-3) != int(times[i - 1] / 0.24 + 1e-3)]
+    assert scheduled == expected
+    assert [round(times[i], 2) for i in scheduled[:6]] == [0.0, 0.24, 0.48, 0.72, 0.96, 1.24]
+    for i, t in enumerate(times):
+        detector(image, i, time=t)  # runs on timestamps without a frame ahead
