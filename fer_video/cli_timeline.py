@@ -83,8 +83,10 @@ def register(sub) -> None:
         "query", help="SQL over a folder of timelines (DuckDB; the table is `timeline`)",
         description="Run SQL over every *.parquet in FOLDER with DuckDB. The view `timeline` has one "
         "row per frame and face (video_id, frame_index, timestamp_s, track_id, box, raw_* and p_* "
-        "probabilities, label, confidence); `videos` has one row per video with its metadata "
-        "(fps, stride, frame_step_s = stride / fps, duration_s, width, height, model_name, ...). "
+        "probabilities, label, confidence, and frame_duration_s: how long the frame shows, from its "
+        "timestamp to the next analysed frame's, so time on screen is sum(frame_duration_s)); "
+        "`videos` has one row per video with its metadata (fps, stride, frame_step_s = stride / fps, "
+        "duration_s, width, height, model_name, ...). "
         "Only one read-only query, without file access, unless --allow-files.",
         epilog="example: fer-video query out \"SELECT video_id, track_id, count(*) AS frames FROM timeline "
         "WHERE label = 'happy' GROUP BY ALL ORDER BY frames DESC\"")
@@ -100,7 +102,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "summary", help="per track (or per video): time on screen, dominant emotion, shares, changes, peaks",
         description="Summarise a folder of timelines per (video, track), or per video with --by video: "
-        "time on screen (analysed frames x stride / fps), first and last time seen, dominant smoothed "
+        "time on screen (from the frames' own timestamps: each analysed frame lasts until the next), "
+        "first and last time seen, dominant smoothed "
         "label, share of time in each emotion, number of changes of the smoothed label, and the time "
         "and probability of each emotion's strongest moment.")
     p.add_argument("folder", help="folder of timelines (or one .parquet file)")

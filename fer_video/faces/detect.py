@@ -222,11 +222,16 @@ class BlazeFaceDetector:
     """Discover with the full-range model now and then, locate every frame with the short-range
     model in a window around each face seen in the last `FOLLOW_FRAMES` frames.
 
-    Discovery runs on analysed-frame positions that are multiples of `scan_every` (the whole
-    frame) and of `tile_every` (the tiles too), so a run that starts mid-video (a segment) scans on
-    the same frames as a single pass; also whenever no face is being followed, on the frame after
-    one was missed, and after `reset()` (the pipeline calls it at a shot cut). Given the rate of
-    analysed frames, both are set from SCAN_SECONDS and TILE_SECONDS.
+    Discovery runs in time, by the frames' own timestamps: on the first frame of each stretch of
+    `scan_every` nominal frame steps (the whole frame) and of `tile_every` (the tiles too), counted
+    from the video's start, so a run that starts mid-video (a segment) scans on the same frames as
+    a single pass, and a variable frame rate scans every 0.25 s however many frames that is; also
+    whenever no face is being followed, on the frame after one was missed, and after `reset()`
+    (the pipeline calls it at a shot cut). Given the rate of analysed frames, both are set from
+    SCAN_SECONDS and TILE_SECONDS; at a constant rate these are the frames whose position is a
+    multiple of them. A face is followed for FOLLOW_FRAMES nominal steps of time after it was
+    last found, and its motion is kept per second, so a window lands where the face is after a
+    long frame as after a short one.
 
     A scheduled scan looks ahead: the pipeline passes the frame `scan_every - 1` places on (it
     holds a few decoded frames, `pipeline.analyse._lookahead`), the scan runs there while this
@@ -276,6 +281,10 @@ class BlazeFaceDetector:
         self.min_face = min_face
         self.scan_every = scan_every or max(1, round(rate * self.SCAN_SECONDS))
         self.tile_every = tile_every or max(1, round(rate * self.TILE_SECONDS))
+        self.step = 1.0 / rate  # nominal seconds between analysed frames: a frame without a time is this far on
+        self.scan_seconds = self.scan_every * self.step
+        self.tile_seconds = self.tile_every * self.step
+        self._last_time: float | None = None
         self._full = _BlazeFaceModel("face_detection_full_range.tflite", self.FULL_INPUT, [(4, 1)], threads,
                                      resizable=False)
         self._short = _BlazeFaceModel("face_detection_short_range.tflite", self.WINDOW_INPUT,
@@ -294,37 +303,56 @@ class BlazeFaceDetector:
         whole and in tiles."""
         self._fresh = True
         self._followed = np.zeros((0, 4), np.float32)  # last box of each face being followed
-        self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion per frame, in pixels
-        self._missed = np.zeros(0, np.int32)  # frames in a row it was not found
+        self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion, pixels per second
+        self._seen = np.zeros(0, np.float64)  # the time of that box, seconds (predicted where it was missed)
+        self._found = np.zeros(0, np.float64)  # when it was last found, seconds
         self._rescan = False  # a face was missed: scan the next frame whole rather than wait
         self._expected = Faces.empty()  # faces a scan found in a frame ahead, not yet seen here
         self._expected_until = np.zeros(0, np.int64)  # the position of that frame
         self._scan_ahead = None  # a look-ahead scan still running: (future, known boxes, its frame)
 
+    def slot(self, time: float, seconds: float | None = None) -> int:
+        """Which stretch of `seconds` (default: scan_seconds) from the video's start `time` is in.
+        The slack of a thousandth of a stretch keeps a frame printed a microsecond early (1/30 s
+        is 0.033333) in the stretch it starts."""
+        return int(np.floor(time / (seconds or self.scan_seconds) + 1e-3))
+
+    def _starts(self, time: float, previous: float | None, seconds: float) -> bool:
+        """Whether the frame at `time` is the first of its stretch of `seconds`: the previous
+        analysed frame is in an earlier one (without one, whether `time` is where one begins)."""
+        before = self.slot(previous, seconds) if previous is not None else int(np.floor(time / seconds - 1e-3))
+        return self.slot(time, seconds) != before
+
     def __call__(self, image: np.ndarray, position: int | None = None,
-                 ahead: tuple[np.ndarray, int] | None = None) -> Faces:
+                 ahead: tuple | None = None, time: float | None = None) -> Faces:
         """`position`: the frame's place among analysed frames; without it, calls are counted.
-        `ahead`: a later frame of the same shot and its position (at most `scan_every - 1` on),
-        when the caller holds one: a scheduled scan then looks there, and the faces new there are
-        looked for from the next frame on, so a face that walks in is found on the frame it
-        appears rather than at the next scan."""
+        `ahead`: a later frame of the same shot, its position and its time (the last frame before
+        the next scheduled scan), when the caller holds one: a scheduled scan then looks there,
+        and the faces new there are looked for from the next frame on, so a face that walks in is
+        found on the frame it appears rather than at the next scan. `time`: the frame's timestamp,
+        seconds; without it, position x the nominal step."""
         height, width = image.shape[:2]
         if self._frame_size != (width, height):
             self._grid = plan_windows(width, height, self.min_face, self.FULL_INPUT, self.MIN_FACE_INPUT)
             self._frame_size = (width, height)
             self._calls = 0
+            self._last_time = None
             self.reset()
         step = self._calls if position is None else position
         self._calls += 1
+        now = step * self.step if time is None else float(time)
+        previous, self._last_time = self._last_time, now
+        if ahead is not None and len(ahead) < 3:
+            ahead = (*ahead, ahead[1] * self.step)
         if self._scan_ahead is not None:
             self._expect(*self._scan_ahead, width, height)
 
-        targets = self._predicted(1)  # where each followed face should be now
+        targets = self._predicted(now)  # where each followed face should be now
         n_followed = len(targets)
-        tiles = len(self._grid) > 1 and (step % self.tile_every == 0 or self._fresh)
+        tiles = len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh)
         self._fresh = False
         rescan, self._rescan = self._rescan, False
-        scheduled = step % self.scan_every == 0
+        scheduled = self._starts(now, previous, self.scan_seconds)
         scan_now = tiles or rescan or not len(targets) or (scheduled and ahead is None)
         scan_ahead = scheduled and not scan_now
         regions = self._grid if tiles else self._grid[:1]
@@ -345,7 +373,9 @@ class BlazeFaceDetector:
         if scan_ahead:
             # Its faces are first looked for on the next frame, so this one does not wait for it:
             # the next call collects it. Known: the faces followed here and where they will be then.
-            known = np.concatenate([targets, self._expected.boxes, self._predicted(ahead[1] - step)])
+            # Moved on by the time from this frame to that one, from where they were last (as
+            # the per-frame count did: the same boxes at a constant rate).
+            known = np.concatenate([targets, self._expected.boxes, self._predicted(elapsed=ahead[2] - now)])
             self._scan_ahead = (scanning, known, ahead[1])
         elif scanning is not None:
             candidates = _unknown_faces(scanning.result(), np.concatenate([targets, self._expected.boxes]),
@@ -355,7 +385,7 @@ class BlazeFaceDetector:
                 # A new face whose window misses it keeps the full-range box.
                 located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
                 targets = np.concatenate([targets, candidates.boxes])
-        return self._follow(targets, located)
+        return self._follow(targets, located, now)
 
     def _expect(self, scanning, known: np.ndarray, until: int, width: int, height: int) -> None:
         """The faces a look-ahead scan found that no known face accounts for, expected until
@@ -365,9 +395,13 @@ class BlazeFaceDetector:
         self._expected = Faces.concat([self._expected, candidates])
         self._expected_until = np.concatenate([self._expected_until, np.full(len(candidates), until)])
 
-    def _predicted(self, frames: int) -> np.ndarray:
-        """The followed faces' boxes moved on by their motion over `frames` frames."""
-        return self._followed + np.pad(self._velocity * frames, ((0, 0), (0, 2)))
+    def _predicted(self, time: float | None = None, elapsed: float | None = None) -> np.ndarray:
+        """The followed faces' boxes moved on by their motion to `time`, or by `elapsed` seconds."""
+        if elapsed is not None:
+            elapsed = np.full((len(self._seen), 1), elapsed)
+        else:
+            elapsed = (time - self._seen)[:, None] if len(self._seen) else np.zeros((0, 1))
+        return self._followed + np.pad(self._velocity * elapsed.astype(np.float32), ((0, 0), (0, 2)))
 
     def _locate(self, image: np.ndarray, targets: np.ndarray, width: int, height: int) -> list[Faces]:
         """Each target's face found by the short-range model in a window around it (all windows in
@@ -393,14 +427,18 @@ class BlazeFaceDetector:
             self._scan_thread = ThreadPoolExecutor(1, thread_name_prefix="scan")  # its thread ends with the detector
         return self._scan_thread
 
-    def _follow(self, targets: np.ndarray, located: list[Faces]) -> Faces:
+    def _follow(self, targets: np.ndarray, located: list[Faces], now: float) -> Faces:
         """This frame's faces, one per target at most (two targets that found the same face become
         one); updates what is followed into the next frame."""
         n_followed = len(self._followed)
         previous = np.concatenate([self._followed, targets[n_followed:]])
-        missed = np.concatenate([self._missed, np.zeros(len(targets) - n_followed, np.int32)])
+        seen = np.concatenate([self._seen, np.full(len(targets) - n_followed, now)])
+        found = np.concatenate([self._found, np.full(len(targets) - n_followed, now)])
+        # Followed while missed for less than FOLLOW_FRAMES nominal steps of time (half a step of
+        # slack for timestamps' jitter): the same frames as before at a constant rate.
+        patience = (self.FOLLOW_FRAMES - 0.5) * self.step
         kept: list[Faces] = []
-        followed, velocity, misses = [], [], []
+        followed, velocity, seen_at, found_at = [], [], [], []
         for i in np.argsort([-(f.scores[0] if len(f) else -1.0) for f in located], kind="stable"):
             face = located[i]
             if len(face):
@@ -408,15 +446,20 @@ class BlazeFaceDetector:
                     continue  # the same face as a target already kept
                 kept.append(face)
                 followed.append(face.boxes[0])
-                velocity.append(_centre(face.boxes[0]) - _centre(previous[i]) if i < n_followed else np.zeros(2))
-                misses.append(0)
-            elif missed[i] + 1 < self.FOLLOW_FRAMES:
-                followed.append(targets[i])
+                elapsed = now - seen[i]
+                velocity.append((_centre(face.boxes[0]) - _centre(previous[i])) / elapsed
+                                if i < n_followed and elapsed > 0 else np.zeros(2))
+                seen_at.append(now)
+                found_at.append(now)
+            elif now - found[i] < patience:
+                followed.append(targets[i])  # where it should have been
                 velocity.append(self._velocity[i])
-                misses.append(missed[i] + 1)
+                seen_at.append(now)
+                found_at.append(found[i])
         self._followed = np.array(followed, np.float32).reshape(-1, 4)
         self._velocity = np.array(velocity, np.float32).reshape(-1, 2)
-        self._missed = np.array(misses, np.int32)
+        self._seen = np.array(seen_at, np.float64)
+        self._found = np.array(found_at, np.float64)
         self._rescan = any(not len(f) for f in located)
         return Faces.concat(kept)
 
@@ -442,7 +485,7 @@ class HaarDetector:
     def reset(self) -> None:
         """Nothing to forget: every frame is searched from scratch."""
 
-    def __call__(self, image: np.ndarray, position: int | None = None, ahead=None) -> Faces:
+    def __call__(self, image: np.ndarray, position: int | None = None, ahead=None, time=None) -> Faces:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         rects, _, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face),

@@ -51,6 +51,11 @@ class Analysis:
     # frames were in memory; None when person linking is off.
     face_chips: pd.DataFrame | None = None
     embeddings: pd.DataFrame | None = None  # of the kept tracks, after `identity.persons_in_video`
+    # Every analysed frame's timestamp, by frame index, faces or not, and when the video's last
+    # frame stops showing (None for a segment before the end): what each frame's duration, and
+    # so time on screen, is measured from (`timeline.durations`).
+    frame_times: pd.Series | None = None
+    end_s: float | None = None
 
 
 class _Batches:
@@ -123,16 +128,22 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     # Decoding, the conversion to BGR and the cut test run a few frames ahead, in a thread.
     frames = prefetch(lambda: ((f, cuts(f.image)) for f in read_frames(info, options.stride, stats, first, last)))
     held = deque()  # the frames after the one being analysed: the detector's look-ahead
+    slot = getattr(detector, "slot", None)  # its scan schedule, in seconds of the frames' timestamps
+    times: dict[int, float] = {}
     distance = _lookahead(detector, info)
 
     def analyse_one(frame, cut) -> None:
         interrupt.check()
+        times[frame.index] = frame.time
         if cut:
             tracker.reset()
             detector.reset()
         later = [f for f, c in itertools.takewhile(lambda item: not item[1], held)]  # same shot only
-        ahead = (later[-1].image, later[-1].index // options.stride) if later else None
-        faces = tracker.update(detector(frame.image, frame.index // options.stride, ahead), frame.time)
+        if slot is not None:  # a scheduled scan looks at the last frame before the next one
+            later = [f for f in later if slot(f.time) == slot(frame.time)]
+        ahead = (later[-1].image, later[-1].index // options.stride, later[-1].time) if later else None
+        faces = tracker.update(detector(frame.image, frame.index // options.stride, ahead, time=frame.time),
+                               frame.time)
         if chips is not None and len(faces):
             chips.add(frame.image, faces, frame.time)  # while the frame is in memory
         if len(faces):
@@ -142,7 +153,9 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     with bar, batches, closing(frames):
         for item in frames:
             held.append(item)
-            if len(held) > distance:
+            # A frame is analysed once the frames of its scan interval are all held (the next
+            # one begins), or as many as memory allows are.
+            while held and (len(held) > distance or slot(held[-1][0].time) > slot(held[0][0].time)):
                 analyse_one(*held.popleft())
         while held:
             analyse_one(*held.popleft())
@@ -155,18 +168,20 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                         "not cover all of it")
     return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
                     classifier.sha256, frames_expected=stats.expected, warnings=warnings,
-                    face_chips=chips.table() if chips is not None else None)
+                    face_chips=chips.table() if chips is not None else None,
+                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end)
 
 
 LOOKAHEAD_BYTES = 64 * 2**20  # frames held for the detector's look-ahead, at most (each as I420 and BGR)
 
 
 def _lookahead(detector, info: MediaInfo) -> int:
-    """How many frames after the current one the detector may look at: up to its scan interval
-    (so a face that walks in is found on the frame it appears), as memory allows."""
-    every = getattr(detector, "scan_every", 1)
+    """How many frames after the current one the detector may look at, as memory allows (the
+    frames to the end of its scan interval, in time, are held; `analyse`)."""
+    if not hasattr(detector, "slot"):
+        return 0
     held_bytes = max(1, info.width * info.height) * 4.5  # I420 (1.5 bytes a pixel) and BGR (3)
-    return 0 if info.is_image else max(0, min(every - 1, int(LOOKAHEAD_BYTES // held_bytes)))
+    return 0 if info.is_image else max(0, int(LOOKAHEAD_BYTES // held_bytes))
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

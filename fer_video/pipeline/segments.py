@@ -49,6 +49,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
 
     joined = parts[0].rows
     chips = [parts[0].face_chips]
+    times = [parts[0].frame_times]
     for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
         rows = part.rows
         boundary = prev_last + 1
@@ -82,11 +83,13 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
         rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
         joined = pd.concat([joined, rows], ignore_index=True)
         chips.append(identity.renumber_chips(part.face_chips, mapping))
+        times.append(None if part.frame_times is None else part.frame_times[part.frame_times.index >= boundary])
     last = parts[-1]
     return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
                     last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
                     warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
-                    face_chips=identity.join_chips(chips))
+                    face_chips=identity.join_chips(chips),
+                    frame_times=None if any(t is None for t in times) else pd.concat(times), end_s=last.end_s)
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:

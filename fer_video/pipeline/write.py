@@ -12,11 +12,14 @@ from fer_video.jobs import AnnotateOptions, file_sha256, job_key
 from fer_video.outputs import outputs_of
 from fer_video.pipeline.analyse import Analysis
 from fer_video.smoothing import Smoothing
+from fer_video.timeline.durations import frame_ends
 from fer_video.timeline.schema import TimelineMetadata
 from fer_video.timeline.write import write_timeline
 
 
-def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
+def metadata(analysis: Analysis, options: AnnotateOptions, rows: pd.DataFrame | None = None) -> TimelineMetadata:
+    """The timeline's metadata; `rows`, the rows written (after tracks were dropped), fix which
+    frames need their end recorded (`timeline.durations`)."""
     info = analysis.info
     content_sha256 = analysis.content_sha256 or file_sha256(info.path)
     return TimelineMetadata(
@@ -30,6 +33,8 @@ def metadata(analysis: Analysis, options: AnnotateOptions) -> TimelineMetadata:
         content_sha256=content_sha256,
         job_key=job_key(content_sha256, analysis.model_sha256, options),
         video_id=analysis.name,
+        frame_ends=frame_ends((analysis.rows if rows is None else rows)["frame_index"], analysis.frame_times,
+                              analysis.end_s),
     )
 
 
@@ -37,4 +42,4 @@ def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> P
     path = outputs_of(analysis.info, options.out_dir, analysis.name).timeline
     if options.identity:  # before the timeline, whose presence marks the whole job done
         identity.write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
-    return write_timeline(rows, metadata(analysis, options), path)
+    return write_timeline(rows, metadata(analysis, options, rows), path)

@@ -1,9 +1,11 @@
 """SQL over a timeline folder with DuckDB, and writing any result table out.
 
 The folder's timelines are the view `timeline` (the files `read.scan` accepts, one row per frame
-and face, columns as in SCHEMA); `videos` has one row per file with its metadata (video_id,
-width, height, fps, duration_s, frame_count, stride, frame_step_s = stride / fps, model_name,
-detector, smoothing, ...), so that e.g. time on screen is `count(*) * any_value(frame_step_s)`.
+and face, columns as in SCHEMA, and `frame_duration_s`: how long the row's frame shows, from its
+timestamp to the next analysed frame's, as `summary` counts it: `timeline.durations`), so that
+time on screen is `sum(frame_duration_s)`, exact at a variable frame rate too. `videos` has one
+row per file with its metadata (video_id, width, height, fps, duration_s, frame_count, stride,
+frame_step_s = stride / fps, the nominal step, model_name, detector, smoothing, ...).
 
 The user's SQL runs sandboxed unless `allow_files`: one read-only statement (SELECT, or EXPLAIN
 of one), and below that check DuckDB cannot touch a file at all. The timelines reach it as a
@@ -27,6 +29,7 @@ import pandas as pd
 
 from fer_video.errors import first_line
 from fer_video.outputs import atomic_path
+from fer_video.timeline.durations import nominal_step
 from fer_video.timeline.read import scan, timeline_dataset
 from fer_video.timeline.schema import TimelineMetadata
 
@@ -45,21 +48,44 @@ def connect(path_or_folder: str | Path, allow_files: bool = False):
     # so its file system can be off entirely while the view still reads, in batches (filters
     # and projections pushed down), however large the folder.
     con.register("timeline_files", timeline_dataset(timelines))
-    # Timelines from before person ids lack the column (null here): each track is its own person.
-    con.execute("CREATE VIEW timeline AS SELECT * REPLACE (coalesce(person_id, track_id)::INTEGER AS person_id) "
-                "FROM timeline_files")
-    names = [f.name for f in fields(TimelineMetadata) if f.name != "video_id"]
-    rows = []
+    names = [f.name for f in fields(TimelineMetadata) if f.name not in ("video_id", "frame_ends")]
+    rows, ends = [], []
     for t in timelines:
         meta = t.metadata
         record = {**asdict(meta), "video_id": t.video_id}
-        record["frame_step_s"] = meta.stride / meta.fps if meta.fps else float("nan")
+        record["frame_step_s"] = nominal_step(meta)
+        record["timed"] = meta.frame_ends is not None
         rows.append(record)
-    videos = pd.DataFrame(rows, columns=["video_id", *names[:8], "frame_step_s", *names[8:]])
+        ends += [(t.video_id, int(i), float(s)) for i, s in meta.frame_ends or []]
+    videos = pd.DataFrame(rows, columns=["video_id", *names[:8], "frame_step_s", *names[8:], "timed"])
     videos["duration_s"] = videos["duration_s"].astype(float)
     con.register("_videos_frame", videos)
-    con.execute("CREATE TABLE videos AS SELECT * FROM _videos_frame")
+    con.execute("CREATE TABLE _videos AS SELECT * FROM _videos_frame")
+    con.execute("CREATE VIEW videos AS SELECT * EXCLUDE (timed) FROM _videos")
     con.unregister("_videos_frame")
+    con.register("_ends_frame", pd.DataFrame(ends, columns=["video_id", "frame_index", "end_s"]).astype(
+        {"video_id": str, "frame_index": "int64", "end_s": "float64"}))
+    con.execute("CREATE TABLE _frame_ends AS SELECT * FROM _ends_frame")
+    con.unregister("_ends_frame")
+    # A frame shows until the next analysed frame: the next one with faces, or, where that is
+    # not the next analysed frame, the end the writer recorded. Timelines from before frame ends
+    # were recorded count the nominal step, as `summary` does.
+    con.execute("""
+        CREATE VIEW _frame_durations AS
+        WITH frames AS (SELECT DISTINCT video_id, frame_index, timestamp_s FROM timeline_files),
+        stepped AS (SELECT *, lead(timestamp_s) OVER (PARTITION BY video_id ORDER BY frame_index) AS next_s
+                    FROM frames)
+        SELECT s.video_id, s.frame_index,
+               CASE WHEN v.timed THEN coalesce(e.end_s, s.next_s, v.frame_step_s + s.timestamp_s) - s.timestamp_s
+                    ELSE v.frame_step_s END AS frame_duration_s
+        FROM stepped s LEFT JOIN _videos v ON v.video_id = s.video_id
+        LEFT JOIN _frame_ends e ON e.video_id = s.video_id AND e.frame_index = s.frame_index""")
+    # Timelines from before person ids lack the column (null here): each track is its own person.
+    con.execute("""
+        CREATE VIEW timeline AS
+        SELECT t.* REPLACE (coalesce(t.person_id, t.track_id)::INTEGER AS person_id), d.frame_duration_s
+        FROM timeline_files t
+        LEFT JOIN _frame_durations d ON d.video_id = t.video_id AND d.frame_index = t.frame_index""")
     if not allow_files:
         # No allowed_paths: a path allowed for reading is allowed for COPY ... TO as well.
         con.execute("SET python_enable_replacements = false")

@@ -126,7 +126,7 @@ def report_html(video_id: str, summary: pd.DataFrame, metadata: TimelineMetadata
 <h2>Annotated video</h2>
 {_media_section(media, report_dir)}
 <h2>Per face</h2>
-<p>{html.escape(tracks)}. Time on screen counts the analysed frames a face is in, times stride / fps;
+<p>{html.escape(tracks)}. Time on screen adds up how long each analysed frame a face is in shows (to the next analysed frame, by the frames' own timestamps);
 shares are of that time, by the smoothed label.</p>
 {_summary_table(summary)}
 <h2>Smoothed probabilities over time</h2>

@@ -93,6 +93,10 @@ class TimelineMetadata:
     frames_expected: int | None = None  # what the container says; above frame_count for a file cut short
     video_id: str = ""  # the rows' video_id, so a renamed file still says whose it is ("" in older files)
     person_scope: str = "video"  # "folder" once `link` gave person_id folder-wide ids
+    # [frame_index, seconds]: when the next analysed frame comes, for each frame with faces whose
+    # next analysed frame has none, and the video's end for its last (timeline.durations); None
+    # in timelines written before, whose frames count stride / fps each.
+    frame_ends: list | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()

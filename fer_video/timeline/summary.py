@@ -2,16 +2,21 @@
 
 Definitions (every row of a timeline is one analysed frame of one face):
 
-- frame step: `stride / fps` seconds, from the file's metadata: the stretch of video one analysed
-  frame stands for. With stride 1 at 25 fps, 0.04 s.
+- frame duration: how long an analysed frame shows, from its own timestamp to the next analysed
+  frame's (the video's end for its last; `timeline.durations`). The timestamps are the frames'
+  display times from the stream (pts), so this holds at a variable frame rate too; at a
+  constant rate it is stride / fps.
 - frames: analysed frames the track is in (per video: analysed frames with at least one face).
-- time_on_screen_s: frames x frame step. Exact to the frame: a face seen in frames 10 to 39 of a
-  25 fps video is on screen 30 / 25 = 1.2 s, and a track that leaves and comes back counts only
-  the frames it was seen in. (Per video: time with at least one face on screen.)
+- time_on_screen_s: the durations of those frames added up. Exact to the frame: a face seen in
+  frames 10 to 39 of a 25 fps video is on screen from 0.4 s to 1.6 s, 1.2 s, and a track that
+  leaves and comes back counts only the frames it was seen in. (Per video: time with at least
+  one face on screen.) Timelines written before frame ends were recorded count stride / fps a
+  frame.
 - first_s, last_s: timestamp_s of the first and last frame the track is in.
-- share_<emotion>: the fraction of the track's frames whose smoothed label is that emotion (they
-  add up to 1). Per video: of all face frames, each face counting once per frame.
-- dominant: the emotion with the largest share; a tie goes to the larger summed p_<emotion>.
+- share_<emotion>: the fraction of the track's time on screen whose smoothed label is that
+  emotion (they add up to 1). Per video: of all face time, each face counting once per frame.
+- dominant: the emotion with the largest share; a tie (within 0.1 ms) goes to the larger summed
+  p_<emotion>.
 - changes: how often the smoothed label differs from the one of the track's previous analysed
   frame (per video: added up over its tracks).
 - peak_<emotion>_s, peak_<emotion>_p: the strongest moment of each emotion, the timestamp_s and
@@ -32,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.timeline.durations import frame_durations, nominal_step
 from fer_video.timeline.schema import TimelineMetadata
 
 SHARE = [f"share_{e}" for e in EMOTIONS]
@@ -39,11 +45,20 @@ PEAK_S = [f"peak_{e}_s" for e in EMOTIONS]
 PEAK_P = [f"peak_{e}_p" for e in EMOTIONS]
 
 
+DURATION = "frame_duration_s"
+TIE_S = 1e-4  # emotions' times closer than this are a tie: timestamps are printed to the microsecond
+
+
 def frame_step(metadata: TimelineMetadata | None) -> float:
-    """Seconds of video one analysed frame stands for: stride / fps (NaN when unknown)."""
-    if metadata is None or not metadata.fps or not math.isfinite(metadata.fps) or metadata.fps <= 0:
-        return float("nan")
-    return metadata.stride / metadata.fps
+    """Seconds of video one analysed frame stands for at the nominal rate: stride / fps (NaN when
+    unknown). Time on screen comes from the frames' own timestamps (`timeline.durations`)."""
+    return nominal_step(metadata)
+
+
+def with_durations(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd.DataFrame:
+    """`frame` with a `frame_duration_s` column (`timeline.durations`); `frame` must hold all rows
+    of its videos."""
+    return frame.assign(**{DURATION: frame_durations(frame, metadata)})
 
 
 def summary(path_or_folder: str | Path, by: str = "track", video=None, track=None,
@@ -53,6 +68,14 @@ def summary(path_or_folder: str | Path, by: str = "track", video=None, track=Non
 
     metadata = load_metadata(path_or_folder)
     frame = load(path_or_folder, video=video, track=track, start=start, end=end)
+    if track is not None or start is not None or end is not None:
+        # A frame lasts until the next analysed frame of its video, whichever track that shows
+        # and whether or not it is in the window: durations come from all of the video's rows.
+        every = with_durations(load(path_or_folder, video=video,
+                                    columns=["video_id", "frame_index", "timestamp_s"]), metadata)
+        lookup = every.drop_duplicates(["video_id", "frame_index"]).set_index(["video_id", "frame_index"])[DURATION]
+        keys = pd.MultiIndex.from_frame(frame[["video_id", "frame_index"]])
+        frame = frame.assign(**{DURATION: lookup.reindex(keys).to_numpy()})
     if video is not None:
         wanted = {str(v) for v in ([video] if isinstance(video, str) else video)}
         unknown = wanted - set(metadata) - set(frame["video_id"].unique())
@@ -74,13 +97,12 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
     if by not in ("track", "video", "person"):
         raise ValueError(f"by must be 'track', 'video' or 'person', not {by!r}")
     metadata = metadata or {}
+    if DURATION not in frame:
+        frame = with_durations(frame, metadata)
     if by == "person":
         return _by_person(frame, metadata)
     frame = frame.sort_values(["video_id", "track_id", "frame_index"], kind="stable").reset_index(drop=True)
     labels = frame["label"].astype(pd.CategoricalDtype(list(EMOTIONS)))
-    # time = frames * stride / fps, multiplied before dividing: 250 frames at 25 fps is 10.0 s exactly
-    stride = frame["video_id"].map(lambda v: _stride_fps(metadata.get(v))[0]).astype(float)
-    fps = frame["video_id"].map(lambda v: _stride_fps(metadata.get(v))[1]).astype(float)
     keys = ["video_id", "track_id"] if by == "track" else ["video_id"]
 
     codes = labels.cat.codes.to_numpy()
@@ -91,31 +113,36 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
     changed = np.zeros(len(frame), np.int64)
     changed[1:] = same_track[1:] & (codes[1:] != codes[:-1])
 
-    work = frame[keys + ["frame_index", "timestamp_s"]].copy()
+    work = frame[keys + ["frame_index", "timestamp_s", DURATION]].copy()
     work["changed"] = changed
-    work["stride"], work["fps"] = stride, fps
+    weight = _weights(work[DURATION])
     onehot = pd.get_dummies(labels).reindex(columns=list(EMOTIONS), fill_value=False).astype(np.int64)
+    onehot = onehot.mul(weight, axis=0)
     onehot.columns = SHARE
+    work["weight"] = weight
     work = pd.concat([work, onehot, frame[[f"p_{e}" for e in EMOTIONS]]], axis=1)
     groups = work.groupby(keys, sort=True)
 
     out = pd.DataFrame(index=groups.size().index)
     if by == "track":
         out["frames"] = groups.size()
+        out["time_on_screen_s"] = groups[DURATION].sum(min_count=1)
     else:
         out["tracks"] = frame.groupby("video_id")["track_id"].nunique()
         out["frames"] = groups["frame_index"].nunique()
-    out["time_on_screen_s"] = out["frames"] * groups["stride"].first() / groups["fps"].first()
+        # Time with at least one face: each frame once, however many faces it holds.
+        once = work.drop_duplicates(["video_id", "frame_index"])
+        out["time_on_screen_s"] = once.groupby("video_id")[DURATION].sum(min_count=1)
+    out["time_on_screen_s"] = out["time_on_screen_s"].round(6)  # timestamps are to the microsecond
     out["first_s"] = groups["timestamp_s"].min()
     out["last_s"] = groups["timestamp_s"].max()
     counts = groups[SHARE].sum()
     sums = groups[[f"p_{e}" for e in EMOTIONS]].sum()
-    rows = groups.size().to_numpy()[:, None]
-    score = counts.to_numpy() + sums.to_numpy() / (rows + 1.0)  # counts first, summed p breaks ties
-    out["dominant"] = [EMOTIONS[i] for i in score.argmax(axis=1)] if len(out) else []
+    out["dominant"] = _dominant(counts.to_numpy(), sums.to_numpy())
     out["changes"] = groups["changed"].sum()
+    total = groups["weight"].sum()
     for name in SHARE:
-        out[name] = counts[name] / out["frames"] if by == "track" else counts[name] / rows[:, 0]
+        out[name] = counts[name] / total
     for e, ps, pp in zip(EMOTIONS, PEAK_S, PEAK_P):
         best = groups[f"p_{e}"].idxmax()
         out[ps] = frame.loc[best.to_numpy(), "timestamp_s"].to_numpy()
@@ -165,12 +192,14 @@ def _by_person(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd
     if len(frame):
         changed[1:] = (video[1:] == video[:-1]) & (track[1:] == track[:-1]) & (codes[1:] != codes[:-1])
     work = frame[keys + ["timestamp_s"]].copy()
-    work["step"] = frame["video_id"].map(lambda v: frame_step(metadata.get(v))).astype(float)
+    work["step"] = frame[DURATION].to_numpy()
+    work["weight"] = _weights(work["step"])
     work["changed"] = changed
     work["track_key"] = frame["video_id"].astype(str) + "/" + frame["track_id"].astype(str)
     work["video"] = frame["video_id"]
     work["name"] = frame["person"]
     onehot = pd.get_dummies(labels).reindex(columns=list(EMOTIONS), fill_value=False).astype(np.int64)
+    onehot = onehot.mul(work["weight"].to_numpy(), axis=0)
     onehot.columns = SHARE
     work = pd.concat([work, onehot, frame[[f"p_{e}" for e in EMOTIONS]]], axis=1)
     groups = work.groupby(keys, sort=True)
@@ -180,17 +209,17 @@ def _by_person(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd
         out["videos"] = groups["video"].nunique()
     out["tracks"] = groups["track_key"].nunique()
     out["frames"] = groups.size()
-    out["time_on_screen_s"] = groups["step"].sum()
+    out["time_on_screen_s"] = groups["step"].sum(min_count=1).round(6)
     if not folder:
         out["first_s"] = groups["timestamp_s"].min()
         out["last_s"] = groups["timestamp_s"].max()
     counts = groups[SHARE].sum()
     sums = groups[[f"p_{e}" for e in EMOTIONS]].sum()
-    score = counts.to_numpy() + sums.to_numpy() / (out["frames"].to_numpy()[:, None] + 1.0)
-    out["dominant"] = [EMOTIONS[i] for i in score.argmax(axis=1)] if len(out) else []
+    out["dominant"] = _dominant(counts.to_numpy(), sums.to_numpy())
     out["changes"] = groups["changed"].sum().astype(np.int64)
+    total = groups["weight"].sum()
     for name in SHARE:
-        out[name] = counts[name] / out["frames"]
+        out[name] = counts[name] / total
     for e, ps, pp in zip(EMOTIONS, PEAK_S, PEAK_P):
         best = groups[f"p_{e}"].idxmax().to_numpy()
         if folder:
@@ -203,9 +232,22 @@ def _by_person(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd
     return out
 
 
-def _stride_fps(metadata: TimelineMetadata | None) -> tuple[float, float]:
-    step = frame_step(metadata)
-    return (float(metadata.stride), float(metadata.fps)) if math.isfinite(step) else (math.nan, math.nan)
+def _weights(durations: pd.Series) -> np.ndarray:
+    """What each frame counts for in shares: its duration in whole microseconds, the timestamps'
+    own precision (so that equal times give exactly equal shares); where no duration is known (no
+    frame rate in the metadata) each frame counts the same, as one second."""
+    values = durations.to_numpy(np.float64)
+    return np.where(np.isfinite(values), np.round(values * 1e6), 1_000_000).astype(np.int64)
+
+
+def _dominant(times: np.ndarray, sums: np.ndarray) -> list[str]:
+    """Per row, the emotion with the most time (`times` in microseconds); among those within TIE_S
+    of it (a tie: durations from microsecond timestamps differ in the last digit), the one with
+    the larger summed p."""
+    if not len(times):
+        return []
+    tied = times >= times.max(axis=1, keepdims=True) - TIE_S * 1e6
+    return [EMOTIONS[i] for i in np.where(tied, sums, -np.inf).argmax(axis=1)]
 
 
 def _duration(metadata: TimelineMetadata | None) -> float:

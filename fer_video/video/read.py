@@ -9,6 +9,7 @@ frame's pts_time on stderr, which a reader thread collects.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import re
 import subprocess
@@ -55,6 +56,7 @@ class DecodeStats:
     skipped: int = 0  # of those, frames before a segment's seek point, which ffmpeg never decoded
     expected: int | None = None  # frames the container says the video has (estimated where it keeps no count)
     short: str = ""  # why the video ended before the container says it should, when it did
+    end: float | None = None  # seconds at which the last decoded frame stops showing, when decoding reached the end
 
     @property
     def work(self) -> int:
@@ -220,6 +222,28 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         log.warning("%s: %d frames decoded to the end, the frame index lists %d: indices may differ from a "
                     "single pass", info.path, seen, len(seek.index))
     _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), last, times, stats)
+    if last is None and times:
+        stats.end = video_end(info, times)
+
+
+def video_end(info: MediaInfo, times: list[float]) -> float:
+    """When the last of these decoded frames (a whole video's) stops showing: where the stream
+    says it ends (Matroska's DURATION tag) if that lies within two frame steps after it, else one
+    step after it. The step is the median spacing of the last few frames (the rate where the
+    video ends, which at a variable rate may be far from the average), or the nominal rate's
+    where the two agree to the microsecond the timestamps are printed in, so that a constant
+    rate ends exactly where frames / fps says."""
+    ordered = np.sort(np.asarray(times, np.float64))[-10:]
+    last = float(ordered[-1])
+    nominal = 1 / float(info.fps) if info.fps else math.nan
+    step = float(np.median(np.diff(ordered))) if len(ordered) > 1 else nominal
+    if not math.isfinite(step) or step <= 0:
+        step = nominal if math.isfinite(nominal) and nominal > 0 else 0.0
+    elif math.isfinite(nominal) and abs(step - nominal) <= 2e-6:
+        step = nominal
+    if info.video_end is not None and last < info.video_end <= last + 2 * step:
+        return float(info.video_end)
+    return last + step
 
 
 def _agrees(index: FrameIndex, position: int, time: float) -> bool:
