@@ -178,17 +178,6 @@ ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("attack", list(ATTACKS))
-def test_query_attack_fails_with_one_line_and_exit_2(folder, attack):
-    """Before: each of these ran, with the user's full file access."""
-    sql = ATTACKS[attack].format(folder=folder)
-    before = sorted(p.name for p in folder.iterdir())
-    line = one_error(cli("query", folder, sql))
-    assert "SQL" in line, line
-    assert sorted(p.name for p in folder.iterdir()) == before
-    assert not (folder.parent / "new.duckdb").exists()
-
-
 WRITES = {
     "EXPLAIN ANALYZE COPY": "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet, USE_TMP_FILE false)",
     "EXPLAIN (FORMAT json) COPY": "EXPLAIN (FORMAT json) COPY (SELECT 1 AS a) TO '{timeline}' (FORMAT parquet)",
@@ -208,16 +197,18 @@ WRITES = {
 }
 
 
-@pytest.mark.parametrize("write", list(WRITES))
-def test_no_statement_however_wrapped_writes_a_file(folder, write):
-    """Before: `EXPLAIN ANALYZE COPY ... TO '<timeline>'` passed the one-read-query check (it is an
-    EXPLAIN) and DuckDB, allowed the timelines' paths, replaced a timeline with a 1-row file."""
-    timeline = folder / "meeting.parquet"
-    sql = WRITES[write].format(timeline=timeline, folder=folder)
+@pytest.mark.parametrize("attack", [*ATTACKS, *WRITES])
+def test_no_statement_however_wrapped_reads_or_writes_a_file(folder, attack):
+    """Before: each of ATTACKS ran with the user's full file access; `EXPLAIN ANALYZE COPY ... TO
+    '<timeline>'` passed the one-read-query check (it is an EXPLAIN) and DuckDB, allowed the
+    timelines' paths, replaced a timeline with a 1-row file. Now each fails in one line, exit 2,
+    and every file's bytes stay as they were."""
+    sql = {**ATTACKS, **WRITES}[attack].format(timeline=folder / "meeting.parquet", folder=folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     line = one_error(cli("query", folder, sql))
     assert "SQL" in line, line
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not (folder.parent / "new.duckdb").exists()
 
 
 def test_the_sandbox_holds_below_the_statement_check(folder):
