@@ -79,9 +79,9 @@ PIPELINE = [
                            help="smallest face width to find, source pixels, 16-4096 (default: %(default)s)")),
     (("--min-score",), dict(type=score, default=MIN_SCORE, metavar="S",
                             help="keep a face track only if BlazeFace's confidence reaches this in one of its "
-                                 "frames (default: %(default)s; measured: real faces 0.77 and up, partly covered "
-                                 "by a hand 0.60 and up in photos and peaking at 0.74 and up in clips; simple "
-                                 "cartoon heads 0.52-0.53, drawn heads 0.52-0.88)")),
+                                 "frames (default: %(default)s; measured: real faces 0.76 and up; partly covered "
+                                 "by a hand 0.59 and up in photos, their clips' tracks peaking at 0.74 and up; "
+                                 "simple cartoon heads 0.52-0.53, drawn heads 0.52-0.88)")),
     (("--smoothing",), dict(default="window:0.5", metavar="SPEC",
                             help="none | ema[:TAU] | window[:SECONDS] | hmm[:SECONDS] (default: %(default)s)")),
     (("--model",), dict(metavar="PATH", help="expression model .keras (default: models/fer_vgg.keras)")),
