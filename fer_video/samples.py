@@ -201,7 +201,8 @@ def _oval(frame: np.ndarray, cx: int, cy: int, r: int, colour, eyes: bool, mouth
 
 def cartoon_card(t: float, width: int = 640, height: int = 360) -> np.ndarray:
     """A title card: flat colour, a title and two simply drawn cartoon heads, swaying. BlazeFace
-    scores these heads 0.6-0.65, as it did the title card of issue 13 (bench/face_scores.py)."""
+    scores one of these heads 0.52-0.53 and the other not at all (bench/face_scores.py, 2026-12-06;
+    0.6-0.65 with the detector of issue 13)."""
     frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
     cv2.putText(frame, "EPISODE 3", (150, 60), cv2.FONT_HERSHEY_DUPLEX, 1.6, (255, 255, 255), 3, cv2.LINE_AA)
     sway = int(12 * np.sin(2 * np.pi * t / 2))
@@ -211,8 +212,8 @@ def cartoon_card(t: float, width: int = 640, height: int = 360) -> np.ndarray:
 
 
 def faceless_animation(t: float, width: int = 640, height: int = 360) -> np.ndarray:
-    """Plain ovals, no eyes or mouth, drifting over a flat background: nothing a face, though
-    BlazeFace gives such blobs about 0.65."""
+    """Plain ovals, no eyes or mouth, drifting over a flat background: nothing a face; BlazeFace
+    finds nothing here (2026-12-06), though it gave such blobs about 0.65 with the detector of issue 13."""
     frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
     x = int(width * (0.3 + 0.2 * np.sin(2 * np.pi * t / 3)))
     cv2.ellipse(frame, (x, 190), (70, 91), 0, 0, 360, (80, 200, 120), -1, cv2.LINE_AA)

@@ -1,5 +1,5 @@
-"""False faces: a cartoon title card and a faceless animation, which BlazeFace scores 0.5-0.71,
-give no tracks; the astronaut still gives hers, also with a hand over her cheek and her head
+"""False faces: a cartoon title card and a faceless animation (BlazeFace: 0.53 and nothing, once
+0.5-0.71) give no tracks; the astronaut still gives hers, also with a hand over her cheek and her head
 turned. `--min-score` and the short-track rule, in this process and through the CLI's option."""
 
 from __future__ import annotations
