@@ -201,7 +201,8 @@ def _oval(frame: np.ndarray, cx: int, cy: int, r: int, colour, eyes: bool, mouth
 
 def cartoon_card(t: float, width: int = 640, height: int = 360) -> np.ndarray:
     """A title card: flat colour, a title and two simply drawn cartoon heads, swaying. BlazeFace
-    scores these heads 0.6-0.65, as it did the title card of issue 13 (bench/face_scores.py)."""
+    scores one of these heads 0.52-0.53 and the other not at all (bench/face_scores.py, 2026-12-06;
+    0.6-0.65 with the detector of issue 13)."""
     frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
     cv2.putText(frame, "EPISODE 3", (150, 60), cv2.FONT_HERSHEY_DUPLEX, 1.6, (255, 255, 255), 3, cv2.LINE_AA)
     sway = int(12 * np.sin(2 * np.pi * t / 2))
@@ -211,8 +212,8 @@ def cartoon_card(t: float, width: int = 640, height: int = 360) -> np.ndarray:
 
 
 def faceless_animation(t: float, width: int = 640, height: int = 360) -> np.ndarray:
-    """Plain ovals, no eyes or mouth, drifting over a flat background: nothing a face, though
-    BlazeFace gives such blobs about 0.65."""
+    """Plain ovals, no eyes or mouth, drifting over a flat background: nothing a face; BlazeFace
+    finds nothing here (2026-12-06), though it gave such blobs about 0.65 with the detector of issue 13."""
     frame = np.full((height, width, 3), (120, 60, 30), np.uint8)
     x = int(width * (0.3 + 0.2 * np.sin(2 * np.pi * t / 3)))
     cv2.ellipse(frame, (x, 190), (70, 91), 0, 0, 360, (80, 200, 120), -1, cv2.LINE_AA)
@@ -235,3 +236,78 @@ def make_drawn_clip(path: str | Path, draw, seconds: float = 2.0, fps: int = 25)
     if proc.wait() != 0:
         raise RuntimeError(f"ffmpeg failed to write {path}")
     return path
+
+
+# Where the sample faces' features are in `astronaut_face()` and `hopper_face()` (BlazeFace's box
+# and keypoints on the unturned patch), so a hand can be drawn over one of them.
+FACE_PARTS = {
+    "astronaut": {"box": (46, 54, 102, 102), "eye": (75, 81), "other_eye": (118, 85), "nose": (93, 109),
+                  "mouth": (92, 128)},
+    "hopper": {"box": (38, 46, 122, 122), "eye": (73, 75), "other_eye": (125, 74), "nose": (99, 99),
+               "mouth": (99, 127)},
+}
+HAND_PARTS = ("mouth", "cheek", "chin", "eye")
+
+
+def _hand_mask(shape: tuple[int, int], centre, angle: float, size: float) -> tuple[np.ndarray, list]:
+    """A hand's silhouette: a palm (ellipse) and four fingers (thick round-capped lines) pointing
+    along `angle` (degrees, 0 = up), `size` the palm's half-width in pixels."""
+    mask = np.zeros(shape, np.uint8)
+    up = np.array([np.sin(np.radians(angle)), -np.cos(np.radians(angle))])
+    across = np.array([-up[1], up[0]])
+    cx, cy = centre
+    cv2.ellipse(mask, (int(cx), int(cy)), (int(size), int(size * 1.15)), angle, 0, 360, 255, -1, cv2.LINE_AA)
+    fingers = []
+    for k, (offset, length) in enumerate([(-0.72, 1.25), (-0.24, 1.45), (0.24, 1.4), (0.72, 1.1)]):
+        base = np.array(centre) + across * offset * size + up * 0.6 * size
+        tip = base + up * length * size
+        fingers.append((base, tip))
+        cv2.line(mask, tuple(int(v) for v in base), tuple(int(v) for v in tip), 255, max(2, int(0.42 * size)),
+                 cv2.LINE_AA)
+    return mask, fingers
+
+
+def hand_over(face: np.ndarray, person: str, part: str, cover: float, seed: int = 0) -> np.ndarray:
+    """`face` (`astronaut_face()` or `hopper_face()`, unturned) with a drawn hand over its `part`
+    (one of HAND_PARTS), covering `cover` (0-1) of the face's box: skin coloured as the face's own
+    cheek, shaded across the palm, with a faint texture and darker creases between the fingers."""
+    geometry = FACE_PARTS[person]
+    bx, by, bw, bh = geometry["box"]
+    (ex, ey), (ox, oy), (nx, ny), (mx, my) = (geometry[k] for k in ("eye", "other_eye", "nose", "mouth"))
+    # The skin between the eye and the mouth, beside the nose: the hand's colour.
+    cheek = face[int((ey + my) / 2) - 4: int((ey + my) / 2) + 4, int((ex + nx) / 2) - 4: int((ex + nx) / 2) + 4]
+    skin = np.median(cheek.reshape(-1, 3), axis=0).astype(np.float32)
+    place = {  # (centre, angle): where the palm sits and where the fingers point
+        "mouth": ((mx - 0.05 * bw, my + 0.05 * bh), -80.0),  # across the mouth, fingers sideways
+        "cheek": ((ex - 0.05 * bw, (ny + my) / 2 + 0.05 * bh), 10.0),  # one cheek, fingers up
+        "chin": ((mx, my + 0.35 * bh), -15.0),  # chin on the hand, fingers up the jaw
+        "eye": ((ex - 0.05 * bw, ey - 0.05 * bh), 25.0),  # over one eye
+    }[part]
+    box = np.zeros(face.shape[:2], bool)
+    box[by: by + bh, bx: bx + bw] = True
+
+    def covered(size: float) -> float:
+        return (_hand_mask(face.shape[:2], *place, size)[0][box] > 127).mean()
+
+    low, high = 1.0, bw
+    for _ in range(20):  # the palm size whose hand covers `cover` of the box
+        mid = (low + high) / 2
+        low, high = (mid, high) if covered(mid) < cover else (low, mid)
+    mask, fingers = _hand_mask(face.shape[:2], *place, (low + high) / 2)
+    rng = np.random.default_rng(seed)
+    h, w = face.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = np.radians(place[1])
+    across = (xx - place[0][0]) * np.cos(angle) + (yy - place[0][1]) * np.sin(angle)
+    shade = 1.0 + 0.12 * np.tanh(across / (0.5 * bw))  # lit from one side
+    texture = cv2.GaussianBlur(rng.normal(0, 0.05, (h, w)).astype(np.float32), (0, 0), 1.5)
+    hand = skin * (shade + texture)[..., None]
+    creases = np.zeros((h, w), np.uint8)
+    for (b0, t0), (b1, t1) in zip(fingers, fingers[1:]):
+        cv2.line(creases, tuple(int(v) for v in (b0 + b1) / 2), tuple(int(v) for v in (t0 + t1) / 2 * 0.9
+                 + (b0 + b1) / 2 * 0.1), 255, 1, cv2.LINE_AA)
+    hand *= (1 - 0.3 * cv2.GaussianBlur(creases, (0, 0), 1.0).astype(np.float32) / 255)[..., None]
+    outline = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).astype(np.float32) / 255
+    hand *= (1 - 0.25 * outline)[..., None]
+    alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32)[..., None] / 255
+    return np.clip(face * (1 - alpha) + hand * alpha, 0, 255).astype(np.uint8)

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from fer_video import batch
-from fer_video.jobs import AnnotateOptions  # not the pipeline: a batch with nothing to do never loads it
+from fer_video.jobs import MIN_SCORE, AnnotateOptions  # not the pipeline: a batch with nothing to do never loads it
 from flows.runners import task_runner
 
 annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)
@@ -28,7 +28,7 @@ def annotate_folder(
     model: str | None = None,
     video: bool = True,
     preset: str = "ultrafast",
-    min_score: float = 0.75,
+    min_score: float = MIN_SCORE,
     quiet: bool = False,
     persons: bool = True,
     identity: bool = False,

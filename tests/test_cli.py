@@ -147,14 +147,14 @@ def test_defaults_are_the_librarys():
 
     table, library = defaults(), AnnotateOptions()
     assert Path(table["out"]) == library.out_dir
-    for name in ("stride", "detector", "min_face", "smoothing", "preset", "segments"):
+    for name in ("stride", "detector", "min_face", "smoothing", "preset", "segments", "min_score"):
         assert table[name] == getattr(library, name), name
     assert table["no_video"] is (not library.video) is False
     assert table["no_persons"] is (not library.persons) is False
     assert table["identity"] is library.identity is False and table["people"] is library.people is None
     flow = inspect.signature(annotate_folder.fn).parameters
     for name in ("out", "pattern", "retries", "stride", "detector", "min_face", "smoothing", "preset", "identity",
-                 "people"):
+                 "people", "min_score"):
         assert flow[name].default == table[name], name
     assert flow["persons"].default is library.persons
     assert jobs.DEFAULT_MODEL == DEFAULT_MODEL
