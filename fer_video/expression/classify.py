@@ -12,7 +12,7 @@ import numpy as np
 from fer_video.expression.preprocess import to_model_input
 from fer_video.jobs import file_sha256, fingerprint
 # The model card and its .tflite record are written by the export; checking them imports no TensorFlow.
-from fer_video.expression.training.export import card_path, fresh_tflite
+from fer_video.expression.card import card_path, fresh_tflite
 from fer_video.faces.record import Faces
 from fer_video.resources import model_threads, new_interpreter
 

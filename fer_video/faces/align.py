@@ -5,8 +5,8 @@ The margin was measured, not guessed: running each detector on FER2013 training 
 the detector's box (bench/fer_crop_geometry.py reproduces it):
 
 - BlazeFace (boxes from the short-range model, see detect.py): the FER crop is 1.23x the box
-  width, centred 0.09 box-widths above its centre (measured on the sharp training split of
-  2026-12-01; on the blurred split it had looked like 1.17x and 0.04).
+  width, centred 0.09 box-widths above its centre (tests/test_fer_crop.py checks that this
+  framing matches FER2013's best).
 - Haar: the box is nearly the FER crop itself: 1.03x, centred 0.01 widths above.
 
 Eyes are levelled using BlazeFace's eye keypoints (roll only, up to 45 degrees); FER2013 faces

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import struct
 
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
-
 
 def _boxes(data: bytes, start: int = 0, end: int | None = None):
     end = len(data) if end is None else end

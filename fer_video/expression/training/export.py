@@ -10,8 +10,8 @@ calibrates on the validation part of DATASET/train). The shipped model is float3
 `ExpressionClassifier` runs the .tflite only while both sha256 still match, so an edited or
 retrained .keras never runs through an old conversion.
 
-TensorFlow is imported inside the functions that convert: reading the card and checking a
-.tflite (`fresh_tflite`) needs no TensorFlow, which is what keeps it out of the pipeline.
+TensorFlow is imported inside the functions that convert; reading the card and checking a
+.tflite live in `fer_video.expression.card`, which the pipeline imports instead.
 """
 
 from __future__ import annotations
@@ -23,38 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_video.expression.card import (TFLITE_KERAS_SHA_KEY, TFLITE_SHA_KEY, card_path,  # noqa: F401
+                                       fresh_tflite, tflite_path)
 from fer_video.jobs import file_sha256  # the one hash of a file; tests import it from here too
 from fer_video.resources import quiet_stderr
-
-TFLITE_KERAS_SHA_KEY = "tflite_from_keras_sha256"
-TFLITE_SHA_KEY = "tflite_sha256"
-
-
-def tflite_path(keras_path: str | Path) -> Path:
-    """models/fer_vgg.keras -> models/fer_vgg.tflite"""
-    return Path(keras_path).with_suffix(".tflite")
-
-
-def card_path(keras_path: str | Path) -> Path:
-    """The JSON beside a model: its classes, temperature, metrics and conversion record."""
-    return Path(keras_path).with_suffix(".json")
-
-
-def fresh_tflite(keras_path: str | Path, card: dict, keras_sha256: str | None = None) -> tuple[Path | None, str]:
-    """(the .tflite beside keras_path, "") when the card says it was converted from this very
-    .keras and the .tflite is the file then written; else (None, why not)."""
-    path = tflite_path(keras_path)
-    if not path.exists():
-        return None, f"no {path.name} beside {Path(keras_path).name}"
-    keras_sha256 = keras_sha256 or file_sha256(keras_path)
-    recorded = card.get(TFLITE_KERAS_SHA_KEY)
-    if recorded != keras_sha256:
-        return None, (f"{path.name} is stale: converted from a .keras with sha256 {str(recorded)[:12]}..., "
-                      f"but {Path(keras_path).name} has {keras_sha256[:12]}...")
-    if card.get(TFLITE_SHA_KEY) not in (None, file_sha256(path)):
-        return None, f"{path.name} is not the file recorded in the model card (sha256 differs)"
-    return path, ""
-
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one."""
@@ -62,9 +34,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
     with atomic_path(path) as temp:
         temp.write_bytes(data)
-
-
-QUANTIZATIONS = ("none", "dynamic_range", "int8")
 
 
 def convert(model, dynamic_range: bool = False, representative=None) -> bytes:
