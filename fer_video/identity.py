@@ -157,6 +157,17 @@ def chip_gatherer(options):
     return TrackCandidates()
 
 
+def appearance_check(options):
+    """The tracker's check that a followed face is still its track's person (a cut the histogram
+    cannot see): with embeddings where person linking is on, by the linking's own threshold;
+    with `--no-persons` (no embeddings computed) by the face's grey template alone."""
+    from fer_video.faces.appearance import AppearanceCheck
+    from fer_video.faces.embed import FaceEmbedder
+
+    linking = options.persons or options.identity
+    return AppearanceCheck(FaceEmbedder.shared() if linking else None, distance=THRESHOLD)
+
+
 def renumber_chips(chips: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | None:
     """A segment's chips under the stitched track ids; a track with no id there is dropped, as
     its rows are."""

@@ -143,6 +143,16 @@ def hopper_face() -> np.ndarray:
     return cv2.resize(image[60:460, 100:440], (200, 235), interpolation=cv2.INTER_AREA)
 
 
+def cameraman_face() -> np.ndarray:
+    """The cameraman's head and shoulders (scikit-image's `camera`, grey, a man seen three-quarter
+    from the side), BGR, scaled so his face is about the size of `astronaut_face`'s: a third real
+    person for the identity tests and benchmarks."""
+    from skimage import data
+
+    grey = cv2.resize(data.camera()[55:235, 135:285], (200, 240), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
 @dataclass
 class Shot:
     """A stretch of a clip: which faces are where. `faces` maps a face image's key to its
