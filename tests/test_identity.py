@@ -98,6 +98,14 @@ def test_clustering_never_merges_tracks_seen_together():
     assert labels[0] != labels[1] and labels[2] not in (labels[0], labels[1])
 
 
+def test_clustering_merges_only_tracks_all_pairwise_near():
+    """A track near one of a person's tracks but not the other is in doubt: it stays apart, though
+    its average distance to them (0.45) is under the threshold (average linkage merged it)."""
+    vectors = np.array([[0.0], [0.3], [0.6]])
+    labels = cluster(vectors, 0.5)
+    assert labels[0] == labels[1] != labels[2]
+
+
 def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
     from fer_video.pipeline import AnnotateOptions, annotate
     from fer_video.timeline import load
@@ -441,3 +449,44 @@ def test_without_persons_the_face_template_alone_ends_the_track_at_such_a_cut(ed
     assert rows.assign(truth=truth).groupby("track_id")["truth"].nunique().eq(1).all()
     assert rows["track_id"].nunique() == len(EDIT_ORDER)
     assert FaceEmbedder.shared().embedded == before
+
+
+def _embed_views(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Each image's face embedded as the pipeline does (BlazeFace's box, dlib's chip and ResNet)."""
+    detector, embedder = make_detector("blazeface", min_face=20), FaceEmbedder.shared()
+    out = []
+    for image in images:
+        canvas = cv2.copyMakeBorder(image, 80, 80, 80, 80, cv2.BORDER_CONSTANT, value=(90, 110, 120))
+        detector.reset()
+        faces = detector(canvas)
+        assert len(faces)
+        biggest = int(np.argmax(faces.boxes[:, 2]))  # a dissolve also shows the fading face's ghost
+        out.append(embedder.embed(canvas, faces.boxes[biggest:biggest + 1])[0])
+    return out
+
+
+def test_linking_keeps_different_people_and_tracks_in_doubt_apart():
+    """Tracks of three real people, each person's second track after a cut seen in other views
+    (darker, turned, half size, brighter, blurred), and a track of a cross-dissolve from the
+    astronaut to Hopper (60% astronaut: 0.46 from her, 0.63 from Hopper), not clearly anyone.
+    Different people are never one person, a person's two tracks are, and the dissolve stays
+    apart. (Before: average linkage at 0.5 put the dissolve with the astronaut.)"""
+    from fer_video.identity import person_ids
+    from fer_video.samples import face_views
+
+    views = {name: face_views(face) for name, face in {**FACES, "cameraman": cameraman_face()}.items()}
+    astronaut, hopper = FACES["astronaut"], cv2.resize(FACES["hopper"], FACES["astronaut"].shape[1::-1])
+    tracks = {
+        1: ("astronaut", [views["astronaut"][v] for v in ("as is", "mirrored", "cropped")]),
+        2: ("hopper", [views["hopper"][v] for v in ("as is", "mirrored", "cropped")]),
+        3: ("cameraman", [views["cameraman"][v] for v in ("as is", "mirrored", "cropped")]),
+        4: ("astronaut", [views["astronaut"][v] for v in ("darker", "turned left", "half size")]),
+        5: ("hopper", [views["hopper"][v] for v in ("brighter", "turned right", "blurred")]),
+        6: ("dissolve", [cv2.addWeighted(astronaut, a, hopper, 1 - a, 0) for a in (0.58, 0.6, 0.62)]),
+    }
+    embeddings = pd.DataFrame([{"track_id": t, "embedding": e} for t, (_, images) in tracks.items()
+                               for e in _embed_views(images)])
+    rows = pd.DataFrame({"track_id": list(tracks), "frame_index": [10 * t for t in tracks]})  # one after another
+    persons = person_ids(rows, embeddings)
+    assert persons[1] == persons[4] and persons[2] == persons[5], persons
+    assert len({persons[t] for t in (1, 2, 3, 6)}) == 4, persons
