@@ -61,7 +61,7 @@ def face_sample(image: np.ndarray, box: np.ndarray, time: float) -> _Face:
     x0, y0 = int(max(x - pad, 0)), int(max(y - pad, 0))
     x1, y1 = int(min(x + w + pad, width)), int(min(y + h + pad, height))
     crop = image[y0:y1, x0:x1].copy()
-    fx0, fy0 = int(max(x, 0)), int(max(y, 0))
+    fx0, fy0 = int(min(max(x, 0), width - 1)), int(min(max(y, 0), height - 1))  # a box half out of frame too
     fx1, fy1 = int(min(x + w, width)), int(min(y + h, height))
     face = image[fy0:max(fy1, fy0 + 1), fx0:max(fx1, fx0 + 1)]
     grey = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY) if face.ndim == 3 else face
@@ -94,7 +94,7 @@ class AppearanceCheck:
         if alike >= self.jump:
             seen.reference = face
             return True
-        if self.embedder is None or min(float(box[2]), float(box[3])) < MIN_FACE_PX:
+        if self.embedder is None or min(float(box[2]), float(box[3])) < MIN_FACE_PX or not face.crop.size:
             if alike < self.floor:
                 return False
             seen.reference = face
