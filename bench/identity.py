@@ -1,7 +1,7 @@
 """Who is who: the cost of face embeddings and how well persons are linked.
 
     python bench/identity.py                 # cost, then accuracy
-    python bench/identity.py --only cost     # or --only accuracy
+    python bench/identity.py --only cost     # or --only accuracy, pairs, appearance
 
 Cost: dlib's landmarks + aligned chip (per candidate, during analysis) and its ResNet (per
 embedded chip, after analysis), as CPU and wall time, with the load average (the development
@@ -18,6 +18,19 @@ with exactly the tracks of the same true person; "different people merged" is th
 pairs of tracks of different people that share a person. Each same-person pair is the same photo
 seen again (mirrored, resized, in another scene): there are no two photos of one person here, so
 "linked right" is optimistic and the merge rate over many different people is the telling figure.
+
+Pairs: the linking threshold's precision and recall on a labelled set of pairs of faces, same
+person or not: the three real photos (astronaut, Hopper, the cameraman) and, where FER2013 is
+present, FER_PEOPLE more people from it (one file each from its class folders, upscaled), each
+seen in the 11 views of `fer_video.samples.face_views` (mirrored, cropped, darker, brighter,
+turned, half size, blurred, compressed, grey). Two figures: single faces (what the tracker's
+appearance check compares) and tracks (the mean of 3 views, disjoint within a pair, as linking
+compares track means). Precision: of the pairs under the threshold, the share that are one
+person; recall: of the same-person pairs, the share under it.
+
+Appearance: the tracker's cheap signal (`fer_video.faces.appearance`): the grey-template
+correlation of each followed face with the one before, for one person (a moving, scaling clip at
+25 frames/s, an edited clip at 10) and across a cut between people framed alike.
 """
 
 from __future__ import annotations
@@ -37,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_video.faces.detect import make_detector  # noqa: E402
 from fer_video.faces.embed import FaceEmbedder  # noqa: E402
 from fer_video.pipeline import AnnotateOptions, annotate  # noqa: E402
-from fer_video.samples import Shot, astronaut_face, hopper_face, make_shots_clip  # noqa: E402
+from fer_video.samples import (Shot, astronaut_face, cameraman_face, face_views, hopper_face,  # noqa: E402
+                               make_shots_clip)
 
 FER2013 = Path("/work/shared/datasets/fer2013/public_test")
 
@@ -192,9 +206,131 @@ def accuracy(folder: Path) -> None:
               f"different people merged {s['different people merged']:.1%} of {s['pairs of different people']} pairs")
 
 
+FER_PEOPLE = 30
+
+
+def fer2013_people(n: int = FER_PEOPLE) -> dict[str, np.ndarray]:
+    """n FER2013 faces taken as n people (files spread over the class folders; the dataset has
+    few repeats), 48 px upscaled to about the photos' face size, with a margin."""
+    if not FER2013.is_dir():
+        return {}
+    classes = sorted(p for p in FER2013.iterdir() if p.is_dir())
+    out = {}
+    for i in range(n):
+        files = sorted(classes[i % len(classes)].glob("*.jpg"))
+        grey = cv2.imread(str(files[(101 + 37 * i) % len(files)]), cv2.IMREAD_GRAYSCALE)
+        big = cv2.resize(grey, (120, 120), interpolation=cv2.INTER_CUBIC)
+        out[f"fer{i}"] = cv2.cvtColor(cv2.copyMakeBorder(big, 50, 50, 40, 40, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2BGR)
+    return out
+
+
+def view_embeddings(people: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+    """(person, view) -> embedding, as the pipeline makes it: BlazeFace's box, dlib's chip and
+    ResNet. A view in which no face is found is left out."""
+    detector, embedder = make_detector("blazeface", min_face=20), FaceEmbedder.shared()
+    out = {}
+    for name, face in people.items():
+        for view, image in face_views(face).items():
+            canvas = cv2.copyMakeBorder(image, 80, 80, 80, 80, cv2.BORDER_CONSTANT, value=(90, 110, 120))
+            detector.reset()
+            faces = detector(canvas)
+            if len(faces):
+                biggest = int(np.argmax(faces.boxes[:, 2]))
+                out[name, view] = embedder.embed(canvas, faces.boxes[biggest:biggest + 1])[0]
+    return out
+
+
+def labelled_pairs(vectors: dict, per_track: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and same-person labels of every pair of items: single views (per_track 1) or
+    tracks, the means of `per_track` views (a person's views split into disjoint groups)."""
+    items = []
+    for person in sorted({p for p, _ in vectors}):
+        views = [v for (p, _), v in sorted(vectors.items()) if p == person]
+        for k in range(len(views) // per_track):
+            items.append((person, np.mean(views[k * per_track:(k + 1) * per_track], axis=0)))
+    distances, same = [], []
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            distances.append(float(np.linalg.norm(items[i][1] - items[j][1])))
+            same.append(items[i][0] == items[j][0])
+    return np.array(distances), np.array(same)
+
+
+def precision_recall(distances: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float, int, int]:
+    """Precision, recall, false merges (different people under the threshold), same-person pairs."""
+    linked = distances < threshold
+    true = int((linked & same).sum())
+    return true / max(int(linked.sum()), 1), true / max(int(same.sum()), 1), int((linked & ~same).sum()), int(same.sum())
+
+
+def pairs() -> None:
+    from fer_video.identity import THRESHOLD
+
+    photos = {"astronaut": astronaut_face(), "hopper": hopper_face(), "cameraman": cameraman_face()}
+    sets = {"3 photos": photos}
+    fer = fer2013_people()
+    if fer:
+        sets[f"3 photos + {len(fer)} FER2013 people"] = {**photos, **fer}
+    for label, people in sets.items():
+        vectors = view_embeddings(people)
+        found = len({p for p, _ in vectors})
+        print(f"{label}: {len(vectors)} views embedded of {found} people ({len(people) * 11} views tried)")
+        for kind, per_track in (("single faces", 1), ("tracks (mean of 3 views)", 3)):
+            distances, same = labelled_pairs(vectors, per_track)
+            print(f"  {kind}: {int(same.sum())} same-person pairs, {int((~same).sum())} of different people; "
+                  f"same-person distance max {distances[same].max():.3f} (median {np.median(distances[same]):.3f}), "
+                  f"different people min {distances[~same].min():.3f} (1st percentile "
+                  f"{np.percentile(distances[~same], 1):.3f})")
+            for threshold in sorted({0.35, 0.4, 0.45, 0.5, 0.55, 0.6, THRESHOLD}):
+                p, r, wrong, n = precision_recall(distances, same, threshold)
+                print(f"    threshold {threshold:.2f}{' (THRESHOLD)' if threshold == THRESHOLD else ''}: "
+                      f"precision {p:.1%}, recall {r:.1%}, {wrong} pairs of different people merged")
+
+
+def appearance(folder: Path) -> None:
+    from fer_video.faces.appearance import face_sample, similarity
+    from fer_video.samples import make_clip
+    from fer_video.timeline import load as load_rows
+    from fer_video.video import probe, read_frames
+
+    order = ["astronaut", "hopper", "cameraman"] * 2
+    edited = make_shots_clip(folder / "edited.mp4", [Shot(1.0, {n: (0.5, 0.5, 0, 9)}, scene=0) for n in order],
+                             {"astronaut": astronaut_face(), "hopper": hopper_face(), "cameraman": cameraman_face()},
+                             width=320, height=240, fps=10, face_width=120)
+    moving = make_clip(folder / "moving.mp4", seconds=8, fps=25)
+    for clip, who in ((edited, lambda t: order[int(t + 1e-6)]), (moving, lambda t: "astronaut")):
+        embedded, cpu = FaceEmbedder.shared().embedded, time.process_time()
+        rows = load_rows(annotate(clip, AnnotateOptions(out_dir=folder / "app", video=False, progress=False)).timeline)
+        cost = (f"{rows['frame_index'].nunique()} frames, {rows['track_id'].nunique()} tracks, "
+                f"{FaceEmbedder.shared().embedded - embedded} faces embedded in all (appearance checks and "
+                f"linking), {time.process_time() - cpu:.1f} s CPU")
+        frames = {f.index: f.image for f in read_frames(probe(clip), 1)}
+        same, other = [], []
+        for _, group in rows.groupby("person_id"):  # one person each (tests/test_identity.py)
+            group = group.sort_values("frame_index")
+            previous = None
+            for row in group.itertuples():
+                face = face_sample(frames[row.frame_index], np.array([row.x, row.y, row.w, row.h]), row.timestamp_s)
+                if previous is not None:
+                    (same if who(previous[1]) == who(row.timestamp_s) else other).append(similarity(face, previous[0]))
+                previous = (face, row.timestamp_s)
+        # Across each cut: the last face before it against the first after it.
+        ends = rows.sort_values("frame_index").groupby("timestamp_s").first()
+        for t in range(1, int(ends.index.max()) + 1):
+            before, after = ends[ends.index < t].iloc[-1], ends[ends.index >= t].iloc[0]
+            if who(before.name) != who(after.name):
+                other.append(similarity(
+                    face_sample(frames[before.frame_index], np.array([before.x, before.y, before.w, before.h]), 0),
+                    face_sample(frames[after.frame_index], np.array([after.x, after.y, after.w, after.h]), 0)))
+        print(f"{clip.name}: one person, face to next face: {min(same):.2f}-{max(same):.2f} "
+              f"(median {np.median(same):.2f}, {len(same)} pairs)" + (
+                  f"; across a cut to another person: {min(other):.2f}-{max(other):.2f} ({len(other)})" if other else "")
+              + f"; {cost}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=("cost", "accuracy"))
+    parser.add_argument("--only", choices=("cost", "accuracy", "pairs", "appearance"))
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, {load()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,6 +339,10 @@ def main() -> None:
             pipeline_cost(Path(tmp))
         if args.only in (None, "accuracy"):
             accuracy(Path(tmp))
+        if args.only in (None, "pairs"):
+            pairs()
+        if args.only in (None, "appearance"):
+            appearance(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Who is who: one `person_id` for the tracks of one person, within a video and across a folder.
 
 Within a video (always on, embeddings in memory only): each track's embeddings (see
-`fer_video.faces.embed`) are averaged, and tracks are clustered by average linkage on the L2
-distance of those means, merging while the closest pair of clusters is nearer than `THRESHOLD`.
-Two tracks seen in the same frame are two people, so they are never merged. A person's id is the
+`fer_video.faces.embed`) are averaged, and tracks are clustered by complete linkage on the L2
+distance of those means: two clusters merge only when every track of one is nearer than
+`THRESHOLD` to every track of the other, so a person's tracks are pairwise clearly the same face,
+and a track in doubt with any of them stays apart (a wrong merge is worse than a split). Two
+tracks seen in the same frame are two people, so they are never merged. A person's id is the
 smallest track id among its tracks, so a track that is its own person keeps `person_id ==
 track_id` (which is also how timelines written before person_id existed are read).
 
@@ -30,10 +32,13 @@ import pyarrow.parquet as pq
 
 from fer_video.outputs import IDENTITY_DIR  # declared there: `is_output` must know the folder too
 
-# dlib's documented threshold for its ResNet (99.38% on LFW) is 0.6. On our test identities
-# (bench/identity.py) same-person track means were at most ~0.35 apart and different people at
-# least ~0.6, so 0.5 leaves margin both ways; see README "Who is who".
-THRESHOLD = 0.5
+# dlib's documented threshold for its ResNet (99.38% on LFW) is 0.6, a balance of both errors.
+# Here a wrong merge is worse than a split, so the threshold is chosen for precision on labelled
+# pairs (bench/identity.py --only pairs, docs/identity.md "Accuracy"): 3 real photos and 30
+# FER2013 people, 11 views each. At 0.4 no pair of different people was under it (0 of 46,433
+# single faces, 0 of 3,742 tracks), with recall 98.4% of single faces and 100% of tracks; at 0.5
+# 94 single-face pairs and 14 track pairs of different people were.
+THRESHOLD = 0.4
 REGISTRY = "persons.parquet"
 EMBEDDINGS_SUFFIX = ".embeddings.parquet"
 
@@ -67,7 +72,9 @@ def track_means(embeddings: pd.DataFrame) -> dict:
 
 def cluster(vectors: np.ndarray, threshold: float = THRESHOLD, cannot_link: set[tuple[int, int]] = frozenset(),
             initial: list[int] | None = None, frozen: set[int] = frozenset()) -> np.ndarray:
-    """Average-linkage clusters of `vectors` (N, D) by L2 distance: a label per vector.
+    """Complete-linkage clusters of `vectors` (N, D) by L2 distance: a label per vector. Two
+    clusters merge only when all their pairs are nearer than `threshold` (the nearest such
+    clusters, by their farthest pair, first).
 
     `cannot_link` pairs (i, j) never end in one cluster; `initial` labels start items together;
     clusters whose initial label is in `frozen` are never merged with each other."""
@@ -89,7 +96,7 @@ def cluster(vectors: np.ndarray, threshold: float = THRESHOLD, cannot_link: set[
                     continue
                 if any((min(i, j), max(i, j)) in forbidden for i in members[a] for j in members[b]):
                     continue
-                d = float(distance[np.ix_(members[a], members[b])].mean())
+                d = float(distance[np.ix_(members[a], members[b])].max())
                 if d < best:
                     best, pair = d, (a, b)
         if pair is None:
@@ -155,6 +162,17 @@ def chip_gatherer(options):
     from fer_video.faces.embed import TrackCandidates
 
     return TrackCandidates()
+
+
+def appearance_check(options):
+    """The tracker's check that a followed face is still its track's person (a cut the histogram
+    cannot see): with embeddings where person linking is on, by the linking's own threshold;
+    with `--no-persons` (no embeddings computed) by the face's grey template alone."""
+    from fer_video.faces.appearance import AppearanceCheck
+    from fer_video.faces.embed import FaceEmbedder
+
+    linking = options.persons or options.identity
+    return AppearanceCheck(FaceEmbedder.shared() if linking else None, distance=THRESHOLD)
 
 
 def renumber_chips(chips: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | None:
@@ -232,9 +250,10 @@ def persons_in_video(analysed: pd.DataFrame, kept: pd.DataFrame, chips: pd.DataF
 
 
 # Within a video, a track's best face is embedded first; its other chips only when that one
-# embedding is this close to the threshold for some track it could be merged with (the same
-# person measured 0.11-0.25 apart, two people 0.67-0.72: README "Who is who"). Most tracks are
-# decided by one ResNet run instead of MAX_PER_TRACK.
+# embedding is this close to the threshold for some track it could be merged with (one person's
+# single faces measured up to 0.47 apart, 0.20 median, different people from 0.45, 0.57 at the
+# 1st percentile: docs/identity.md). Most tracks are decided by one ResNet run instead of
+# MAX_PER_TRACK.
 AMBIGUOUS = 0.15
 
 

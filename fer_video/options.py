@@ -104,7 +104,8 @@ PIPELINE.append(PEOPLE)
 LINK = [
     PEOPLE,
     (("--threshold",), dict(type=float, metavar="D",
-                            help="largest embedding distance within one person (default: 0.5, measured; see README)")),
+                            help="largest embedding distance between two tracks of one person (default: 0.4, chosen for "
+                                 "precision; see docs/identity.md)")),
     (("--fresh",), dict(action="store_true", help="forget the persons found before and link from scratch")),
 ]
 OUTPUT = [

@@ -143,6 +143,44 @@ def hopper_face() -> np.ndarray:
     return cv2.resize(image[60:460, 100:440], (200, 235), interpolation=cv2.INTER_AREA)
 
 
+def cameraman_face() -> np.ndarray:
+    """The cameraman's head and shoulders (scikit-image's `camera`, grey, a man seen three-quarter
+    from the side), BGR, scaled so his face is about the size of `astronaut_face`'s: a third real
+    person for the identity tests and benchmarks."""
+    from skimage import data
+
+    grey = cv2.resize(data.camera()[55:235, 135:285], (200, 240), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def face_views(face: np.ndarray) -> dict[str, np.ndarray]:
+    """Other views of one face photo, as a video shows one person in other shots: mirrored,
+    cropped off-centre, darker and brighter, turned by 10 degrees either way, at half size,
+    blurred, compressed hard, in grey. The labelled same-person pairs of bench/identity.py and
+    tests/test_identity.py (there are no two photos of one person here)."""
+    h, w = face.shape[:2]
+
+    def turned(degrees: float) -> np.ndarray:
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+        return cv2.warpAffine(face, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR)
+    shifted = face[int(0.06 * h):, int(0.08 * w):]
+    return {
+        "as is": face,
+        "mirrored": face[:, ::-1].copy(),
+        "cropped": cv2.resize(shifted, (w, h), interpolation=cv2.INTER_AREA),
+        "darker": (face * 0.55).astype(np.uint8),
+        "brighter": np.clip(face * 1.4 + 10, 0, 255).astype(np.uint8),
+        "turned left": turned(10),
+        "turned right": turned(-10),
+        "half size": cv2.resize(face, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+        "blurred": cv2.GaussianBlur(face, (0, 0), 2.0),
+        "compressed": jpeg,
+        "grey": cv2.cvtColor(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    }
+
+
 @dataclass
 class Shot:
     """A stretch of a clip: which faces are where. `faces` maps a face image's key to its

@@ -111,3 +111,20 @@ def test_shot_cut_detector_ignores_a_repeated_frame_and_a_brightness_drift(scene
     assert not detector(frame)
     for gain in np.linspace(1.0, 0.8, 10):  # a slow fade
         assert not detector(np.clip(frame * gain, 0, 255).astype(np.uint8))
+
+
+def test_a_face_the_check_calls_someone_else_ends_its_track():
+    """The `same_face` check (appearance) is asked for every face given to a track; where it says
+    no, the track ends there and the face starts a new one, though the box barely moved."""
+    asked = []
+
+    def same_face(track, image, box, time):
+        asked.append((track.id, time))
+        return time < 0.5  # from 0.5 s on, another person stands where the face was
+
+    tracker = Tracker(same_face=same_face)
+    image = np.zeros((240, 320, 3), np.uint8)
+    ids = [int(tracker.update(faces([[100 + t, 80, 60, 60]]), t / 10, image).track_ids[0]) for t in range(8)]
+    assert ids == [1, 1, 1, 1, 1, 2, 3, 4]  # the check says no to every later face here
+    assert asked[0] == (1, 0.0)  # the first face of a track is shown to the check too
+    assert int(tracker.update(faces([[108, 80, 60, 60]]), 0.8).track_ids[0]) == 4  # no image: no check, followed

@@ -113,7 +113,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = model_cache.load_classifier(options.model)
-    tracker, cuts = Tracker(), ShotCutDetector()
+    tracker, cuts = Tracker(same_face=identity.appearance_check(options)), ShotCutDetector()
     chips = identity.chip_gatherer(options)
     geometry = FER_CROP[detector.name]
     stats = DecodeStats()
@@ -143,7 +143,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             later = [f for f in later if slot(f.time) == slot(frame.time)]
         ahead = (later[-1].image, later[-1].index // options.stride, later[-1].time) if later else None
         faces = tracker.update(detector(frame.image, frame.index // options.stride, ahead, time=frame.time),
-                               frame.time)
+                               frame.time, frame.image)
         if chips is not None and len(faces):
             chips.add(frame.image, faces, frame.time)  # while the frame is in memory
         if len(faces):
