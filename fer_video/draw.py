@@ -67,38 +67,55 @@ def layout_labels(faces: Faces, persons: list[str] | None, width: int, height: i
                   probs: np.ndarray) -> list[Label]:
     """One label per face, inside the frame and clear of each other where the frame allows.
 
-    A label is no wider than its box (or its shortest wording, track id and emotion); it sits above
-    the box, else inside the box's top, else below the box and its bar; where all three meet a
-    label already placed or another face's bar (a crowd), it moves down in steps of its own
-    height until it is clear. Larger faces are placed first, so a small face's label gives way."""
+    Each face takes the longest wording (`_texts`) that finds a place clear of the other faces'
+    boxes and bars and of the labels already placed: above its box, else inside the box's top,
+    else below its bar. A lone face's label may be wider than its box; in a crowd a label
+    shortens instead of covering a neighbour. Where no wording finds such a place, the shortest
+    wording that fits the box (or the shortest) moves down from the first place in steps of its
+    own height until it is clear of the other labels. Larger faces are placed first."""
     font_scale, thickness = style(width, height)
     order = np.argsort(-faces.boxes[:, 2] * faces.boxes[:, 3], kind="stable") if len(faces) else []
     placed: dict[int, Label] = {}
     bar_h = bar_height(width, height)
     bars = [bar_rect(box, bar_h) for box in faces.boxes]
+    boxes = [_rect(box) for box in faces.boxes]
     taken: list[tuple[int, int, int, int]] = []
     for i in order:
-        x, y, w, h = (int(round(v)) for v in faces.boxes[i])
-        others = taken + bars[:i] + bars[i + 1:]
+        x, y, w, h = boxes[i][0], boxes[i][1], boxes[i][2] - boxes[i][0], boxes[i][3] - boxes[i][1]
+        neighbours = bars[:i] + bars[i + 1:] + boxes[:i] + boxes[i + 1:]
         k = int(np.argmax(probs[i]))
         person = f" {persons[i]}" if persons is not None and persons[i] else ""
+        sized = []
         for text in _texts(int(faces.track_ids[i]), person, EMOTIONS[k], float(probs[i][k])):
             (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)
-            if tw + 4 <= max(w, 1):
+            lw, lh = min(tw + 4, width), th + base + 2
+            sized.append((text, lw, lh, th))
+        choice = None
+        for text, lw, lh, th in sized:
+            left = int(np.clip(x, 0, max(width - lw, 0)))
+            for top in (y - lh, y, bars[i][3] + 2):
+                rect = (left, top, left + lw, top + lh)
+                if 0 <= top <= height - lh and not any(_overlaps(rect, r) for r in taken + neighbours):
+                    choice = (text, rect, th)
+                    break
+            if choice:
                 break
-        lw, lh = min(tw + 4, width), th + base + 2
-        left = int(np.clip(x, 0, max(width - lw, 0)))
-        candidates = [y - lh, y, bars[i][3] + 2]
-        tops = [t for t in candidates if 0 <= t <= height - lh] or [int(np.clip(y, 0, max(height - lh, 0)))]
-        top = next((t for t in tops if not any(_overlaps((left, t, left + lw, t + lh), r) for r in others)), None)
-        if top is None:
-            top = tops[0]
-            while any(_overlaps((left, top, left + lw, top + lh), r) for r in others) and top + 2 * lh <= height:
+        if choice is None:
+            text, lw, lh, th = next((s for s in sized if s[1] <= max(w, 1)), sized[-1])
+            left = int(np.clip(x, 0, max(width - lw, 0)))
+            top = int(np.clip(y - lh if y - lh >= 0 else y, 0, max(height - lh, 0)))
+            while any(_overlaps((left, top, left + lw, top + lh), r) for r in taken) and top + 2 * lh <= height:
                 top += lh
-        rect = (left, top, left + lw, top + lh)
+            choice = (text, (left, top, left + lw, top + lh), th)
+        text, rect, th = choice
         taken.append(rect)
-        placed[int(i)] = Label(text, rect, top + th + 1, font_scale, thickness)
+        placed[int(i)] = Label(text, rect, rect[1] + th + 1, font_scale, thickness)
     return [placed[i] for i in range(len(faces))]
+
+
+def _rect(box: np.ndarray) -> tuple[int, int, int, int]:
+    x, y, w, h = (int(round(v)) for v in box)
+    return x, y, x + w, y + h
 
 
 def bar_rect(box: np.ndarray, bar_h: int) -> tuple[int, int, int, int]:

@@ -58,15 +58,20 @@ def test_text_is_readable_at_640x360_and_scales_with_the_frame():
     assert heights[640] >= 14 and heights[1280] > heights[640] and heights[1920] > 1.4 * heights[1280]
 
 
-def test_a_label_is_no_wider_than_its_box_when_a_shorter_wording_fits():
-    faces = faces_at([[100, 100, 190, 190]])
-    label = layout_labels(faces, ["person_12"], 1280, 720, faces.probs)[0]
-    assert label.rect[2] - label.rect[0] <= 190
-    assert label.text == "#1 happy 88%"
-    tiny = faces_at([[100, 100, 20, 20]])
-    assert layout_labels(tiny, ["person_12"], 1280, 720, tiny.probs)[0].text == "#1 happy"  # the least it says
-    wide = faces_at([[100, 100, 400, 400]])
-    assert layout_labels(wide, ["person_12"], 1280, 720, wide.probs)[0].text == "#1 person_12 happy 88%"
+def test_a_lone_face_gets_its_whole_label_and_a_crowded_one_a_shorter_one():
+    lone = faces_at([[300, 300, 60, 60]])
+    label = layout_labels(lone, ["person_12"], 1280, 720, lone.probs)[0]
+    assert label.text == "#1 person_12 happy 88%"  # wider than the box, covering nothing
+    # Hemmed in by neighbours 4 px to either side and rows above and below: the middle face's
+    # label shortens to its least (track id and emotion) instead of its whole wording.
+    grid = faces_at([[100 + 64 * c, 100 + 94 * r, 60, 60] for r in range(3) for c in range(3)])
+    labels = layout_labels(grid, ["person_12"] * 9, 1280, 720, grid.probs)
+    assert labels[4].text == "#5 happy"
+    # A face with room on one side: its whole label, clear of every other face's box.
+    assert labels[0].text == "#1 person_12 happy 88%"
+    for j, box in enumerate(grid.boxes[1:], start=1):
+        x, y, w, h = (int(v) for v in box)
+        assert not overlap(labels[0].rect, (x, y, x + w, y + h)), j
 
 
 def test_a_face_at_the_frame_edge_keeps_its_label_inside():
