@@ -1,7 +1,8 @@
 """What the expression model calls real people's faces, as the pipeline runs it: the share of
 face rows per label on the `fer-video demo` clip (the astronaut, smiling, twice) and on a clip of
-Grace Hopper and the astronaut side by side (the test suite's and bench's two real people; Hopper's
-face is calm), one column per model, so an old and a new model can be compared on the same clips.
+Grace Hopper and the astronaut side by side, and on scikit-image's cameraman (the test suite's and
+bench's real people; Hopper's and the cameraman's faces are calm), with the mean probability of
+neutral, sad and fear over all rows, one row per model, so an old and a new model can be compared on the same clips.
 
     .venv/bin/python bench/label_distribution.py [--model A.keras --model B.keras] [--json]
 """
@@ -17,13 +18,16 @@ from common import table
 
 
 def clips(work: Path) -> dict[str, Path]:
-    from fer_video.samples import Shot, astronaut_face, hopper_face, make_clip, make_shots_clip
+    from fer_video.samples import Shot, astronaut_face, cameraman_face, hopper_face, make_clip, make_shots_clip
 
     return {
         "demo clip (astronaut x2), 6 s 720p": make_clip(work / "demo.mp4", seconds=6, width=1280, height=720, fps=30),
         "Hopper (left) and astronaut, 4 s": make_shots_clip(
             work / "two.mp4", [Shot(4.0, {"hopper": (0.3, 0.5, 0, 9), "astronaut": (0.72, 0.5, 0, 9)})],
             {"hopper": hopper_face(), "astronaut": astronaut_face()}, fps=25, face_width=180),
+        "the cameraman (calm, three-quarter view), 3 s": make_shots_clip(
+            work / "cameraman.mp4", [Shot(3.0, {"man": (0.5, 0.5, 0, 9)})], {"man": cameraman_face()},
+            fps=25, face_width=180),
     }
 
 
@@ -37,11 +41,13 @@ def label_shares(video: Path, model: str | None, out: Path) -> dict[str, dict[st
                                              video=False))
     rows = pd.read_parquet(result.timeline)
     shares = {"all faces": rows["label"].astype(str).value_counts(normalize=True).to_dict()}
+    calm = {f"mean p_{e}": float(rows[f"p_{e}"].mean()) for e in ("neutral", "sad", "fear")}
     order = rows.groupby("track_id")["x"].mean().sort_values().index
     for n, track in enumerate(order):
         part = rows[rows["track_id"] == track]
         shares[f"track {n + 1} of {len(order)} ({len(part)} rows)"] = (
             part["label"].astype(str).value_counts(normalize=True).to_dict())
+    shares["all faces, mean probability"] = calm
     return shares
 
 

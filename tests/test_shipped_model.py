@@ -1,55 +1,67 @@
 """The shipped expression model on FER2013's public_test, classified as the pipeline classifies
-(its TTA, logit bias and temperature from the model card). Needs the dataset beside the repo."""
+(its TTA, logit bias and temperature from the model card), scored against the FER+ crowd's votes
+as models/MODEL_CARD.md reports it. Needs the dataset with its votes beside the repo."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fer_video.expression.training.calibration import expected_calibration_error, recalls
-from fer_video.expression.labels import EMOTIONS
+from fer_video.expression.training.evaluate import votes_report
+from fer_video.expression.training.votes import read_votes
 from helpers import REPO
 
-PUBLIC_TEST = REPO.parent / "shared" / "datasets" / "fer2013" / "public_test"
+DATASET = REPO.parent / "shared" / "datasets" / "fer2013"
+PUBLIC_TEST = DATASET / "public_test"
+VOTES = DATASET / "ferplus_votes.csv"
+# MODEL_CARD.md's public_test figures, rounded down: 81.1% against the majority, lowest clear-face
+# recall 0.739 (sad), fear said of 4.3% of faces (the crowd: 2.2%), neutral of 32.3% (36.8%).
+ACCURACY, CLEAR_RECALL = 0.80, 0.72
 
 
 @pytest.fixture(scope="module")
 def public_test():
-    if not PUBLIC_TEST.is_dir():
-        pytest.skip(f"FER2013 not found at {PUBLIC_TEST}: this test measures the shipped model on its public_test")
+    if not (PUBLIC_TEST.is_dir() and VOTES.is_file()):
+        pytest.skip(f"FER2013 with its FER+ votes not found at {DATASET}: this test measures the shipped "
+                    "model on its public_test")
     from fer_video.expression.classify import ExpressionClassifier
     from fer_video.expression.training.data import load_folder
+    from fer_video.expression.training.votes import relative_to_root
 
-    faces, labels, _ = load_folder(PUBLIC_TEST)
+    faces, labels, paths = load_folder(PUBLIC_TEST)
+    votes, found = read_votes(VOTES, relative_to_root(paths, DATASET))
     classifier = ExpressionClassifier()
-    return classifier, classifier(faces), labels
+    return classifier, classifier(faces), labels, votes, found, faces
 
 
-def test_shipped_model_accuracy_calibration_and_rare_classes(public_test):
-    """MODEL_CARD.md's figures: 64.4% (flip TTA for faces below 0.55 confidence), ECE 0.028, disgust
-    and fear recall at least 0.45."""
-    classifier, probs, labels = public_test
+def test_shipped_model_agrees_with_the_crowd_and_keeps_rare_classes(public_test):
+    """MODEL_CARD.md's figures, as the pipeline runs the model: accuracy against the FER+
+    majority, calibration against it, recall on clear faces, and fear no longer called on faces
+    the crowd sees as calm."""
+    classifier, probs, labels, votes, found, _ = public_test
     assert classifier.backend == "tflite (fer_vgg.tflite)", "the shipped .tflite is fresh for the shipped .keras"
-    assert len(labels) == 3589
-    accuracy = float((probs.argmax(1) == labels).mean())
-    assert accuracy >= 0.64, accuracy
-    assert expected_calibration_error(probs, labels) <= 0.03
-    recall = dict(zip(EMOTIONS, recalls(probs.argmax(1), labels, len(EMOTIONS))))
-    assert recall["disgust"] >= 0.45 and recall["fear"] >= 0.45, recall
+    assert len(labels) == 3589 and found.sum() == 3589
     assert np.isfinite(probs).all()
+    report = votes_report(probs, labels, votes)
+    assert report["accuracy"] >= ACCURACY, report["accuracy"]
+    assert report["ece"] <= 0.03, report["ece"]
+    assert min(report["clear_recall"].values()) >= CLEAR_RECALL, report["clear_recall"]
+    assert report["predicted_share"]["fear"] <= 0.05, report["predicted_share"]
+    assert report["predicted_share"]["neutral"] >= 0.30, report["predicted_share"]
 
 
 def test_mirroring_only_uncertain_faces_costs_at_most_0_3_points(public_test):
-    """The card's `tta_flip_below` (chosen on the validation part, bench/flip_below.py) against
-    mirroring every face: 64.4% vs 64.6% when it was chosen."""
+    """The card's `tta_flip_below` (chosen on the validation part, bench/flip_below.py --labels)
+    against mirroring every face, both against the crowd's majority."""
     from fer_video.expression.classify import ExpressionClassifier
-    from fer_video.expression.training.data import load_folder
 
-    classifier, probs, labels = public_test
+    classifier, probs, labels, votes, _, faces = public_test
     if classifier.flip_below is None:
         pytest.skip("the shipped card mirrors every face")
     full = ExpressionClassifier(flip=True)
     assert full.flip_below is None
-    full_accuracy = float((full(load_folder(PUBLIC_TEST)[0]).argmax(1) == labels).mean())
-    accuracy = float((probs.argmax(1) == labels).mean())
+    majority = votes.majority()
+    has = majority >= 0
+    accuracy = float((probs.argmax(1)[has] == majority[has]).mean())
+    full_accuracy = float((full(faces).argmax(1)[has] == majority[has]).mean())
     assert accuracy >= full_accuracy - 0.003, (accuracy, full_accuracy)
