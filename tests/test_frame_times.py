@@ -190,3 +190,21 @@ def test_the_whole_frame_scan_runs_every_quarter_second_of_timestamps():
     assert [round(times[i], 2) for i in scheduled[:6]] == [0.0, 0.24, 0.48, 0.72, 0.96, 1.24]
     for i, t in enumerate(times):
         detector(image, i, time=t)  # runs on timestamps without a frame ahead
+
+
+def test_the_same_frames_at_a_constant_and_a_retimed_rate_give_one_track_on_every_frame(tmp_path):
+    """Issue 26's retimed clip (50 frames/s slowed to 12.5: the same pixels, each frame shown 4x
+    as long) against the constant-rate original. The schedules run in seconds of timestamps, so
+    both keep the face in one track on every frame. (The issue's clip split into 7 tracks; a
+    clip made here did not reproduce that split before the change, so this guards the result.)"""
+    from fer_video.pipeline import AnnotateOptions, annotate
+    from fer_video.timeline import load
+
+    face, canvas = astronaut_face(), background(WIDTH, HEIGHT)
+    actor = Actor(x=0.4, y=0.5, width=110, dx=0.05, scale=0.1, period=1.2)
+    frames = [sample_frame(canvas, face, [actor], i / 50) for i in range(60)]
+    for name, parts in (("constant", [(60, 50)]), ("retimed", [(60, 12.5)])):
+        clip = write_clip(tmp_path / f"{name}.mp4", frames, parts)
+        rows = load(annotate(clip, AnnotateOptions(out_dir=tmp_path / name, progress=False, video=False)).timeline)
+        assert rows["track_id"].nunique() == 1, (name, rows.groupby("track_id").size().to_dict())
+        assert sorted(rows["frame_index"]) == list(range(60)), name
