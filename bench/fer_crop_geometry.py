@@ -48,7 +48,7 @@ def prepared(path: Path):
 
 def measure(name: str, paths: list[Path], min_score: float = 0.5) -> dict:
     from fer_video.faces.align import FER_CROP
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
 
     options = {"min_face": 40, **({"min_score": min_score} if name == "blazeface" else {})}
     with common.quiet_stderr():

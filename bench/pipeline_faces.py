@@ -35,7 +35,7 @@ def main() -> int:
     from fer_video.expression.classify import ExpressionClassifier
     from fer_video.expression.training.data import load_folder
     from fer_video.faces.align import FER_CROP, fer_crops
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
 
     faces, labels, paths = load_folder(Path(args.dataset) / args.split)
     if args.images and args.images < len(paths):

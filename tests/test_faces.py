@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fer_video.faces.align import FER_CROP, fer_crops, roll_degrees
-from fer_video.faces.detect import BlazeFaceDetector, Window, make_detector, plan_windows
+from fer_video.faces.detectors import make_detector
+from fer_video.faces.detectors.blazeface import BlazeFaceDetector, Window, plan_windows
 from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
 from fer_video.samples import Actor, astronaut_face, background, sample_frame
 from helpers import ncc
@@ -366,7 +367,7 @@ def test_draw_faces_draws_a_faces_record():
 def test_top_face_is_the_first_face_of_weighted_nms_clipped_to_the_frame():
     """The follow windows' fast path gives the very numbers of the general one, faces that leave
     the frame and faces clipped to nothing included."""
-    from fer_video.faces.detect import _clip_to_frame, _top_face, weighted_nms
+    from fer_video.faces.detectors.geometry import clip_to_frame, top_face, weighted_nms
 
     rng = np.random.default_rng(0)
     for _ in range(2000):
@@ -376,8 +377,8 @@ def test_top_face_is_the_first_face_of_weighted_nms_clipped_to_the_frame():
                                 side * (1 + rng.normal(0, 0.1, (n, 2)))], axis=1).astype(np.float32)
         scores = rng.uniform(0.5, 1, n).astype(np.float32)
         points = (boxes[:, None, :2] + rng.uniform(0, side, (n, N_KEYPOINTS, 2))).astype(np.float32)
-        general = _clip_to_frame(weighted_nms(boxes, scores, points)[:1], 640, 360)
-        fast = _top_face(boxes, scores, points, 640, 360)
+        general = clip_to_frame(weighted_nms(boxes, scores, points)[:1], 640, 360)
+        fast = top_face(boxes, scores, points, 640, 360)
         assert len(fast) == len(general)
         for column in ("boxes", "scores", "keypoints"):
             assert np.array_equal(getattr(fast, column), getattr(general, column))

@@ -18,7 +18,7 @@ import pytest
 
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import FER_CROP, CropGeometry, fer_crops
-from fer_video.faces.detect import make_detector
+from fer_video.faces.detectors import make_detector
 from helpers import REPO, ncc
 
 FER_TRAIN = REPO.parent / "shared" / "datasets" / "fer2013" / "train"

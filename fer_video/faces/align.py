@@ -4,7 +4,7 @@ The margin was measured, not guessed: running each detector on FER2013 training 
 (upscaled and padded so the detector has context) shows where a FER2013 crop sits relative to
 the detector's box (bench/fer_crop_geometry.py reproduces it):
 
-- BlazeFace (boxes from the short-range model, see detect.py): the FER crop is 1.23x the box
+- BlazeFace (boxes from the short-range model, see detectors/blazeface.py): the FER crop is 1.23x the box
   width, centred 0.09 box-widths above its centre (tests/test_fer_crop.py checks that this
   framing matches FER2013's best).
 - Haar: the box is nearly the FER crop itself: 1.03x, centred 0.01 widths above.

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from fer_video import identity, interrupt
 from fer_video.faces.align import FER_CROP, fer_crops
-from fer_video.faces.detect import make_detector
+from fer_video.faces.detectors import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions
