@@ -117,7 +117,9 @@ def peer_run(clip: Path, mtcnn: bool, max_frames: int) -> dict:
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60, help="clip length (default 60)")
-    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar"])
+    from fer_video.faces.detectors import DETECTORS
+
+    p.add_argument("--detector", default="blazeface", choices=list(DETECTORS))
     p.add_argument("--preset", default="ultrafast", help="x264 preset of the MP4 (default ultrafast, as shipped)")
     p.add_argument("--memory-check", action="store_true", help="peak RSS for clips of --memory-lengths")
     p.add_argument("--memory-lengths", default="20,60", help="clip seconds for --memory-check (default 20,60)")

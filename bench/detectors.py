@@ -49,7 +49,7 @@ def match(boxes: np.ndarray, targets: list[tuple]) -> tuple[list[bool], int]:
 
 
 def on_clip(names: list[str], seconds: float) -> list[dict]:
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
     from fer_video.samples import astronaut_face, two_actors
     from fer_video.video import probe, read_frames
 
@@ -80,7 +80,7 @@ def on_clip(names: list[str], seconds: float) -> list[dict]:
 def pasted(names: list[str], trials: int, seed: int = 0) -> tuple[list[dict], float]:
     import cv2
 
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
     from fer_video.samples import astronaut_face, background
 
     face = astronaut_face()
@@ -126,7 +126,7 @@ def pasted(names: list[str], trials: int, seed: int = 0) -> tuple[list[dict], fl
 def following(settings: list[tuple[int, float]], seed: int = 0) -> list[dict]:
     import cv2
 
-    from fer_video.faces.detect import BlazeFaceDetector
+    from fer_video.faces.detectors.blazeface import BlazeFaceDetector
     from fer_video.samples import astronaut_face, background, paste
 
     width, height, fps, n = 640, 360, 24, 96

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_video.faces.detect import BlazeFaceDetector  # noqa: E402
+from fer_video.faces.detectors.blazeface import BlazeFaceDetector  # noqa: E402
 from fer_video.samples import HAND_PARTS, astronaut_face, background, hand_over, hopper_face, paste  # noqa: E402
 
 

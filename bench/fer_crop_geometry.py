@@ -1,5 +1,5 @@
-"""Where a FER2013 crop sits relative to each detector's box: the FER_CROP constants of
-fer_video/faces/align.py (crop side = scale x box width, crop centre = box centre + shift_y x width).
+"""Where a FER2013 crop sits relative to each detector's box: the `crop` of its entry in
+fer_video/faces/detectors/__init__.py's DETECTORS (crop side = scale x box width, crop centre = box centre + shift_y x width).
 
     .venv/bin/python bench/fer_crop_geometry.py [DATASET_DIR] [--images 500]
 
@@ -47,8 +47,8 @@ def prepared(path: Path):
 
 
 def measure(name: str, paths: list[Path], min_score: float = 0.5) -> dict:
-    from fer_video.faces.align import FER_CROP
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.align import crop_geometry
+    from fer_video.faces.detectors import make_detector
 
     options = {"min_face": 40, **({"min_score": min_score} if name == "blazeface" else {})}
     with common.quiet_stderr():
@@ -78,7 +78,7 @@ def measure(name: str, paths: list[Path], min_score: float = 0.5) -> dict:
     (row["scale"], s_lo, s_hi), (row["shift_y"], y_lo, y_hi) = q(scale), q(shift)
     row["scale_iqr"], row["shift_y_iqr"] = f"{s_lo:.2f}..{s_hi:.2f}", f"{y_lo:.3f}..{y_hi:.3f}"
     row["shift_x"] = q((FACE / 2 - (boxes[:, 0] + boxes[:, 2] / 2)) / side)[0]
-    row["shipped_scale"], row["shipped_shift_y"] = FER_CROP[name].scale, FER_CROP[name].shift_y
+    row["shipped_scale"], row["shipped_shift_y"] = crop_geometry(name).scale, crop_geometry(name).shift_y
     return row
 
 

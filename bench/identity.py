@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_video.faces.detect import make_detector  # noqa: E402
+from fer_video.faces.detectors import make_detector  # noqa: E402
 from fer_video.faces.embed import FaceEmbedder  # noqa: E402
 from fer_video.pipeline import AnnotateOptions, annotate  # noqa: E402
 from fer_video.samples import (Shot, astronaut_face, cameraman_face, face_views, hopper_face,  # noqa: E402

@@ -38,7 +38,7 @@ def run_pin(kernels: str, out: Path) -> None:
                          **options)
 
         resources.new_interpreter = builtin
-        for module in ("fer_video.expression.classify", "fer_video.faces.detect"):
+        for module in ("fer_video.expression.classify", "fer_video.faces.detectors.blazeface"):
             mod = __import__(module, fromlist=["*"])
             if hasattr(mod, "new_interpreter"):
                 mod.new_interpreter = builtin

@@ -34,8 +34,8 @@ def main() -> int:
 
     from fer_video.expression.classify import ExpressionClassifier
     from fer_video.expression.training.data import load_folder
-    from fer_video.faces.align import FER_CROP, fer_crops
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.align import crop_geometry, fer_crops
+    from fer_video.faces.detectors import make_detector
 
     faces, labels, paths = load_folder(Path(args.dataset) / args.split)
     if args.images and args.images < len(paths):
@@ -58,7 +58,7 @@ def main() -> int:
         if abs(x + w / 2 - centre[0]) > FACE * UPSCALE / 2 or abs(y + h / 2 - centre[1]) > FACE * UPSCALE / 2:
             continue  # a mirrored face in the padding, not the image's own
         found.append(i)
-        crops.append(fer_crops(image, detected[nearest : nearest + 1], FER_CROP["blazeface"])[0])
+        crops.append(fer_crops(image, detected[nearest : nearest + 1], crop_geometry("blazeface"))[0])
     found = np.array(found, int)
     cut = classifier(np.stack(crops)).argmax(1)
     own = classifier(faces[found]).argmax(1)

@@ -51,7 +51,9 @@ def flicker(rows: pd.DataFrame) -> dict[int, float]:
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60, help="clip length (default 60)")
-    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar"])
+    from fer_video.faces.detectors import DETECTORS
+
+    p.add_argument("--detector", default="blazeface", choices=list(DETECTORS))
     p.add_argument("--methods", default="none,ema:0.3,window:0.5,hmm:1")
     args = p.parse_args()
     results = {"machine": common.print_machine()}

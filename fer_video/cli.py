@@ -124,7 +124,7 @@ def _warm_up(options) -> None:
     """Load the model and run the detector once, so the first input does not pay for it."""
     import numpy as np
 
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
     from fer_video.pipeline import load_classifier
 
     load_classifier(options.model)

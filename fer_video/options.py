@@ -15,6 +15,7 @@ import stat
 import sys
 from pathlib import Path
 
+from fer_video.faces.detectors import DETECTORS  # cheap: no numpy, the backends load when made
 from fer_video.jobs import MIN_SCORE  # cheap: no numpy
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -73,8 +74,9 @@ PIPELINE = [
                       help="output folder: <stem>.parquet, <stem>.mp4 (default: %(default)s)")),
     (("--stride",), dict(type=in_range(1), default=1, metavar="N",
                          help="analyse every Nth frame; the MP4 keeps every frame (default: %(default)s)")),
-    (("--detector",), dict(choices=("blazeface", "haar"), default="blazeface",
-                           help="face detector: blazeface or haar (default: %(default)s; see README)")),
+    # The registry itself, not a copy of its names: a detector registered later is a choice too.
+    (("--detector",), dict(choices=DETECTORS, default="blazeface",
+                           help="face detector: %(choices)s (default: %(default)s; see README)")),
     (("--min-face",), dict(type=in_range(16, 4096), default=40, metavar="PX",
                            help="smallest face width to find, source pixels, 16-4096 (default: %(default)s)")),
     (("--min-score",), dict(type=score, default=MIN_SCORE, metavar="S",

@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_video.faces.align import FER_CROP, fer_crops, roll_degrees
-from fer_video.faces.detect import BlazeFaceDetector, Window, make_detector, plan_windows
+from fer_video.faces.align import crop_geometry, fer_crops, roll_degrees
+from fer_video.faces.detectors import make_detector
+from fer_video.faces.detectors.blazeface import BlazeFaceDetector, Window, plan_windows
 from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
 from fer_video.samples import Actor, astronaut_face, background, sample_frame
 from helpers import ncc
@@ -262,12 +263,12 @@ def upright(face):
 def test_fer_crops_shape_and_dtype(upright):
     image, faces = upright
     two = Faces.concat([faces, faces])
-    crops = fer_crops(image, two, FER_CROP["blazeface"])
+    crops = fer_crops(image, two, crop_geometry("blazeface"))
     assert crops.shape == (2, 48, 48) and crops.dtype == np.uint8
     assert crops.std() > 10  # a picture, not a flat patch
-    grey = fer_crops(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), faces, FER_CROP["blazeface"])
+    grey = fer_crops(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), faces, crop_geometry("blazeface"))
     assert np.abs(grey[0].astype(int) - crops[0]).max() <= 1
-    empty = fer_crops(image, Faces.empty(), FER_CROP["blazeface"])
+    empty = fer_crops(image, Faces.empty(), crop_geometry("blazeface"))
     assert empty.shape == (0, 48, 48) and empty.dtype == np.uint8
 
 
@@ -275,7 +276,7 @@ def test_fer_crop_of_a_face_at_the_frame_edge(upright):
     image, faces = upright
     moved = faces.with_(boxes=faces.boxes - [faces.boxes[0, 0] + faces.boxes[0, 2] / 2, 0, 0, 0],
                         keypoints=np.full_like(faces.keypoints, np.nan))
-    crops = fer_crops(image, moved, FER_CROP["blazeface"])
+    crops = fer_crops(image, moved, crop_geometry("blazeface"))
     assert crops.shape == (1, 48, 48)
 
 
@@ -283,15 +284,15 @@ def test_fer_crop_of_a_face_at_the_frame_edge(upright):
 def test_fer_crop_levels_the_eyes(upright, angle):
     """A tilted head gives nearly the upright head's crop; without levelling it would not."""
     image, faces = upright
-    reference = fer_crops(image, faces, FER_CROP["blazeface"])[0]
+    reference = fer_crops(image, faces, crop_geometry("blazeface"))[0]
     height, width = image.shape[:2]
     turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     tilted = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
     found = make_detector("blazeface")(tilted)
     assert len(found) == 1
     assert abs(abs(roll_degrees(found.keypoints[0])) - abs(angle)) < 6
-    levelled = fer_crops(tilted, found, FER_CROP["blazeface"])[0]
-    not_levelled = fer_crops(tilted, found, FER_CROP["blazeface"], level_eyes=False)[0]
+    levelled = fer_crops(tilted, found, crop_geometry("blazeface"))[0]
+    not_levelled = fer_crops(tilted, found, crop_geometry("blazeface"), level_eyes=False)[0]
     # The short-range model's eye keypoints are a few degrees off at 20 degrees of roll (18.5
     # found for 23.6 turned): 0.84 and 0.93 here, against 0.97 and more within 10 degrees.
     assert ncc(levelled, reference) > 0.8
@@ -366,7 +367,7 @@ def test_draw_faces_draws_a_faces_record():
 def test_top_face_is_the_first_face_of_weighted_nms_clipped_to_the_frame():
     """The follow windows' fast path gives the very numbers of the general one, faces that leave
     the frame and faces clipped to nothing included."""
-    from fer_video.faces.detect import _clip_to_frame, _top_face, weighted_nms
+    from fer_video.faces.detectors.geometry import clip_to_frame, top_face, weighted_nms
 
     rng = np.random.default_rng(0)
     for _ in range(2000):
@@ -376,8 +377,8 @@ def test_top_face_is_the_first_face_of_weighted_nms_clipped_to_the_frame():
                                 side * (1 + rng.normal(0, 0.1, (n, 2)))], axis=1).astype(np.float32)
         scores = rng.uniform(0.5, 1, n).astype(np.float32)
         points = (boxes[:, None, :2] + rng.uniform(0, side, (n, N_KEYPOINTS, 2))).astype(np.float32)
-        general = _clip_to_frame(weighted_nms(boxes, scores, points)[:1], 640, 360)
-        fast = _top_face(boxes, scores, points, 640, 360)
+        general = clip_to_frame(weighted_nms(boxes, scores, points)[:1], 640, 360)
+        fast = top_face(boxes, scores, points, 640, 360)
         assert len(fast) == len(general)
         for column in ("boxes", "scores", "keypoints"):
             assert np.array_equal(getattr(fast, column), getattr(general, column))

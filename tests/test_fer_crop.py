@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from fer_video.expression.labels import EMOTIONS
-from fer_video.faces.align import FER_CROP, CropGeometry, fer_crops
-from fer_video.faces.detect import make_detector
+from fer_video.faces.align import CropGeometry, crop_geometry, fer_crops
+from fer_video.faces.detectors import make_detector
 from helpers import REPO, ncc
 
 FER_TRAIN = REPO.parent / "shared" / "datasets" / "fer2013" / "train"
@@ -59,7 +59,7 @@ def median_correlation(detected, geometry: CropGeometry) -> float:
 
 
 def test_crop_matches_fer2013_framing(detected):
-    assert median_correlation(detected, FER_CROP["blazeface"]) > BOUND
+    assert median_correlation(detected, crop_geometry("blazeface")) > BOUND
 
 
 @pytest.mark.parametrize("wrong", [CropGeometry(1.6, -0.09), CropGeometry(0.9, -0.09), CropGeometry(1.45, -0.09),

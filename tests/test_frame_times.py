@@ -178,7 +178,7 @@ def test_the_whole_frame_scan_runs_every_quarter_second_of_timestamps():
     """The detector's schedule is in seconds: at 50 frames/s and then 12.5 (an average of 25, from
     which the schedule is set), the scheduled scans fall on the first frame of each 0.24 s, not
     on every 6th frame (0.12 s, then 0.48 s)."""
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
 
     detector = make_detector("blazeface", frame_rate=25)
     times = [k / 50 for k in range(50)] + [1 + k / 12.5 for k in range(25)]

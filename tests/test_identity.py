@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fer_video.faces.detect import make_detector
+from fer_video.faces.detectors import make_detector
 from fer_video.faces.embed import FaceEmbedder
 from fer_video.identity import THRESHOLD, cluster
 from fer_video.samples import Shot, astronaut_face, cameraman_face, hopper_face, make_shots_clip

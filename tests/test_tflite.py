@@ -179,7 +179,7 @@ def test_models_load_without_cpp_chatter_on_stderr():
     """A fresh process (a Dask worker, a scheduled run) loading both models: LiteRT's delegate
     banner is not printed into the user's terminal."""
     script = ("import numpy as np\n"
-              "from fer_video.faces.detect import make_detector\n"
+              "from fer_video.faces.detectors import make_detector\n"
               "from fer_video.expression.classify import ExpressionClassifier\n"
               "make_detector()(np.zeros((64, 64, 3), np.uint8))\n"
               "print(ExpressionClassifier()(np.zeros((3, 48, 48), np.uint8)).shape)\n")

