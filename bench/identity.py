@@ -191,7 +191,7 @@ def scores(rows, truth: dict, per_video: bool) -> dict[str, float]:
 
 
 def accuracy(folder: Path) -> None:
-    from fer_video.identity import link_folder
+    from fer_video.persons.link import link_folder
     from fer_video.timeline import load as load_rows
 
     clips, truth = accuracy_clips(folder)
@@ -264,7 +264,7 @@ def precision_recall(distances: np.ndarray, same: np.ndarray, threshold: float) 
 
 
 def pairs() -> None:
-    from fer_video.identity import THRESHOLD
+    from fer_video.persons.cluster import THRESHOLD
 
     photos = {"astronaut": astronaut_face(), "hopper": hopper_face(), "cameraman": cameraman_face()}
     sets = {"3 photos": photos}

@@ -250,11 +250,12 @@ def annotate_folder(folder: str | Path, options: AnnotateOptions, pattern: str =
 
 def link_and_redraw(out_dir, people=None, threshold: float | None = None, fresh: bool = False,
                     preset: str = "ultrafast") -> list[str]:
-    """`identity.link_folder`, then the annotated media whose person labels changed drawn again,
+    """`persons.link.link_folder`, then the annotated media whose person labels changed drawn again,
     so that each video shows the persons its timeline names. One line for the linking, then one
     per media redrawn or not redrawable."""
     from fer_video.errors import InputError
-    from fer_video.identity import THRESHOLD, link_folder
+    from fer_video.persons.cluster import THRESHOLD
+    from fer_video.persons.link import link_folder
     from fer_video.pipeline.render import redraw
 
     relabelled: list = []
@@ -332,7 +333,7 @@ def print_outcome(o: Outcome) -> None:
 
 def _embeddings_kept(options: AnnotateOptions, name: str) -> bool:
     """With --identity a job is also unfinished when its embeddings were deleted."""
-    from fer_video.identity import embeddings_path
+    from fer_video.persons.store import embeddings_path
 
     return not options.identity or embeddings_path(options.out_dir, name).exists()
 

@@ -348,7 +348,7 @@ def _link_after(args, options) -> None:
 
 
 def cmd_link(args) -> int:
-    from fer_video.identity import identity_dir
+    from fer_video.persons.store import identity_dir
 
     folder = Path(args.out_dir)
     if not folder.is_dir():

@@ -39,7 +39,7 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpe
 IMAGE_WRITERS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # An image whose name does not say what it is (a JPEG named .mp4) gets its content's suffix.
 # With --identity, face embeddings and the folder's persons live in `<out>/.identity/`
-# (fer_video.identity); nothing in it is ever an input.
+# (fer_video.persons.store); nothing in it is ever an input.
 IDENTITY_DIR = ".identity"
 IMAGE_CODEC_SUFFIX = {"mjpeg": ".jpg", "png": ".png", "bmp": ".bmp", "webp": ".webp", "tiff": ".tif"}
 

@@ -17,7 +17,7 @@ import pytest
 
 from fer_video.faces.detectors import make_detector
 from fer_video.faces.embed import FaceEmbedder
-from fer_video.identity import THRESHOLD, cluster
+from fer_video.persons.cluster import THRESHOLD, cluster
 from fer_video.samples import Shot, astronaut_face, cameraman_face, hopper_face, make_shots_clip
 from tests.helpers import run_cli
 
@@ -122,7 +122,7 @@ def test_person_id_survives_cuts_and_gaps_within_a_video(tmp_path):
     assert rows["person"].isna().all()  # no names without --identity --people
 
     # What the annotated video writes after each track id: the person where it spans more tracks.
-    from fer_video.identity import person_labels
+    from fer_video.persons.labels import person_labels
     from fer_video.draw import draw_faces
     from fer_video.timeline.rows import faces_by_frame
 
@@ -280,7 +280,7 @@ def test_a_face_too_small_to_embed_keeps_its_own_person_and_no_persons_links_not
 def test_tracks_always_seen_together_are_not_embedded(tmp_path):
     """Two faces in view all the time can never be one person: without --identity nothing is
     embedded (the ResNet, ~0.13 s per face, never runs); with it every kept track is."""
-    from fer_video.identity import persons_in_video
+    from fer_video.persons.stage import persons_in_video
     from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe
 
     clip = make_shots_clip(tmp_path / "two.mp4", [Shot(2.0, {"astronaut": (0.3, 0.5, 0, 9),
@@ -420,7 +420,7 @@ def test_a_cut_between_people_framed_alike_ends_the_track(edited):
 
 def test_the_annotated_video_of_the_edited_clip_labels_one_person_per_label(edited):
     """What the MP4 writes after each track id names one person, and the MP4 is that drawing."""
-    from fer_video.identity import person_labels
+    from fer_video.persons.labels import person_labels
     from fer_video.jobs import AnnotateOptions
     from fer_video.pipeline.render import render
     from fer_video.video import probe
@@ -471,7 +471,7 @@ def test_linking_keeps_different_people_and_tracks_in_doubt_apart():
     astronaut to Hopper (60% astronaut: 0.46 from her, 0.63 from Hopper), not clearly anyone.
     Different people are never one person, a person's two tracks are, and the dissolve stays
     apart. (Before: average linkage at 0.5 put the dissolve with the astronaut.)"""
-    from fer_video.identity import person_ids
+    from fer_video.persons.stage import person_ids
     from fer_video.samples import face_views
 
     views = {name: face_views(face) for name, face in {**FACES, "cameraman": cameraman_face()}.items()}

@@ -10,8 +10,8 @@ The ResNet costs about 0.13 s of CPU per face here (dlib-bin is built without BL
 embedded only a few times: while the frame is in memory the `TrackCandidates` buffer keeps, per
 track, the aligned 150x150 chips of its best faces (largest, sharpest, most frontal, most
 confidently detected); the chips are embedded once, after analysis, and only for the tracks that
-need it (`fer_video.identity.persons_in_video`). Candidates are considered only every few frames,
-since neighbouring frames are near copies.
+need it (`fer_video.persons.stage.persons_in_video`). Candidates are considered only every few
+frames, since neighbouring frames are near copies.
 """
 
 from __future__ import annotations

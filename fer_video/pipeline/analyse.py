@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import identity, interrupt
+from fer_video import interrupt
 from fer_video.faces.align import crop_geometry, fer_crops
 from fer_video.faces.detectors import make_detector
 from fer_video.faces.record import Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import output_name
+from fer_video.persons.stage import appearance_check, chip_gatherer
 from fer_video.pipeline import model_cache
 from fer_video.timeline.rows import TimelineSink
 from fer_video.video import DecodeStats, MediaInfo, read_frames
@@ -47,10 +48,10 @@ class Analysis:
     content_sha256: str = ""  # of the source; hashed when the timeline is written if not known
     frames_expected: int | None = None  # what the container says the video holds
     warnings: list[str] = field(default_factory=list)  # one line each, naming the file
-    # Who is who (fer_video.identity): the best aligned face chips per track, gathered while the
+    # Who is who (fer_video.persons): the best aligned face chips per track, gathered while the
     # frames were in memory; None when person linking is off.
     face_chips: pd.DataFrame | None = None
-    embeddings: pd.DataFrame | None = None  # of the kept tracks, after `identity.persons_in_video`
+    embeddings: pd.DataFrame | None = None  # of the kept tracks, after `persons_in_video`
     # Every analysed frame's timestamp, by frame index, faces or not, and when the video's last
     # frame stops showing (None for a segment before the end): what each frame's duration, and
     # so time on screen, is measured from (`timeline.durations`).
@@ -113,8 +114,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = model_cache.load_classifier(options.model)
-    tracker, cuts = Tracker(same_face=identity.appearance_check(options)), ShotCutDetector()
-    chips = identity.chip_gatherer(options)
+    tracker, cuts = Tracker(same_face=appearance_check(options)), ShotCutDetector()
+    chips = chip_gatherer(options)
     geometry = crop_geometry(detector.name)
     stats = DecodeStats()
     sink = TimelineSink()

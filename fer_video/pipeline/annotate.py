@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_video import identity
 from fer_video.errors import InputError
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
 from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
+from fer_video.persons.stage import persons_in_video
 from fer_video.pipeline.analyse import Analysis, analyse
 from fer_video.pipeline.keep import keep_faces
 from fer_video.pipeline.render import render
@@ -96,7 +96,7 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
     kept = keep_faces(analysis, options)
-    kept, analysis.embeddings = identity.persons_in_video(analysis.rows, kept, analysis.face_chips, options)
+    kept, analysis.embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
     rows = stages.smooth(kept, options.smoothing)
     result = result_of(info, rows, analysis)
     if options.video:

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fer_video import identity, interrupt
+from fer_video import interrupt
 from fer_video.draw import draw_faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import IMAGE_WRITERS, atomic_path, outputs_of
+from fer_video.persons.labels import person_labels
 from fer_video.timeline.rows import faces_by_frame, values_by_frame
 from fer_video.video import MediaInfo, VideoWriter, read_frames
 from fer_video.video.prefetch import prefetch
@@ -28,7 +29,7 @@ def render(info: MediaInfo, rows: pd.DataFrame, options: AnnotateOptions, name: 
     frame within the stride drawn on it. `path`: where, if not where `outputs_of` puts it."""
     path = path or outputs_of(info, options.out_dir, name, options.inputs_root).media
     by_frame = faces_by_frame(rows)
-    labels = identity.person_labels(rows)
+    labels = person_labels(rows)
     persons = values_by_frame(rows, labels) if labels is not None else {}
     if info.is_image:
         image = next(iter(read_frames(info))).image.copy()

@@ -45,7 +45,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
 
     from fer_video.faces.record import box_iou
 
-    from fer_video import identity
+    from fer_video.persons.stage import join_chips, renumber_chips
 
     joined = parts[0].rows
     chips = [parts[0].face_chips]
@@ -82,13 +82,13 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                 next_id += 1
         rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
         joined = pd.concat([joined, rows], ignore_index=True)
-        chips.append(identity.renumber_chips(part.face_chips, mapping))
+        chips.append(renumber_chips(part.face_chips, mapping))
         times.append(None if part.frame_times is None else part.frame_times[part.frame_times.index >= boundary])
     last = parts[-1]
     return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
                     last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
                     warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
-                    face_chips=identity.join_chips(chips),
+                    face_chips=join_chips(chips),
                     frame_times=None if any(t is None for t in times) else pd.concat(times), end_s=last.end_s)
 
 

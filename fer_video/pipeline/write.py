@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_video import __version__, identity
+from fer_video import __version__
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key
 from fer_video.outputs import outputs_of
+from fer_video.persons.store import write_embeddings
 from fer_video.pipeline.analyse import Analysis
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.durations import frame_ends
@@ -41,5 +42,5 @@ def metadata(analysis: Analysis, options: AnnotateOptions, rows: pd.DataFrame | 
 def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
     path = outputs_of(analysis.info, options.out_dir, analysis.name).timeline
     if options.identity:  # before the timeline, whose presence marks the whole job done
-        identity.write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
+        write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
     return write_timeline(rows, metadata(analysis, options, rows), path)

@@ -153,7 +153,7 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
 
     if by == "track":
         if "person_id" in frame:  # who the track is: a name, or person_<id>
-            from fer_video.identity import person_label
+            from fer_video.persons.labels import person_label
 
             first = frame.groupby(keys, sort=True)[[c for c in ("person_id", "person") if c in frame]].first()
             out["person"] = [person_label(p, n) for p, n in zip(first["person_id"],
@@ -176,7 +176,7 @@ def summary_of(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata] | None
 
 
 def _by_person(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) -> pd.DataFrame:
-    from fer_video.identity import person_label
+    from fer_video.persons.labels import person_label
 
     if "person_id" not in frame:
         frame = frame.assign(person_id=frame["track_id"])
