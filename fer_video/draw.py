@@ -81,7 +81,7 @@ def layout_labels(faces: Faces, persons: list[str] | None, width: int, height: i
     boxes = [_rect(box) for box in faces.boxes]
     taken: list[tuple[int, int, int, int]] = []
     for i in order:
-        x, y, w, h = boxes[i][0], boxes[i][1], boxes[i][2] - boxes[i][0], boxes[i][3] - boxes[i][1]
+        x, y, w = boxes[i][0], boxes[i][1], boxes[i][2] - boxes[i][0]
         neighbours = bars[:i] + bars[i + 1:] + boxes[:i] + boxes[i + 1:]
         k = int(np.argmax(probs[i]))
         person = f" {persons[i]}" if persons is not None and persons[i] else ""

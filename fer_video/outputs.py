@@ -21,12 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_video import interrupt
@@ -259,13 +258,10 @@ def timeline_metadata(path: str | Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fer_video.timeline.schema import METADATA_KEY, TimelineMetadata
+    from fer_video.timeline.schema import TimelineMetadata
 
     try:
-        schema = pq.read_schema(path)
-        values = json.loads(schema.metadata[METADATA_KEY])
-        known = {f.name for f in fields(TimelineMetadata)}
-        return TimelineMetadata(**{k: v for k, v in values.items() if k in known})
+        return TimelineMetadata.from_schema(pq.read_schema(path))
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError):
         return None
 

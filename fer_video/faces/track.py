@@ -112,7 +112,7 @@ class Tracker:
 
 
 class ShotCutDetector:
-    """Flags a frame whose grey-level histogram differs sharply from the previous one's."""
+    """Flags a frame whose hue-saturation histogram differs sharply from the previous one's."""
 
     def __init__(self, threshold: float = 0.5):
         self.threshold = threshold  # Bhattacharyya distance: 0 same, 1 disjoint
