@@ -96,13 +96,19 @@ def test_the_server_does_not_outlive_its_command(how):
         server = EphemeralServer()
         server.attach()
         print(server.url, server._proc.pid, flush=True)
+        sys.stdin.readline()  # the test has seen the server answer: end now
         if {how!r} != "exit":
             time.sleep(60)
     """)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO)
     url, pid = proc.stdout.readline().split()
+    # The command waits on stdin until the server has been seen answering: an "exit" command
+    # that ended at once could take its server with it before the first look (a race CI lost).
     assert _answers(url)
+    proc.stdin.write("\n")
+    proc.stdin.flush()
     if how != "exit":
         proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
     proc.wait(timeout=60)
