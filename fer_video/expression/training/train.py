@@ -127,15 +127,13 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return (weights / (weights * share).sum()).astype(np.float32)  # mean weight over faces: 1
 
 
-def _batches(faces, labels, config: TrainConfig, teachers=None, target=None, first_epoch: int = 0):
+def _batches(faces, labels, target, config: TrainConfig, teachers=None, first_epoch: int = 0):
     """A keras PyDataset of augmented (x, y, weight) batches, reshuffled every epoch. y is the
-    target (the one-hot label unless `target` gives one row per face), followed by the teachers'
-    soft targets on the same views when distilling. Each batch's order and augmentation follow
+    face's `target` row, followed by the teachers' soft targets on the same views when distilling. Each batch's order and augmentation follow
     from (seed, epoch, batch), so a run resumed at `first_epoch` sees what it would have seen."""
     import keras
 
     weights = class_weights(labels, config.class_weight_power)
-    target = np.eye(len(EMOTIONS), dtype=np.float32)[labels] if target is None else target
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -285,7 +283,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
     # The split is drawn over every face before any is left out, so a votes run holds out the
     # same validation faces as a labels run of the same seed (and as a network it starts from).
     train_idx, val_idx = stratified_split(labels, config.val_fraction, config.seed)
-    target = votes = None
+    target, votes = np.eye(len(EMOTIONS), dtype=np.float32)[labels], None
     if config.votes:
         votes, found = read_votes(config.votes, paths)
         keep = found & votes.usable()
@@ -300,10 +298,9 @@ def train(dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
         log.info("distilling from %s (weight %.2f, temperature %.1f)", ", ".join(config.teachers),
                  config.distill_weight, config.distill_temperature)
     done_epochs = _epochs_done(run_dir / "backup")
-    batches = _batches(f_train, y_train, config, teachers,
-                       None if target is None else target[train_idx], done_epochs)
+    batches = _batches(f_train, y_train, target[train_idx], config, teachers, done_epochs)
     x_val = centre_crop(f_val, config.crop)
-    y_val_target = np.eye(len(EMOTIONS), dtype=np.float32)[y_val] if target is None else target[val_idx]
+    y_val_target = target[val_idx]
     if teachers is not None:
         y_val_target = np.concatenate([y_val_target, teachers.soft_targets(x_val)], axis=1)
     steps = len(batches) * config.epochs
