@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import crop_geometry, fer_crops, roll_degrees
 from fer_video.faces.detectors import make_detector
 from fer_video.faces.detectors.blazeface import BlazeFaceDetector, Window, plan_windows
@@ -55,6 +56,44 @@ def test_faces_indexing_keeps_columns_aligned():
         for column in ("boxes", "scores", "keypoints", "track_ids", "probs", "smoothed", "frame_index", "timestamp_s"):
             np.testing.assert_array_equal(getattr(part, column), getattr(f, column)[index])
     assert len(f[np.zeros(5, bool)]) == 0
+
+
+def test_faces_data_columns_follow_every_selection():
+    f = make_faces(4).with_(track_ids=np.arange(4), data={"speaker": np.array([True, False, True, False])})
+    np.testing.assert_array_equal(f[np.array([2, 0])].data["speaker"], [True, True])
+    np.testing.assert_array_equal(f[1:3].data["speaker"], [False, True])
+    assert f[3].data["speaker"].shape == (1,)
+    joined = Faces.concat([f, f[:1]])
+    np.testing.assert_array_equal(joined.data["speaker"], [True, False, True, False, True])
+    g = f.with_(scores=np.zeros(4))
+    g.data["gaze"] = np.zeros(4)
+    assert "gaze" not in f.data  # with_ gives the copy its own mapping
+    with pytest.raises(ValueError, match="data columns differ"):
+        Faces.concat([f, g])
+    with pytest.raises(ValueError, match="3 rows for 4 faces"):
+        make_faces(4).with_(data={"speaker": np.zeros(3)})
+
+
+def test_timeline_columns_round_trip_and_the_schema_follows_the_record():
+    from fer_video.faces.record import from_timeline_columns, timeline_columns
+    from fer_video.timeline.schema import SCHEMA, timeline_schema
+
+    rng = np.random.default_rng(1)
+    smoothed = rng.dirichlet(np.ones(N_EMOTIONS), 3).astype(np.float32)
+    f = make_faces(3).with_(track_ids=[4, 5, 6], person_ids=[4, 5, 4], persons=np.array(["Ada", None, "Ada"], object),
+                            probs=rng.uniform(0, 1, (3, N_EMOTIONS)), smoothed=smoothed,
+                            data={"speaker": np.array([True, False, True])}).in_frame(9, 0.3)
+    columns = timeline_columns(f)
+    assert list(SCHEMA.names) == ["video_id", "source_path", *[c for c in columns if c != "speaker"]]
+    assert list(columns["label"]) == [EMOTIONS[i] for i in smoothed.argmax(1)]
+    np.testing.assert_array_equal(columns["confidence"], smoothed.max(1))
+    back = from_timeline_columns(columns)
+    for name in ("boxes", "scores", "track_ids", "person_ids", "probs", "smoothed", "frame_index", "timestamp_s"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(f, name))
+    assert list(back.persons) == ["Ada", None, "Ada"]
+    np.testing.assert_array_equal(back.data["speaker"], [True, False, True])
+    schema = timeline_schema(f)  # a data column is a column of the timeline, typed by its values
+    assert schema.names[-1] == "speaker" and str(schema.field("speaker").type) == "bool"
 
 
 def test_faces_int_index_is_one_face():

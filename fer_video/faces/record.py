@@ -1,11 +1,18 @@
 """`Faces`: the columnar record of faces that every stage takes and returns.
 
 The detector fills boxes, scores and keypoints; the tracker track ids; the classifier raw
-probabilities; smoothing the smoothed ones; the renderer draws them and the timeline sink
-(`TimelineSink`) turns them into rows. Arrays stay aligned: row i is one face, and one face is
-one timeline row, so the frame's index and time are columns too (the same value on every row
-of a frame): faces gathered from several frames for one classifier call, or a whole video's
-faces in the sink, are still one `Faces`. Modelled on supervision's `Detections`.
+probabilities; the persons stage person ids; smoothing the smoothed probabilities, and with them
+each face's label and confidence; every sink (the Parquet timeline, the annotated video, CSV)
+takes it as it is. Arrays stay aligned: row i is one face, and one face is one timeline row, so
+the frame's index and time are columns too (the same value on every row of a frame): faces
+gathered from several frames for one classifier call, or a whole video's faces, are still one
+`Faces`. `data` holds any further per-face columns by name, aligned the same way; each becomes a
+column of the timeline. Modelled on supervision's `Detections`.
+
+    faces = Faces(boxes=[[10, 20, 50, 60]], scores=[0.9], keypoints=np.full((1, 6, 2), np.nan))
+    faces = faces.with_(track_ids=[1]).in_frame(index=30, time=1.0)
+    faces.data["speaker"] = np.array([True])   # a column of its own in every sink
+    first = faces[0]                            # still a Faces, every column sliced alike
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+
+from fer_video.expression.labels import EMOTIONS
 
 N_EMOTIONS = 7
 N_KEYPOINTS = 6  # BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear
@@ -28,6 +37,11 @@ class Faces:
     smoothed: np.ndarray = field(default=None)  # (N, 7) float32 smoothed over the track; NaN before smoothing
     frame_index: np.ndarray = field(default=None)  # (N,) int64 index of the face's frame; -1 before `in_frame`
     timestamp_s: np.ndarray = field(default=None)  # (N,) float64 that frame's time; NaN before `in_frame`
+    # (N,) int64: one person's tracks share it (the smallest of their track ids); -1 before the
+    # persons stage, which gives a track with no other track of its person its own id.
+    person_ids: np.ndarray = field(default=None)
+    persons: np.ndarray = field(default=None)  # (N,) object: a person's name (`fer-video link --people`), else None
+    data: dict = field(default_factory=dict)  # name -> (N, ...) array: further per-face columns
 
     def __post_init__(self):
         n = len(self.boxes)
@@ -39,6 +53,12 @@ class Faces:
         self.smoothed = _column(self.smoothed, (n, N_EMOTIONS), np.float32, np.nan)
         self.frame_index = _column(self.frame_index, (n,), np.int64, -1)
         self.timestamp_s = _column(self.timestamp_s, (n,), np.float64, np.nan)
+        self.person_ids = _column(self.person_ids, (n,), np.int64, -1)
+        self.persons = _column(self.persons, (n,), object, None)
+        self.data = {name: np.asarray(values) for name, values in (self.data or {}).items()}
+        for name, values in self.data.items():
+            if len(values) != n:
+                raise ValueError(f"Faces.data[{name!r}] has {len(values)} rows for {n} faces")
 
     @classmethod
     def empty(cls) -> "Faces":
@@ -52,9 +72,13 @@ class Faces:
         index array."""
         if isinstance(index, (int, np.integer)):
             index = np.array([index])  # a row, not a scalar: every column keeps its rank
-        return Faces(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        columns = {name: getattr(self, name)[index] for name in ARRAYS}
+        return Faces(**columns, data={name: values[index] for name, values in self.data.items()})
 
     def with_(self, **columns) -> "Faces":
+        """A copy with these columns replaced (`data` too: pass the whole mapping)."""
+        if "data" not in columns:
+            columns["data"] = dict(self.data)  # the copy's own mapping: adding a column to it leaves this one as it is
         return replace(self, **columns)
 
     def in_frame(self, index: int, time: float) -> "Faces":
@@ -67,11 +91,101 @@ class Faces:
         x, y, w, h = self.boxes.T
         return np.stack([x, y, x + w, y + h], axis=1)
 
+    @property
+    def label_ids(self) -> np.ndarray:
+        """(N,) index into EMOTIONS of each face's label: the argmax of its smoothed probabilities."""
+        return self.smoothed.argmax(axis=1) if len(self) else np.zeros(0, np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) each face's label, as text."""
+        return np.asarray(EMOTIONS, dtype=object)[self.label_ids]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) float32: the smoothed probability of each face's label."""
+        return self.smoothed[np.arange(len(self)), self.label_ids]
+
     @staticmethod
     def concat(parts: list["Faces"]) -> "Faces":
+        """The faces of `parts` one after another; `data` columns must be the same in every part."""
         if not parts:
             return Faces.empty()
-        return Faces(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Faces)})
+        names = list(parts[0].data)
+        if any(list(p.data) != names for p in parts):
+            raise ValueError(f"Faces.concat: data columns differ: {sorted({tuple(p.data) for p in parts})}")
+        return Faces(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in ARRAYS},
+                     data={name: np.concatenate([p.data[name] for p in parts]) for name in names})
+
+
+ARRAYS = tuple(f.name for f in fields(Faces) if f.name != "data")  # the fixed columns, in order
+
+
+def timeline_columns(faces: Faces) -> dict[str, np.ndarray]:
+    """The timeline's per-face columns of `faces`, by name, in the timeline's order: the one place
+    a record field becomes a column. The Parquet schema (`fer_video.timeline.schema`) and every
+    sink follow from it, and a `data` column follows the fixed ones."""
+    x, y, w, h = faces.boxes.T
+    return {
+        "frame_index": faces.frame_index,
+        "timestamp_s": faces.timestamp_s,
+        "track_id": faces.track_ids.astype(np.int32),
+        "person_id": faces.person_ids.astype(np.int32),
+        "person": faces.persons,
+        "x": x, "y": y, "w": w, "h": h,
+        "det_score": faces.scores,
+        **{f"raw_{e}": faces.probs[:, i] for i, e in enumerate(EMOTIONS)},
+        **{f"p_{e}": faces.smoothed[:, i] for i, e in enumerate(EMOTIONS)},
+        "label": faces.labels,
+        "confidence": faces.confidence,
+        **faces.data,
+    }
+
+
+def from_timeline_columns(columns, keypoints: np.ndarray | None = None) -> Faces:
+    """`Faces` from a timeline's columns (a DataFrame, or a dict of arrays): the way back from
+    `timeline_columns`. Keypoints are not kept in a timeline; columns it does not know go to
+    `data`; `label` and `confidence` follow from the smoothed probabilities."""
+    def get(name, default=None):
+        return np.asarray(columns[name]) if name in columns else default
+
+    n = len(get("frame_index"))
+    track_ids = get("track_id")
+    known = set(timeline_columns(Faces.empty())) | {"video_id", "source_path"}
+    return Faces(
+        boxes=np.stack([get("x"), get("y"), get("w"), get("h")], axis=1) if n else np.zeros((0, 4)),
+        scores=get("det_score"),
+        keypoints=keypoints if keypoints is not None else np.full((n, N_KEYPOINTS, 2), np.nan),
+        track_ids=track_ids,
+        probs=_stacked(columns, "raw_", n),
+        smoothed=_stacked(columns, "p_", n),
+        frame_index=get("frame_index"),
+        timestamp_s=get("timestamp_s"),
+        # Timelines written before persons existed: each track its own person.
+        person_ids=_filled(get("person_id"), track_ids),
+        persons=_names(get("person"), n),
+        data={name: np.asarray(columns[name]) for name in columns if name not in known},
+    )
+
+
+def _stacked(columns, prefix: str, n: int) -> np.ndarray | None:
+    names = [f"{prefix}{e}" for e in EMOTIONS]
+    if not all(name in columns for name in names):
+        return None
+    return np.stack([np.asarray(columns[name], np.float32) for name in names], axis=1).reshape(n, N_EMOTIONS)
+
+
+def _filled(values, fallback) -> np.ndarray | None:
+    if values is None:
+        return fallback
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), fallback, values).astype(np.int64)
+
+
+def _names(values, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, None, object)
+    return np.array([v if isinstance(v, str) else None for v in values], dtype=object).reshape(n)
 
 
 def _column(values, shape: tuple, dtype, missing) -> np.ndarray:

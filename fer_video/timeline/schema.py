@@ -1,4 +1,4 @@
-"""The one definition of the timeline's Parquet schema: one row per (frame, face).
+"""The timeline's Parquet schema, one row per (frame, face), made from the `Faces` record.
 
 Keep README.md's "Parquet schema" section in step with this file.
 """
@@ -8,34 +8,40 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.record import Faces, timeline_columns
 
 RAW = [f"raw_{e}" for e in EMOTIONS]
 SMOOTH = [f"p_{e}" for e in EMOTIONS]
 
-SCHEMA = pa.schema(
-    [
-        pa.field("video_id", pa.string(), nullable=False),  # the output name (fer_video.outputs.output_name)
-        pa.field("source_path", pa.string(), nullable=False),
-        pa.field("frame_index", pa.int64(), nullable=False),  # among all decoded frames
-        pa.field("timestamp_s", pa.float64(), nullable=False),  # from the stream's timestamps
-        pa.field("track_id", pa.int32(), nullable=False),  # stable per face while in view
-        # One person's tracks share it: within the video, or folder-wide after `fer-video link`.
-        pa.field("person_id", pa.int32(), nullable=False),
-        pa.field("person", pa.string(), nullable=True),  # a name from --people; null otherwise
-        pa.field("x", pa.float32(), nullable=False),  # box in source pixels (upright frame)
-        pa.field("y", pa.float32(), nullable=False),
-        pa.field("w", pa.float32(), nullable=False),
-        pa.field("h", pa.float32(), nullable=False),
-        pa.field("det_score", pa.float32(), nullable=False),
-        *[pa.field(name, pa.float32(), nullable=False) for name in RAW],  # calibrated, per frame
-        *[pa.field(name, pa.float32(), nullable=False) for name in SMOOTH],  # smoothed over time
-        pa.field("label", pa.dictionary(pa.int8(), pa.string()), nullable=False),  # argmax of p_*
-        pa.field("confidence", pa.float32(), nullable=False),  # p_<label>
-    ]
-)
+# Per video: which input the rows are of. Every other column is a `Faces` field's
+# (`fer_video.faces.record.timeline_columns`, the one place they are named and ordered).
+VIDEO_FIELDS = [
+    pa.field("video_id", pa.string(), nullable=False),  # the output name (fer_video.outputs.output_name)
+    pa.field("source_path", pa.string(), nullable=False),
+]
+
+
+def arrow_field(name: str, values: np.ndarray) -> pa.Field:
+    """The timeline field of one `Faces` column: `label` as a dictionary of the class names, text
+    (object arrays: person names) nullable, numbers as their NumPy type, never null."""
+    if name == "label":
+        return pa.field(name, pa.dictionary(pa.int8(), pa.string()), nullable=False)
+    if values.dtype == object:
+        return pa.field(name, pa.string(), nullable=True)
+    return pa.field(name, pa.from_numpy_dtype(values.dtype), nullable=False)
+
+
+def timeline_schema(faces: Faces | None = None) -> pa.Schema:
+    """The schema of `faces`' timeline: SCHEMA, then a field for each of its `data` columns."""
+    columns = timeline_columns(faces if faces is not None else Faces.empty())
+    return pa.schema(VIDEO_FIELDS + [arrow_field(name, values) for name, values in columns.items()])
+
+
+SCHEMA = timeline_schema()
 COLUMNS = SCHEMA.names
 METADATA_KEY = b"fer_video"
 # Columns added after timelines were first written: an older file lacks them and reads them as
