@@ -29,17 +29,13 @@ def main() -> int:
 
     from fer_video.expression.labels import EMOTIONS
     from fer_video.expression.training.calibration import fit_logit_bias, recalls
-    from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
+    from fer_video.expression.training.export import validation_split
     from fer_video.expression.training.train import centre_crop, load_network
-    from fer_video.expression.training.votes import read_votes, relative_to_root
 
-    faces, labels, paths = load_folder(resolve_split(args.dataset, "train"))
-    _, val = stratified_split(labels, 0.1, 1)
-    votes, found = read_votes(args.votes, relative_to_root([paths[i] for i in val], args.dataset))
-    majority = votes.majority()
-    has, clear = found & (majority >= 0), found & (majority == labels[val])
+    faces, labels, majority = validation_split(args.dataset, args.votes)
+    has, clear = majority >= 0, (majority >= 0) & (majority == labels)
     network = load_network(args.model, args.crop, "the model")
-    x = centre_crop(faces[val], args.crop)
+    x = centre_crop(faces, args.crop)
     logits = np.asarray(network.predict(x, batch_size=256, verbose=0), np.float64)
     if args.tta == "flip":
         logits = (logits + np.asarray(network.predict(x[:, :, ::-1], batch_size=256, verbose=0))) / 2
@@ -50,7 +46,7 @@ def main() -> int:
         predicted = (logits + bias).argmax(1)
         clear_recall = recalls(predicted[clear], majority[clear], len(EMOTIONS))
         rows.append({"floor": floor, "majority_acc": float((predicted[has] == majority[has]).mean()),
-                     "fer2013_acc": float((predicted[has] == labels[val][has]).mean()),
+                     "fer2013_acc": float((predicted[has] == labels[has]).mean()),
                      "min_clear_recall": float(clear_recall.min()),
                      **{f"clear_{e[:4]}": float(r) for e, r in zip(EMOTIONS, clear_recall)},
                      "pred_fear": float((predicted[has] == EMOTIONS.index("fear")).mean()),

@@ -78,23 +78,32 @@ def convert(model, dynamic_range: bool = False, representative=None) -> bytes:
         return converter.convert()
 
 
-def validation_faces(dataset_dir: str | Path, fraction: float = 0.1, seed: int = 1,
-                     votes_csv: str | Path | None = None):
+def validation_split(dataset_dir: str | Path, votes_csv: str | Path | None = None, fraction: float = 0.1,
+                     seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The validation part of `dataset_dir`/train as `fer-video train` splits it (10%, stratified,
-    seed 1 by default): the faces an int8 conversion calibrates its ranges on. Never a test set.
-    With `votes_csv` (FER+ votes), the faces that have a crowd majority, labelled by it."""
+    seed 1 by default), never a test set: its faces, their FER2013 labels, and with `votes_csv`
+    (FER+ votes) the crowd's majority class of each (-1 where there is no single one or no votes)."""
     from fer_video.expression.training.data import load_folder, resolve_split, stratified_split
 
     faces, labels, paths = load_folder(resolve_split(dataset_dir, "train"))
     _, val = stratified_split(labels, fraction, seed)
     if votes_csv is None:
-        return faces[val], labels[val]
+        return faces[val], labels[val], None
     from fer_video.expression.training.votes import read_votes, relative_to_root
 
     votes, found = read_votes(votes_csv, relative_to_root([paths[i] for i in val], dataset_dir))
-    majority = votes.majority()
-    keep = found & (majority >= 0)
-    return faces[val][keep], majority[keep]
+    return faces[val], labels[val], np.where(found, votes.majority(), -1)
+
+
+def validation_faces(dataset_dir: str | Path, fraction: float = 0.1, seed: int = 1,
+                     votes_csv: str | Path | None = None):
+    """`validation_split`'s faces and labels: the faces an int8 conversion calibrates its ranges
+    on. With `votes_csv`, the faces that have a crowd majority, labelled by it."""
+    faces, labels, majority = validation_split(dataset_dir, votes_csv, fraction, seed)
+    if majority is None:
+        return faces, labels
+    keep = majority >= 0
+    return faces[keep], majority[keep]
 
 
 def export_tflite(keras_path: str | Path, dynamic_range: bool = False, representative=None) -> Path:
