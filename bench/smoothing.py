@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/smoothing.py [--seconds 60] [--methods none,ema:0.3,window:0.5,hmm:1]
 
-The clip is analysed once in-process with smoothing "none" (raw rows cached under bench/out/,
-keyed by clip and model file); then `fer_video.pipeline.smooth(rows, spec)` is applied per method.
+The clip is analysed once in-process with smoothing "none" (its raw faces cached as timeline rows
+under bench/out/, keyed by clip and model file); then `fer_video.pipeline.smooth(faces, spec)` is
+applied per method.
 The faces in the sample clip do not change expression, so every change is flicker.
 `agree_raw` is the share of face rows whose label equals the unsmoothed one.
 """
@@ -19,21 +20,24 @@ import common
 from common import OUT, table
 
 
-def raw_rows(seconds: float, detector: str) -> tuple[pd.DataFrame, str]:
+def raw_faces(seconds: float, detector: str):
+    """The clip's analysed faces (raw probabilities, not smoothed) and where they came from."""
     from fer_video.expression.classify import DEFAULT_MODEL
+    from fer_video.faces.record import from_timeline_columns
+    from fer_video.pipeline import rows_of
 
     clip = common.clip(seconds)
     stat = DEFAULT_MODEL.stat()
     cache = OUT / "smoothing" / f"{clip.stem}_{detector}_{stat.st_size}_{int(stat.st_mtime)}.parquet"
     if cache.exists():
-        return pd.read_parquet(cache), f"{clip.name} (cached rows {cache.name})"
+        return from_timeline_columns(pd.read_parquet(cache)), f"{clip.name} (cached rows {cache.name})"
     with common.quiet_stderr():
         from fer_video.pipeline import AnnotateOptions, analyse, probe
 
         analysis = analyse(probe(clip), AnnotateOptions(detector=detector, smoothing="none", progress=False))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    analysis.rows.to_parquet(cache)
-    return analysis.rows, clip.name
+    rows_of(analysis.faces, analysis.name, str(clip)).to_parquet(cache)
+    return analysis.faces, clip.name
 
 
 def flicker(rows: pd.DataFrame) -> dict[int, float]:
@@ -57,16 +61,17 @@ def main() -> int:
     p.add_argument("--methods", default="none,ema:0.3,window:0.5,hmm:1")
     args = p.parse_args()
     results = {"machine": common.print_machine()}
-    from fer_video.pipeline import smooth
+    from fer_video.pipeline import rows_of, smooth
 
-    rows, source = raw_rows(args.seconds, args.detector)
+    faces, source = raw_faces(args.seconds, args.detector)
+    rows = pd.DataFrame({"track_id": faces.track_ids, "timestamp_s": faces.timestamp_s})
     tracks = rows.groupby("track_id")["timestamp_s"].agg(["count", "min", "max"])
     print(f"timeline: {source}: {len(rows)} face rows; tracks " + ", ".join(
         f"{t} ({int(r['count'])} rows, {r['max'] - r['min']:.1f} s)" for t, r in tracks.iterrows()))
-    base = smooth(rows, "none")
+    base = rows_of(smooth(faces, "none"), "bench", source)
     table_rows = []
     for spec in args.methods.split(","):
-        smoothed = smooth(rows, spec)
+        smoothed = rows_of(smooth(faces, spec), "bench", source)
         per_track = flicker(smoothed)
         row = {"method": spec, **{f"track_{t}": v for t, v in per_track.items()},
                "mean": float(np.mean(list(per_track.values()))) if per_track else float("nan"),

@@ -384,13 +384,13 @@ def test_a_full_disk_names_the_timeline_and_leaves_no_temp_file(tmp_path, monkey
         Path(where).write_bytes(b"PAR1 half a file")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    from fer_video.pipeline import AnnotateOptions, analyse, probe, smooth, write
+    from fer_video.pipeline import AnnotateOptions, analyse, probe, rows_of, smooth, write
     from fer_video.samples import make_clip
 
     clip = make_clip(tmp_path / "t.mp4", seconds=0.2, **SMALL)
     options = AnnotateOptions(out_dir=tmp_path / "out", video=False, progress=False)
     analysis = analyse(probe(clip), options)
-    rows = smooth(analysis.rows, options.smoothing)
+    rows = rows_of(smooth(analysis.faces, options.smoothing), analysis.name, clip)
     monkeypatch.setattr(pq, "write_table", full_disk)
     with pytest.raises(OSError) as caught:
         write(rows, analysis, options)
@@ -458,7 +458,7 @@ def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
     timeline as analysing them one after the other (pipeline.analyse_segmented)."""
     import pandas as pd
 
-    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, smooth
+    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, rows_of, smooth
     from fer_video.samples import make_clip
     from helpers import read_timeline
 
@@ -467,7 +467,7 @@ def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
     assert proc.returncode == 0, proc.stderr
     got, _ = read_timeline(tmp_path / "out" / "seg.parquet")
     options = AnnotateOptions(segments=2, video=False, progress=False)
-    expected = smooth(analyse_segmented(probe(clip), options).rows, options.smoothing)
+    expected = rows_of(smooth(analyse_segmented(probe(clip), options).faces, options.smoothing), "seg", clip)
     assert len(got) == len(expected) > 0
     pd.testing.assert_series_equal(got["track_id"], expected["track_id"], check_names=False)
     pd.testing.assert_series_equal(got["frame_index"], expected["frame_index"], check_names=False)

@@ -5,7 +5,6 @@ finds it there. The fake detector here is registered by this file alone."""
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fer_video.faces.align import crop_geometry, fer_crops
@@ -46,9 +45,9 @@ def register(monkeypatch, filters_tracks: bool) -> DetectorSpec:
 
 def tracks(detector: str) -> Analysis:
     """Two tracks of three analysed frames each, peaking at 0.3 and 0.9."""
-    rows = pd.DataFrame({"track_id": np.array([1, 1, 1, 2, 2, 2], np.int32), "frame_index": [0, 1, 2] * 2,
-                         "det_score": np.array([0.3, 0.2, 0.3, 0.9, 0.8, 0.9], np.float32)})
-    return Analysis(SimpleNamespace(is_image=False), "clip", rows, frames_decoded=3, detector=detector)
+    faces = Faces(np.zeros((6, 4)), np.array([0.3, 0.2, 0.3, 0.9, 0.8, 0.9], np.float32), np.zeros((6, N_KEYPOINTS, 2)),
+                  track_ids=[1, 1, 1, 2, 2, 2], frame_index=[0, 1, 2] * 2)
+    return Analysis(SimpleNamespace(is_image=False), "clip", faces, frames_decoded=3, detector=detector)
 
 
 def test_a_registered_detector_is_made_and_cropped_by_its_entry(monkeypatch):
@@ -66,14 +65,15 @@ def test_a_registered_detector_is_made_and_cropped_by_its_entry(monkeypatch):
 @pytest.mark.parametrize("filters_tracks, kept", [(True, [1]), (False, [1, 2])])
 def test_keep_filters_by_the_registered_score_policy(monkeypatch, filters_tracks, kept):
     register(monkeypatch, filters_tracks)
-    rows = keep_faces(tracks("centre"), AnnotateOptions(min_score=0.7))
-    assert sorted(set(rows["track_id"])) == kept  # filtered: the 0.9 track only, renumbered 1
+    faces, ids = keep_faces(tracks("centre"), AnnotateOptions(min_score=0.7))
+    assert sorted(set(faces.track_ids)) == kept  # filtered: the 0.9 track only, renumbered 1
+    assert ids == ({2: 1} if filters_tracks else {1: 1, 2: 2})
 
 
 def test_the_shipped_detectors_score_policies():
     """BlazeFace's scores are confidences; Haar's are squashed cascade margins, so its tracks stay."""
-    assert sorted(set(keep_faces(tracks("blazeface"), AnnotateOptions(min_score=0.7))["track_id"])) == [1]
-    assert sorted(set(keep_faces(tracks("haar"), AnnotateOptions(min_score=0.7))["track_id"])) == [1, 2]
+    assert sorted(set(keep_faces(tracks("blazeface"), AnnotateOptions(min_score=0.7))[0].track_ids)) == [1]
+    assert sorted(set(keep_faces(tracks("haar"), AnnotateOptions(min_score=0.7))[0].track_ids)) == [1, 2]
 
 
 def test_a_registered_detector_is_a_cli_choice(monkeypatch):
@@ -93,8 +93,8 @@ def test_analysis_runs_a_registered_detector(monkeypatch, good_small_clip):
     options = AnnotateOptions(detector="centre", video=False, progress=False, persons=False)
     analysis = analyse(probe(good_small_clip.path), options)
     assert analysis.detector == "centre"
-    assert len(analysis.rows) == good_small_clip.frames and (analysis.rows["det_score"] == np.float32(0.3)).all()
-    assert len(keep_faces(analysis, options)) == len(analysis.rows)  # its policy: no score filter
+    assert len(analysis.faces) == good_small_clip.frames and (analysis.faces.scores == np.float32(0.3)).all()
+    assert len(keep_faces(analysis, options)[0]) == len(analysis.faces)  # its policy: no score filter
 
 
 def test_an_unknown_detector_is_a_clear_error():

@@ -366,27 +366,26 @@ def test_windows_in_one_batch_give_what_each_gives_alone(face):
     assert len(together[0]) > 0
 
 
-def test_timeline_sink_rows_and_back():
-    from fer_video.timeline.rows import TimelineSink, faces_by_frame
+def test_rows_of_faces_and_back():
+    from fer_video.pipeline import rows_of
+    from fer_video.timeline.rows import faces_by_frame
     from fer_video.timeline.schema import RAW
 
     rng = np.random.default_rng(1)
-    sink = TimelineSink()
     frames = [make_faces(2).with_(track_ids=[1, 2], probs=rng.uniform(0, 1, (2, N_EMOTIONS))).in_frame(0, 0.0),
               Faces.empty(),
               make_faces(1).with_(track_ids=[2], probs=rng.uniform(0, 1, (1, N_EMOTIONS))).in_frame(4, 0.16)]
-    for faces in frames:
-        sink.append(faces)
-    rows = sink.rows("clip", "/x/clip.mp4")
+    rows = rows_of(Faces.concat(frames), "clip", "/x/clip.mp4")
     assert rows["frame_index"].tolist() == [0, 0, 4] and rows["track_id"].dtype == np.int32
     assert (rows["video_id"] == "clip").all() and rows[RAW].to_numpy().dtype == np.float32
+    assert (rows["source_path"] == "/x/clip.mp4").all()
     back = faces_by_frame(rows)
     assert sorted(back) == [0, 4]
     for original in (frames[0], frames[2]):
         again = back[int(original.frame_index[0])]
         for column in ("boxes", "scores", "track_ids", "probs", "frame_index", "timestamp_s"):
             np.testing.assert_array_equal(getattr(again, column), getattr(original, column))
-    assert len(TimelineSink().rows("none", "/x/none.mp4")) == 0
+    assert len(rows_of(Faces.empty(), "none", "/x/none.mp4")) == 0
 
 
 def test_draw_faces_draws_a_faces_record():

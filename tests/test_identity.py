@@ -288,9 +288,9 @@ def test_tracks_always_seen_together_are_not_embedded(tmp_path):
     for identity in (False, True):
         options = AnnotateOptions(video=False, progress=False, identity=identity)
         analysis = analyse(probe(clip), options)
-        kept = keep_faces(analysis, options)
-        rows, embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
-        assert sorted(rows.groupby("track_id")["person_id"].first()) == [1, 2]
+        kept, ids = keep_faces(analysis, options)
+        faces, embeddings = persons_in_video(kept, analysis.face_chips, ids, options)
+        assert sorted(set(faces.person_ids)) == [1, 2] and (faces.person_ids == faces.track_ids).all()
         assert len(analysis.face_chips) >= 2  # chips were gathered either way
         assert sorted(set(embeddings["track_id"])) == ([1, 2] if identity else [])
 

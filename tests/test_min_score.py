@@ -75,13 +75,13 @@ def test_min_score_is_part_of_the_job_key():
 
 def test_short_tracks_are_dropped_from_videos_not_images():
     import numpy as np
-    import pandas as pd
 
+    from fer_video.faces.record import Faces
     from fer_video.pipeline import drop_false_tracks
 
-    rows = pd.DataFrame({"frame_index": [0, 1, 2, 5, 0], "track_id": [1, 1, 1, 2, 3],
-                         "det_score": np.float32([0.9, 0.6, 0.6, 0.95, 0.6])})
-    kept = drop_false_tracks(rows, min_score=0.7, min_frames=3)
-    assert kept.track_id.tolist() == [1, 1, 1]  # 2: one frame; 3: never reaches 0.7
-    image = drop_false_tracks(rows[rows.track_id == 2], min_score=0.7, min_frames=1)
-    assert image.track_id.tolist() == [1]  # ids renumbered in order of appearance
+    faces = Faces(np.zeros((5, 4)), np.float32([0.9, 0.6, 0.6, 0.95, 0.6]), np.zeros((5, 6, 2)),
+                  track_ids=[1, 1, 1, 2, 3], frame_index=[0, 1, 2, 5, 0])
+    kept, ids = drop_false_tracks(faces, min_score=0.7, min_frames=3)
+    assert kept.track_ids.tolist() == [1, 1, 1] and ids == {1: 1}  # 2: one frame; 3: never reaches 0.7
+    image, ids = drop_false_tracks(faces[faces.track_ids == 2], min_score=0.7, min_frames=1)
+    assert image.track_ids.tolist() == [1] and ids == {2: 1}  # ids renumbered in order of appearance

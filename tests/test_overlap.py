@@ -14,7 +14,6 @@ import pytest
 
 from fer_video.faces.record import N_EMOTIONS, Faces
 from fer_video.pipeline.analyse import _Batches
-from fer_video.timeline.rows import TimelineSink
 from fer_video.video import probe, read_frames
 from fer_video.video.ffmpeg_binary import ffmpeg_exe
 from fer_video.video.pipes import FRAMES_AHEAD, enlarge_pipe
@@ -109,7 +108,7 @@ def test_stopping_early_ends_the_decoder_and_its_thread(two_face_clip):
 
 class _SlowClassifier:
     """Probabilities that encode each face's frame index, after a random pause: batches must
-    still reach the sink in frame order."""
+    still be kept in frame order."""
 
     def __init__(self, fail_on_call: int | None = None):
         self.calls = 0
@@ -129,23 +128,21 @@ def _frame_faces(index: int, n: int = 2) -> Faces:
     return Faces(np.tile([10.0, 10, 50, 50], (n, 1)), np.ones(n), np.zeros((n, 6, 2))).in_frame(index, index / 24)
 
 
-def test_classified_batches_reach_the_sink_in_frame_order():
-    sink = TimelineSink()
-    with _Batches(_SlowClassifier(), sink, size=7) as batches:
+def test_classified_batches_are_kept_in_frame_order():
+    with _Batches(_SlowClassifier(), size=7) as batches:
         for i in range(200):
             faces = _frame_faces(i, n=1 + i % 3)
             batches.add(faces, np.zeros((len(faces), 48, 48), np.uint8))
         batches.flush()
-    rows = sink.rows("v", "v.mp4")
-    assert len(rows) == sum(1 + i % 3 for i in range(200))
-    assert rows["frame_index"].is_monotonic_increasing
-    assert np.array_equal(rows["raw_angry"].to_numpy(), rows["frame_index"].to_numpy().astype(np.float32))
+    faces = batches.classified()
+    assert len(faces) == sum(1 + i % 3 for i in range(200))
+    assert (np.diff(faces.frame_index) >= 0).all()
+    assert np.array_equal(faces.probs[:, 0], faces.frame_index.astype(np.float32))
 
 
 def test_a_classifier_error_is_raised_in_the_analysing_thread():
-    sink = TimelineSink()
     with pytest.raises(RuntimeError, match="model failed"):
-        with _Batches(_SlowClassifier(fail_on_call=2), sink, size=4) as batches:
+        with _Batches(_SlowClassifier(fail_on_call=2), size=4) as batches:
             for i in range(50):
                 batches.add(_frame_faces(i), np.zeros((2, 48, 48), np.uint8))
             batches.flush()

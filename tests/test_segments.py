@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fer_video.errors import InputError
-from fer_video.pipeline import AnnotateOptions, analyse, analyse_segmented, plan_segments, probe, smooth
+from fer_video.pipeline import AnnotateOptions, analyse, analyse_segmented, plan_segments, probe, rows_of, smooth
 from fer_video.samples import astronaut_face, background, make_clip, sample_frame, two_actors
 from fer_video.video import DecodeStats, read_frames
 from fer_video.video.index import FrameIndex, frame_index
@@ -45,8 +45,8 @@ def test_plan_covers_every_frame_once_on_the_stride_grid(cut_clip):
 @pytest.mark.parametrize("segments,stride", [(3, 1), (4, 2)])
 def test_segmented_equals_single_pass(cut_clip, segments, stride):
     options = AnnotateOptions(progress=False, segments=segments, stride=stride)
-    single = smooth(analyse(cut_clip, options).rows, options.smoothing)
-    joined = smooth(analyse_segmented(cut_clip, options).rows, options.smoothing)
+    single = rows_of(smooth(analyse(cut_clip, options).faces, options.smoothing), "cut", cut_clip.path)
+    joined = rows_of(smooth(analyse_segmented(cut_clip, options).faces, options.smoothing), "cut", cut_clip.path)
 
     assert single["track_id"].nunique() == 4  # two faces before the cut, two new ones after
     merged = single.merge(joined, on=["frame_index", "track_id"], how="outer", suffixes=("", "_seg"),

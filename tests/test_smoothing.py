@@ -126,20 +126,54 @@ def test_bad_smoothing_is_refused_by_annotate_options():
         AnnotateOptions(smoothing="median:3")
 
 
+def _faces(frame_index, track_ids, probs, times):
+    from fer_video.faces.record import Faces
+
+    n = len(frame_index)
+    return Faces(np.zeros((n, 4)), np.arange(n, dtype=np.float32), np.zeros((n, 6, 2)), track_ids=track_ids,
+                 probs=probs, frame_index=frame_index, timestamp_s=times)
+
+
 def test_pipeline_smooths_each_track_on_its_own():
     """Two interleaved tracks with opposite, steady expressions: smoothing must not mix them."""
     from fer_video.pipeline import smooth
-    from fer_video.timeline.schema import RAW, SMOOTH
 
     n = 20
-    rows = pd.DataFrame({"frame_index": np.repeat(np.arange(n), 2), "track_id": np.tile([1, 2], n)})
-    rows["timestamp_s"] = rows.frame_index / FPS
+    frames, tracks = np.repeat(np.arange(n), 2), np.tile([1, 2], n)
     probs = np.full((2 * n, K), 0.02)
-    probs[rows.track_id == 1, EMOTIONS.index("happy")] = 0.88
-    probs[rows.track_id == 2, EMOTIONS.index("angry")] = 0.88
-    for i, name in enumerate(RAW):
-        rows[name] = probs[:, i]
-    out = smooth(rows, "window:0.5")
-    assert (out.loc[out.track_id == 1, "label"] == "happy").all()
-    assert (out.loc[out.track_id == 2, "label"] == "angry").all()
-    np.testing.assert_allclose(out[SMOOTH].to_numpy(), probs, atol=1e-6)
+    probs[tracks == 1, EMOTIONS.index("happy")] = 0.88
+    probs[tracks == 2, EMOTIONS.index("angry")] = 0.88
+    out = smooth(_faces(frames, tracks, probs, frames / FPS), "window:0.5")
+    assert (out.labels[out.track_ids == 1] == "happy").all()
+    assert (out.labels[out.track_ids == 2] == "angry").all()
+    np.testing.assert_allclose(out.smoothed, probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_pipeline_smooth_orders_faces_by_frame_then_track(spec):
+    """Faces in any order come back in (frame_index, track_id) order, ties in their own order,
+    each track smoothed over its own faces by time; label and confidence follow from that."""
+    from fer_video.pipeline import smooth
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 30, 90)
+    tracks = rng.integers(1, 5, 90)
+    probs = rng.dirichlet(np.ones(K), 90).astype(np.float32)
+    faces = _faces(frames, tracks, probs, frames / FPS + rng.uniform(0, 1e-3, 90))
+    out = smooth(faces, spec)
+
+    # The expected result, worked out independently: sorted with pandas, smoothed track by track.
+    table = pd.DataFrame({"frame_index": frames, "track_id": tracks, "face": np.arange(90)})
+    table = table.sort_values(["frame_index", "track_id"], kind="stable").reset_index(drop=True)
+    np.testing.assert_array_equal(out.scores, table["face"].to_numpy(np.float32))  # each face, in that order
+    expected = np.zeros((90, K), np.float32)
+    smoother = Smoothing.parse(spec)
+    for track in np.unique(tracks):
+        at = np.flatnonzero(table["track_id"].to_numpy() == track)
+        original = table["face"].to_numpy()[at]
+        expected[at] = smoother(probs[original].astype(np.float64), faces.timestamp_s[original])
+    np.testing.assert_array_equal(out.smoothed, expected)
+    np.testing.assert_array_equal(out.probs, probs[table["face"].to_numpy()])
+    best = expected.argmax(axis=1)
+    assert out.labels.tolist() == [EMOTIONS[b] for b in best]
+    np.testing.assert_array_equal(out.confidence, expected[np.arange(90), best])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_video.faces.record import Faces
 from fer_video.persons.cluster import THRESHOLD, cluster, co_occurring, track_means
 
 
@@ -30,13 +31,17 @@ def person_ids(rows: pd.DataFrame, embeddings: pd.DataFrame, threshold: float = 
     return mapping
 
 
-def assign_persons(rows: pd.DataFrame, embeddings: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
-    """`rows` with person_id (int32) and person (null: named only by folder linking) set."""
-    mapping = person_ids(rows, embeddings, threshold)
-    rows = rows.copy()
-    rows["person_id"] = rows["track_id"].map(mapping).astype(np.int32) if len(rows) else np.zeros(0, np.int32)
-    rows["person"] = pd.Series([None] * len(rows), index=rows.index, dtype=object)
-    return rows
+def assign_persons(faces: Faces, embeddings: pd.DataFrame, threshold: float = THRESHOLD) -> Faces:
+    """`faces` with person ids set, and no names (those come from folder linking only)."""
+    mapping = person_ids(_placed(faces), embeddings, threshold)
+    ids = np.array([mapping[int(t)] for t in faces.track_ids], np.int64).reshape(len(faces))
+    return faces.with_(person_ids=ids, persons=None)
+
+
+def _placed(faces: Faces) -> pd.DataFrame:
+    """Which track each face belongs to and in which frame, one row per face: what the clustering
+    (`person_ids`, `co_occurring`) reads."""
+    return pd.DataFrame({"frame_index": faces.frame_index, "track_id": faces.track_ids})
 
 
 # -- the hooks `fer_video.pipeline` calls ------------------------------------------------------
@@ -86,18 +91,6 @@ def join_chips(parts: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     return ordered.groupby("track_id", sort=True).head(MAX_PER_TRACK).reset_index(drop=True)
 
 
-def _kept_track_ids(analysed: pd.DataFrame, kept: pd.DataFrame) -> dict[int, int]:
-    """Analysis track id -> kept track id. `keep_faces` drops tracks and renumbers the rest; its
-    rows are a subset of the analysis's with the same frames and boxes, so the pairs are read off
-    the rows themselves rather than from how the renumbering is done."""
-    if not len(kept):
-        return {}
-    on = ["frame_index", "x", "y", "w", "h"]
-    pairs = analysed[on + ["track_id"]].merge(kept[on + ["track_id"]], on=on, suffixes=("_old", "_new"))
-    pairs = pairs.drop_duplicates(["track_id_old"])
-    return dict(zip(pairs["track_id_old"].astype(int), pairs["track_id_new"].astype(int)))
-
-
 def _may_share_a_person(rows: pd.DataFrame) -> set[int]:
     """Tracks that some other track of the video never appears with: only those can be merged,
     so only those need embedding (an interview that never cuts needs none)."""
@@ -118,22 +111,23 @@ def embed_chips(chips: pd.DataFrame) -> pd.DataFrame:
                          "quality": chips["quality"].to_numpy(np.float32), "embedding": list(vectors)})
 
 
-def persons_in_video(analysed: pd.DataFrame, kept: pd.DataFrame, chips: pd.DataFrame | None,
-                     options) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """`kept` (the rows `keep_faces` left) with person_id and person, and the embeddings made.
+def persons_in_video(kept: Faces, chips: pd.DataFrame | None, ids: dict[int, int],
+                     options) -> tuple[Faces, pd.DataFrame | None]:
+    """`kept` (the faces `keep_faces` left) with person ids set, and the embeddings made. `ids`:
+    `keep_faces`'s map from the analysis's track ids (the chips') to the kept ones; the chips of
+    tracks it does not hold are dropped with their tracks.
 
     Only the chips of kept tracks are embedded; without --identity only those of tracks that
     could be another track's person (`_may_share_a_person`), and beyond each one's best face only
     where that leaves the answer in doubt (`AMBIGUOUS`). With person linking off (no chips) every
     track is its own person."""
     if chips is None:
-        rows = kept.assign(person_id=kept["track_id"].astype(np.int32))
-        return rows.assign(person=pd.Series([None] * len(rows), index=rows.index, dtype=object)), None
-    chips = renumber_chips(chips, _kept_track_ids(analysed, kept))
+        return kept.with_(person_ids=kept.track_ids.copy(), persons=None), None
+    chips = renumber_chips(chips, ids)
     if options.identity:  # stored for linking with videos not seen yet: every kept track, fully
-        embeddings = embed_chips(chips[chips["track_id"].isin(set(kept["track_id"].astype(int)))])
+        embeddings = embed_chips(chips[chips["track_id"].isin({int(t) for t in kept.track_ids})])
     else:
-        embeddings = _embed_as_needed(kept, chips)
+        embeddings = _embed_as_needed(_placed(kept), chips)
     return assign_persons(kept, embeddings), embeddings
 
 

@@ -1,5 +1,5 @@
 """Stage 1, analysis: every `stride`-th frame decoded, its faces detected, tracked (each gets its
-track id), cropped and classified (each gets its expression), and appended to the timeline's rows.
+track id), cropped and classified (each gets its expression), and gathered into one `Faces`.
 
 Analysis streams: a few frames are held at a time (decoded ahead, and the detector's look-ahead:
 at most 0.25 s of video and LOOKAHEAD_BYTES), and only the small per-face records are kept.
@@ -27,7 +27,6 @@ from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import output_name
 from fer_video.persons.stage import appearance_check, chip_gatherer
 from fer_video.pipeline import model_cache
-from fer_video.timeline.rows import TimelineSink
 from fer_video.video import DecodeStats, MediaInfo, read_frames
 from fer_video.video.prefetch import prefetch
 
@@ -39,7 +38,7 @@ CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
 class Analysis:
     info: MediaInfo
     name: str  # output name and video_id: `fer_video.outputs.output_name` unless the caller chose another
-    rows: pd.DataFrame  # one row per (analysed frame, face), raw probabilities filled
+    faces: Faces  # every analysed frame's faces, in frame order: track ids and raw probabilities filled
     frames_decoded: int
     detector: str
     model_name: str = ""
@@ -61,16 +60,17 @@ class Analysis:
 
 class _Batches:
     """Faces gathered across frames until there are `size` of them, then classified in one call
-    (one model invoke per batch is what makes the classifier fast) and sent to the sink.
+    (one model invoke per batch is what makes the classifier fast) and kept (`classified`).
 
     The classifier runs in a worker thread while this one decodes and detects the next frames:
     its invokes release the GIL, so on 2 cores the two overlap. One batch at most is in flight,
-    so memory stays bounded, and batches reach the sink in frame order."""
+    so memory stays bounded, and batches are kept in frame order."""
 
-    def __init__(self, classifier, sink: TimelineSink, size: int = CLASSIFY_BATCH):
+    def __init__(self, classifier, size: int = CLASSIFY_BATCH):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.classifier, self.sink, self.size = classifier, sink, size
+        self.classifier, self.size = classifier, size
+        self.done: list[Faces] = []  # the classified batches, in frame order
         self.faces: list[Faces] = []
         self.crops: list[np.ndarray] = []
         self.count = 0
@@ -94,11 +94,15 @@ class _Batches:
     def _collect(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            self.sink.append(pending.result())
+            self.done.append(pending.result())
 
     def flush(self) -> None:
         self._submit()
         self._collect()
+
+    def classified(self) -> Faces:
+        """Every face classified so far, in frame order."""
+        return Faces.concat(self.done)
 
     def __enter__(self) -> "_Batches":
         return self
@@ -118,8 +122,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     chips = chip_gatherer(options)
     geometry = crop_geometry(detector.name)
     stats = DecodeStats()
-    sink = TimelineSink()
-    batches = _Batches(classifier, sink)
+    batches = _Batches(classifier)
 
     span = (last + 1 if last is not None else (info.expected_frames or 0)) - first
     expected = max(span, 0) // options.stride or None
@@ -162,12 +165,11 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             analyse_one(*held.popleft())
         batches.flush()
     name = name or output_name(info.path)
-    rows = sink.rows(name, str(Path(info.path).resolve()))
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
     if not info.is_image and _stamp(info.path) != before:
         warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
                         "not cover all of it")
-    return Analysis(info, name, rows, stats.decoded, detector.name, classifier.name, classifier.version,
+    return Analysis(info, name, batches.classified(), stats.decoded, detector.name, classifier.name, classifier.version,
                     classifier.sha256, frames_expected=stats.expected, warnings=warnings,
                     face_chips=chips.table() if chips is not None else None,
                     frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end)

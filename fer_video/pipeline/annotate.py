@@ -1,7 +1,11 @@
 """The whole pipeline for one input, in stage order:
 
-    probe -> analyse (analyse.py; segments.py for --segments) -> keep (keep.py) -> smooth (smooth.py)
+    probe -> analyse (analyse.py; segments.py for --segments) -> keep (keep.py)
+          -> persons (fer_video.persons.stage) -> smooth (smooth.py)
           -> render (render.py) -> write the timeline (write.py)
+
+From analysis to smoothing every stage takes and returns `Faces`; render and write take the
+timeline's rows, made from the smoothed faces by `rows_of`.
 
 `Stages` says how the stages run: plain calls here; flows/annotate.py passes the same functions
 as Prefect tasks and maps segments over its task runner, so orchestration is written once.
@@ -16,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from fer_video.errors import InputError
+from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.record import Faces, timeline_columns
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
 from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
 from fer_video.persons.stage import persons_in_video
@@ -95,9 +101,10 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    kept = keep_faces(analysis, options)
-    kept, analysis.embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
-    rows = stages.smooth(kept, options.smoothing)
+    kept, ids = keep_faces(analysis, options)
+    kept, analysis.embeddings = persons_in_video(kept, analysis.face_chips, ids, options)
+    faces = stages.smooth(kept, options.smoothing)
+    rows = rows_of(faces, analysis.name, analysis.info.path)
     result = result_of(info, rows, analysis)
     if options.video:
         media = stages.render(info, rows, options, analysis.name)
@@ -133,6 +140,17 @@ def remove_stale_media(out_dir: Path, name: str) -> list[str]:
             notes.append(f"{media}: removed, an earlier run's drawing that would not match the new timeline "
                          "(--no-video draws none)")
     return notes
+
+
+def rows_of(faces: Faces, video_id: str, source_path: str) -> pd.DataFrame:
+    """The seam to the sinks: the smoothed `faces` as the timeline's rows DataFrame that `render`,
+    `write` and `result_of` take (one row per face, in the faces' order; `video_id`,
+    `source_path` (made absolute) on every row, `label` a Categorical of EMOTIONS). Goes once the
+    sinks take `Faces` themselves."""
+    rows = pd.DataFrame({"video_id": video_id, "source_path": str(Path(source_path).resolve()),
+                         **timeline_columns(faces)})
+    rows["label"] = pd.Categorical.from_codes(faces.label_ids, categories=list(EMOTIONS))
+    return rows
 
 
 def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis, analyse
 from fer_video.video import MediaInfo
@@ -38,7 +39,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
     Each segment's tracker started afresh, so its track ids are its own. In the overlap both
     segments saw the same frames: a later segment's track takes the id of the earlier track
     whose boxes it overlaps (IoU > 0.5) in most of those frames; tracks that are new get the next
-    ids in order of appearance. The overlap's rows are kept from the earlier segment, whose
+    ids in order of appearance. The overlap's faces are kept from the earlier segment, whose
     tracker was already warm there.
     """
     from fer_video.faces.assign import linear_sum_assignment
@@ -47,16 +48,16 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
 
     from fer_video.persons.stage import join_chips, renumber_chips
 
-    joined = parts[0].rows
+    joined = parts[0].faces
     chips = [parts[0].face_chips]
     times = [parts[0].frame_times]
     for part, (first, _), (_, prev_last) in zip(parts[1:], ranges[1:], ranges[:-1]):
-        rows = part.rows
         boundary = prev_last + 1
-        previous = joined[(joined["frame_index"] >= first) & (joined["frame_index"] < boundary)]
-        seam = rows[rows["frame_index"] < boundary]
+        earlier, later = _placed(joined), _placed(part.faces)
+        previous = earlier[(earlier["frame_index"] >= first) & (earlier["frame_index"] < boundary)]
+        seam = later[later["frame_index"] < boundary]
         old_ids = np.sort(previous["track_id"].unique())
-        new_ids = np.sort(rows["track_id"].unique())
+        new_ids = np.sort(later["track_id"].unique())
         votes = np.zeros((len(new_ids), len(old_ids)))
         for frame_index, here in seam.groupby("frame_index"):
             there = previous[previous["frame_index"] == frame_index]
@@ -72,24 +73,32 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                 seen_in_seam = (seam["track_id"] == new_ids[r]).sum()
                 if votes[r, c] > 0 and votes[r, c] >= 0.5 * seen_in_seam:
                     mapping[new_ids[r]] = old_ids[c]
-        rows = rows[rows["frame_index"] >= boundary]
-        next_id = int(joined["track_id"].max()) + 1 if len(joined) else 1
+        after = part.faces[part.faces.frame_index >= boundary]
+        next_id = int(joined.track_ids.max()) + 1 if len(joined) else 1
         # In order of appearance; ties go by the segment's own ids, which the tracker gave left
         # to right, as a single pass would.
-        for track in rows.sort_values(["frame_index", "track_id"])["track_id"].unique():
+        order = np.lexsort((after.track_ids, after.frame_index))
+        for track in pd.unique(after.track_ids[order]):
             if track not in mapping:
                 mapping[track] = next_id
                 next_id += 1
-        rows = rows.assign(track_id=rows["track_id"].map(mapping).astype(np.int32))
-        joined = pd.concat([joined, rows], ignore_index=True)
+        renumbered = np.array([mapping[t] for t in after.track_ids], np.int64).reshape(len(after))
+        joined = Faces.concat([joined, after.with_(track_ids=renumbered)])
         chips.append(renumber_chips(part.face_chips, mapping))
         times.append(None if part.frame_times is None else part.frame_times[part.frame_times.index >= boundary])
     last = parts[-1]
-    return Analysis(last.info, last.name, joined.reset_index(drop=True), last.frames_decoded, last.detector,
+    return Analysis(last.info, last.name, joined, last.frames_decoded, last.detector,
                     last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
                     warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
                     face_chips=join_chips(chips),
                     frame_times=None if any(t is None for t in times) else pd.concat(times), end_s=last.end_s)
+
+
+def _placed(faces: Faces) -> pd.DataFrame:
+    """Where each face is: frame index, track id and box, one row per face in the record's order
+    (what `stitch` groups by frame to match tracks across a seam)."""
+    x, y, w, h = faces.boxes.T
+    return pd.DataFrame({"frame_index": faces.frame_index, "track_id": faces.track_ids, "x": x, "y": y, "w": w, "h": h})
 
 
 def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:

@@ -1,28 +1,24 @@
-"""Stage 3: each track's probabilities smoothed over time, and its label and confidence chosen.
-Columnar over the whole timeline: a centred window or an HMM needs a face's future frames."""
+"""Stage 3: each track's probabilities smoothed over time, which fixes its label and confidence
+(`Faces.labels`, `Faces.confidence`). Over the whole video's faces at once: a centred window or
+an HMM needs a face's future frames."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.record import Faces
 from fer_video.smoothing import Smoothing
-from fer_video.timeline.schema import RAW, SMOOTH
 
 
-def smooth(rows: pd.DataFrame, smoothing: str) -> pd.DataFrame:
-    """Adds p_<emotion> (smoothed per track over time), label and confidence."""
+def smooth(faces: Faces, smoothing: str) -> Faces:
+    """`faces` in (frame_index, track_id) order, their smoothed probabilities filled (per track,
+    over time)."""
     smoother = Smoothing.parse(smoothing)
-    rows = rows.sort_values(["frame_index", "track_id"], kind="stable").reset_index(drop=True)
-    smoothed = np.zeros((len(rows), len(EMOTIONS)), np.float32)
-    raw = rows[RAW].to_numpy(np.float64)
-    times = rows["timestamp_s"].to_numpy()
-    for _, index in rows.groupby("track_id", sort=False).indices.items():
+    faces = faces[np.lexsort((faces.track_ids, faces.frame_index))]  # stable: ties keep their order
+    smoothed = np.zeros(faces.probs.shape, np.float32)
+    raw = faces.probs.astype(np.float64)
+    times = faces.timestamp_s
+    for index in pd.Series(faces.track_ids).groupby(faces.track_ids, sort=False).indices.values():
         smoothed[index] = smoother(raw[index], times[index])
-    for i, name in enumerate(SMOOTH):
-        rows[name] = smoothed[:, i]
-    best = smoothed.argmax(axis=1) if len(rows) else np.zeros(0, int)
-    rows["label"] = pd.Categorical.from_codes(best, categories=list(EMOTIONS))
-    rows["confidence"] = smoothed[np.arange(len(rows)), best]
-    return rows
+    return faces.with_(smoothed=smoothed)
