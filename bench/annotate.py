@@ -58,6 +58,7 @@ def clip_seconds(clip: Path) -> float:
 
 def in_process(clip: Path, args) -> list[dict]:
     """The pipeline's stages after a warm-up on a 1 s clip: steady-state speed, no start-up."""
+    from fer_video.faces.record import from_timeline_columns
     from fer_video.pipeline import AnnotateOptions, analyse, annotate, probe, render, smooth, write
 
     out = OUT / "annotate" / "in_process"
@@ -76,7 +77,7 @@ def in_process(clip: Path, args) -> list[dict]:
     rows.append({"stage": "analyse (decode, detect, track, crop, classify)", "seconds": t.seconds,
                  "frames": frames, "fps": frames / t.seconds})
     with Timer() as t:
-        smoothed = smooth(analysis.rows, options.smoothing)
+        smoothed = from_timeline_columns(smooth(analysis.rows, options.smoothing))  # pipeline.annotate's seam
         write(smoothed, analysis, options)
     rows.append({"stage": "smooth + write Parquet", "seconds": t.seconds})
     with Timer() as t:

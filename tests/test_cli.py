@@ -384,16 +384,17 @@ def test_a_full_disk_names_the_timeline_and_leaves_no_temp_file(tmp_path, monkey
         Path(where).write_bytes(b"PAR1 half a file")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    from fer_video.faces.record import from_timeline_columns
     from fer_video.pipeline import AnnotateOptions, analyse, probe, smooth, write
     from fer_video.samples import make_clip
 
     clip = make_clip(tmp_path / "t.mp4", seconds=0.2, **SMALL)
     options = AnnotateOptions(out_dir=tmp_path / "out", video=False, progress=False)
     analysis = analyse(probe(clip), options)
-    rows = smooth(analysis.rows, options.smoothing)
+    faces = from_timeline_columns(smooth(analysis.rows, options.smoothing))  # the seam of pipeline.annotate
     monkeypatch.setattr(pq, "write_table", full_disk)
     with pytest.raises(OSError) as caught:
-        write(rows, analysis, options)
+        write(faces, analysis, options)
     assert str(tmp_path / "out" / "t.parquet") in str(caught.value), caught.value
     assert "No space left on device" in str(caught.value)
     assert list((tmp_path / "out").iterdir()) == []

@@ -4,9 +4,13 @@
     segments.py  a long video as time segments, stitched (--segments)
     keep.py      tracks that are faces kept, ids numbered in order of appearance
     smooth.py    probabilities smoothed per track; label and confidence
-    render.py    the annotated MP4 or image
-    write.py     the timeline's Parquet file, written last
+    render.py    the annotated MP4 or image: the video sink (fer_video.sinks.video), source decoded again
+    write.py     the timeline: the Parquet sink (fer_video.sinks.timeline), closed last
     annotate.py  `annotate`: all of them for one input, as `Stages` says (flows/ passes its tasks)
+
+The outputs are sinks (fer_video.sinks): objects that take a video's `Faces` frame by frame
+(`append`) and finish their file atomically (`close`); `fer_video.sinks.feed` runs them, decoding
+the source only for a sink that draws. render and write are each one feed, one Prefect task.
 
 Plain Python: nothing here imports Prefect or flows/.
 """

@@ -1,7 +1,8 @@
 """The whole pipeline for one input, in stage order:
 
     probe -> analyse (analyse.py; segments.py for --segments) -> keep (keep.py) -> smooth (smooth.py)
-          -> render (render.py) -> write the timeline (write.py)
+          -> the sinks (fer_video.sinks): render the annotated media (render.py), then write the
+             timeline (write.py), last
 
 `Stages` says how the stages run: plain calls here; flows/annotate.py passes the same functions
 as Prefect tasks and maps segments over its task runner, so orchestration is written once.
@@ -13,9 +14,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from fer_video.errors import InputError
+from fer_video.faces.record import Faces, from_timeline_columns
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
 from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
 from fer_video.persons.stage import persons_in_video
@@ -98,9 +100,12 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     kept = keep_faces(analysis, options)
     kept, analysis.embeddings = persons_in_video(analysis.rows, kept, analysis.face_chips, options)
     rows = stages.smooth(kept, options.smoothing)
-    result = result_of(info, rows, analysis)
-    if options.video:
-        media = stages.render(info, rows, options, analysis.name)
+    # SEAM (issue 27): the stages up to smoothing still give a rows DataFrame; the sinks after it
+    # take `Faces`. This one adapter goes when those stages return `Faces` themselves.
+    faces = from_timeline_columns(rows)
+    result = result_of(info, faces, analysis)
+    if options.video:  # the sinks: the annotated media first, the timeline last
+        media = stages.render(info, faces, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
@@ -111,7 +116,7 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
         result.notes += remove_stale_media(options.out_dir, analysis.name)
     if note:
         print(f"fer-video: note: {note}", file=sys.stderr)
-    result.timeline = stages.write(rows, analysis, options)
+    result.timeline = stages.write(faces, analysis, options)
     return result
 
 
@@ -135,8 +140,8 @@ def remove_stale_media(out_dir: Path, name: str) -> list[str]:
     return notes
 
 
-def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
+def result_of(info: MediaInfo, faces: Faces, analysis: Analysis) -> Result:
     return Result(
-        source=info.path, frames=analysis.frames_decoded, faces=len(rows),
-        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
+        source=info.path, frames=analysis.frames_decoded, faces=len(faces),
+        tracks=len(np.unique(faces.track_ids)), warnings=list(analysis.warnings),
     )

@@ -1,6 +1,5 @@
 """Between `Faces` and the timeline's rows: the sink that turns every analysed frame's faces into
-the rows DataFrame, and the way back, a frame's `Faces` rebuilt from its rows (for the renderer,
-which runs after smoothing, on the rows)."""
+the rows DataFrame, and the way back, each frame's `Faces` rebuilt from its rows."""
 
 from __future__ import annotations
 
@@ -58,14 +57,6 @@ def faces_by_frame(rows: pd.DataFrame) -> dict[int, Faces]:
         )
         for a, b in zip(starts, ends)
     }
-
-
-def values_by_frame(rows: pd.DataFrame, values) -> dict[int, list]:
-    """Each analysed frame's share of `values` (one per row), in the order `faces_by_frame` gives
-    that frame's faces."""
-    order, frames, starts, ends = _frame_runs(rows)
-    values = np.asarray(values, dtype=object)[order]
-    return {int(frames[a]): list(values[a:b]) for a, b in zip(starts, ends)}
 
 
 def _frame_runs(rows: pd.DataFrame):
