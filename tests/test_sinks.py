@@ -34,9 +34,10 @@ def video_faces(frames=FRAMES) -> Faces:
 
 
 def metadata(**changes) -> TimelineMetadata:
-    fields = dict(source_path="/videos/v.mp4", width=320, height=180, fps=10.0, duration_s=1.0, frame_count=10,
-                  stride=2, rotation=0, has_audio=False, model_name="m", model_version="1", detector="d",
-                  smoothing="none", software_version="0", job_key="k", video_id="v", frame_ends=[[8, 1.0]])
+    fields = {"source_path": "/videos/v.mp4", "width": 320, "height": 180, "fps": 10.0, "duration_s": 1.0,
+              "frame_count": 10, "stride": 2, "rotation": 0, "has_audio": False, "model_name": "m",
+              "model_version": "1", "detector": "d", "smoothing": "none", "software_version": "0", "job_key": "k",
+              "video_id": "v", "frame_ends": [[8, 1.0]]}
     return TimelineMetadata(**{**fields, **changes})
 
 
@@ -67,10 +68,9 @@ def test_a_data_column_is_a_column_of_the_timeline(tmp_path):
 
 
 def test_an_exception_inside_the_with_leaves_no_file(tmp_path):
-    with pytest.raises(RuntimeError, match="boom"):
-        with ParquetSink(tmp_path / "v.parquet", metadata()) as sink:
-            sink.append(video_faces())
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), ParquetSink(tmp_path / "v.parquet", metadata()) as sink:
+        sink.append(video_faces())
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -84,12 +84,13 @@ def test_an_exception_inside_the_with_leaves_no_video(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     faces = video_faces()
-    with pytest.raises(RuntimeError, match="boom"):
-        with VideoSink(info, out / "in.mp4", AnnotateOptions(out_dir=out, progress=False), faces) as sink:
-            for frame in read_frames(info):
-                sink.append(by_frame(faces).get(frame.index, faces[0:0]), frame)  # the writer is open, frames in it
-                if frame.index == 2:
-                    raise RuntimeError("boom")
+    options = AnnotateOptions(out_dir=out, progress=False)
+    with pytest.raises(RuntimeError, match="boom"), VideoSink(info, out / "in.mp4", options, faces) as sink:
+        for frame in read_frames(info):
+            sink.append(by_frame(faces).get(frame.index, faces[0:0]), frame)
+            if frame.index == 2:
+                assert len(list(out.iterdir())) == 1  # the writer's temp file, three frames in it
+                raise RuntimeError("boom")
     assert list(out.iterdir()) == []
 
 
