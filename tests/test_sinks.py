@@ -164,3 +164,43 @@ def test_an_error_while_appending_discards_every_sink(tmp_path):
              SimpleNamespace(stride=2))
     assert log == ["discard failing"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flush_rows", [3, 4096], ids=["in-batches", "at-close"])
+def test_the_csv_sink_writes_the_parquet_sinks_table(flush_rows, monkeypatch, tmp_path):
+    import fer_video.sinks.csv
+    from fer_video.sinks.csv import CsvSink
+
+    monkeypatch.setattr(fer_video.sinks.csv, "FLUSH_ROWS", flush_rows)
+    faces, meta = video_faces(), metadata()
+    faces.data["speaker"] = np.arange(len(faces)) % 3 == 0
+    csv, parquet = feed(None, faces, [CsvSink(tmp_path / "v.csv", meta.video_id, meta.source_path),
+                                      ParquetSink(tmp_path / "v.parquet", meta)], SimpleNamespace(stride=2))
+    assert csv == tmp_path / "v.csv"
+    timeline = pd.read_parquet(parquet)
+    read = pd.read_csv(csv)
+    assert list(read.columns) == list(timeline.columns) and read.columns[-1] == "speaker"
+    assert read["person"].isna().tolist() == timeline["person"].isna().tolist()
+    pd.testing.assert_frame_equal(read.astype(timeline.dtypes).drop(columns="person"), timeline.drop(columns="person"),
+                                  check_exact=True)
+    assert read["person"].dropna().tolist() == timeline["person"].dropna().tolist()
+
+
+def test_a_failing_run_leaves_no_csv(tmp_path):
+    from fer_video.sinks.csv import CsvSink
+
+    with pytest.raises(RuntimeError, match="boom"), CsvSink(tmp_path / "v.csv", "v", "/videos/v.mp4") as sink:
+        for frame_faces in by_frame(video_faces()).values():
+            sink.append(frame_faces)
+        sink._flush()  # rows are on disk, in the temp file
+        assert len(list(tmp_path.iterdir())) == 1
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_csv_sink_fed_no_faces_writes_the_header(tmp_path):
+    from fer_video.sinks.csv import CsvSink
+
+    with CsvSink(tmp_path / "v.csv", "v", "/videos/v.mp4"):
+        pass
+    assert pd.read_csv(tmp_path / "v.csv").columns.tolist() == ["video_id", "source_path", *timeline_columns(Faces.empty())]
