@@ -58,7 +58,7 @@ def clip_seconds(clip: Path) -> float:
 
 def in_process(clip: Path, args) -> list[dict]:
     """The pipeline's stages after a warm-up on a 1 s clip: steady-state speed, no start-up."""
-    from fer_video.pipeline import AnnotateOptions, analyse, annotate, probe, render, rows_of, smooth, write
+    from fer_video.pipeline import AnnotateOptions, analyse, annotate, probe, render, smooth, write
 
     out = OUT / "annotate" / "in_process"
     shutil.rmtree(out, ignore_errors=True)
@@ -76,7 +76,7 @@ def in_process(clip: Path, args) -> list[dict]:
     rows.append({"stage": "analyse (decode, detect, track, crop, classify)", "seconds": t.seconds,
                  "frames": frames, "fps": frames / t.seconds})
     with Timer() as t:
-        smoothed = rows_of(smooth(analysis.faces, options.smoothing), analysis.name, info.path)
+        smoothed = smooth(analysis.faces, options.smoothing)
         write(smoothed, analysis, options)
     rows.append({"stage": "smooth + write Parquet", "seconds": t.seconds})
     with Timer() as t:

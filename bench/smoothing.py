@@ -24,7 +24,7 @@ def raw_faces(seconds: float, detector: str):
     """The clip's analysed faces (raw probabilities, not smoothed) and where they came from."""
     from fer_video.expression.classify import DEFAULT_MODEL
     from fer_video.faces.record import from_timeline_columns
-    from fer_video.pipeline import rows_of
+    from fer_video.timeline.rows import rows_of
 
     clip = common.clip(seconds)
     stat = DEFAULT_MODEL.stat()
@@ -61,7 +61,8 @@ def main() -> int:
     p.add_argument("--methods", default="none,ema:0.3,window:0.5,hmm:1")
     args = p.parse_args()
     results = {"machine": common.print_machine()}
-    from fer_video.pipeline import rows_of, smooth
+    from fer_video.pipeline import smooth
+    from fer_video.timeline.rows import rows_of
 
     faces, source = raw_faces(args.seconds, args.detector)
     rows = pd.DataFrame({"track_id": faces.track_ids, "timestamp_s": faces.timestamp_s})

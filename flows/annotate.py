@@ -12,8 +12,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fer_video import pipeline
 from fer_video.pipeline import AnnotateOptions, Result
 
-# Stage inputs are frames and DataFrames: hashing them for Prefect's cache would cost more than
-# the stage, and re-running a stage is what the user asked for.
+# Stage inputs are frames, DataFrames and a video's Faces: hashing them for Prefect's cache would
+# cost more than the stage, and re-running a stage is what the user asked for. Each output is a
+# task of its own (render: the annotated media's sink; write-timeline: the timeline's, last).
 stage = task(cache_policy=NO_CACHE)
 
 probe = stage(name="probe")(pipeline.probe)

@@ -384,16 +384,16 @@ def test_a_full_disk_names_the_timeline_and_leaves_no_temp_file(tmp_path, monkey
         Path(where).write_bytes(b"PAR1 half a file")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    from fer_video.pipeline import AnnotateOptions, analyse, probe, rows_of, smooth, write
+    from fer_video.pipeline import AnnotateOptions, analyse, probe, smooth, write
     from fer_video.samples import make_clip
 
     clip = make_clip(tmp_path / "t.mp4", seconds=0.2, **SMALL)
     options = AnnotateOptions(out_dir=tmp_path / "out", video=False, progress=False)
     analysis = analyse(probe(clip), options)
-    rows = rows_of(smooth(analysis.faces, options.smoothing), analysis.name, clip)
+    faces = smooth(analysis.faces, options.smoothing)
     monkeypatch.setattr(pq, "write_table", full_disk)
     with pytest.raises(OSError) as caught:
-        write(rows, analysis, options)
+        write(faces, analysis, options)
     assert str(tmp_path / "out" / "t.parquet") in str(caught.value), caught.value
     assert "No space left on device" in str(caught.value)
     assert list((tmp_path / "out").iterdir()) == []
@@ -458,7 +458,8 @@ def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
     timeline as analysing them one after the other (pipeline.analyse_segmented)."""
     import pandas as pd
 
-    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, rows_of, smooth
+    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, smooth
+    from fer_video.timeline.rows import rows_of
     from fer_video.samples import make_clip
     from helpers import read_timeline
 

@@ -367,7 +367,7 @@ def test_windows_in_one_batch_give_what_each_gives_alone(face):
 
 
 def test_rows_of_faces_and_back():
-    from fer_video.pipeline import rows_of
+    from fer_video.timeline.rows import rows_of
     from fer_video.timeline.rows import faces_by_frame
     from fer_video.timeline.schema import RAW
 

@@ -350,6 +350,7 @@ def test_linked_names_are_drawn_in_the_annotated_videos(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     assert f"{out / 'a.mp4'}: redrawn with the linked persons" in done.stderr, done.stderr
 
+    from fer_video.faces.record import from_timeline_columns
     from fer_video.jobs import AnnotateOptions
     from fer_video.pipeline.render import render
     from fer_video.video import probe
@@ -357,7 +358,7 @@ def test_linked_names_are_drawn_in_the_annotated_videos(tmp_path, monkeypatch):
     for video in ("a", "b"):
         rows = pd.read_parquet(out / f"{video}.parquet")
         assert set(rows["person"].dropna()) == {"astronaut", "hopper"}
-        fresh = render(probe(inputs / f"{video}.mp4"), rows, AnnotateOptions(out_dir=tmp_path / "fresh", progress=False),
+        fresh = render(probe(inputs / f"{video}.mp4"), from_timeline_columns(rows), AnnotateOptions(out_dir=tmp_path / "fresh", progress=False),
                        video, path=tmp_path / f"fresh-{video}.mp4")
         assert _frames(out / f"{video}.mp4") == _frames(fresh), f"{video}.mp4 does not show the linked persons"
 
@@ -420,6 +421,7 @@ def test_a_cut_between_people_framed_alike_ends_the_track(edited):
 
 def test_the_annotated_video_of_the_edited_clip_labels_one_person_per_label(edited):
     """What the MP4 writes after each track id names one person, and the MP4 is that drawing."""
+    from fer_video.faces.record import from_timeline_columns
     from fer_video.persons.labels import person_labels
     from fer_video.jobs import AnnotateOptions
     from fer_video.pipeline.render import render
@@ -430,7 +432,7 @@ def test_the_annotated_video_of_the_edited_clip_labels_one_person_per_label(edit
     drawn = rows.assign(label=rows["track_id"].astype(str) + " " + labels)
     assert drawn.groupby("label")["truth"].nunique().eq(1).all()
     assert (labels != "").all()  # each person spans two tracks here, so each face is labelled
-    fresh = render(probe(clip), rows.drop(columns="truth"), AnnotateOptions(out_dir=result.video.parent / "fresh",
+    fresh = render(probe(clip), from_timeline_columns(rows.drop(columns="truth")), AnnotateOptions(out_dir=result.video.parent / "fresh",
                                                                              progress=False), path=result.video.parent / "fresh.mp4")
     assert _frames(result.video, 320 * 240) == _frames(fresh, 320 * 240)
 

@@ -23,3 +23,18 @@ def person_label(person_id, person=None) -> str:
     if person is not None and not (isinstance(person, float) and np.isnan(person)) and person is not pd.NA:
         return str(person)
     return f"person_{int(person_id)}"
+
+
+class PersonLabels:
+    """`person_labels` for `Faces`: the spans of persons over tracks are taken once from the
+    whole video's faces (a person spanning several tracks shows only there), then any frame's
+    faces are labelled from them."""
+
+    def __init__(self, faces):
+        pairs = np.unique(np.stack([faces.person_ids, faces.track_ids], axis=1), axis=0)
+        persons, spans = np.unique(pairs[:, 0], return_counts=True)
+        self._spans = dict(zip(persons.tolist(), spans.tolist()))
+
+    def __call__(self, faces) -> list[str]:
+        return [person_label(p, n) if (isinstance(n, str) or self._spans.get(int(p), 1) > 1) else ""
+                for p, n in zip(faces.person_ids, faces.persons)]

@@ -5,20 +5,22 @@
     keep.py      tracks that are faces kept, ids numbered in order of appearance, with the id map
                  (then fer_video.persons.stage: person ids, by that map)
     smooth.py    probabilities smoothed per track, which fix label and confidence
-    render.py    the annotated MP4 or image
-    write.py     the timeline's Parquet file, written last
+    render.py    the annotated MP4 or image: the video sink (fer_video.sinks.video), source decoded again
+    write.py     the timeline: the Parquet sink (fer_video.sinks.timeline), closed last
     annotate.py  `annotate`: all of them for one input, as `Stages` says (flows/ passes its tasks)
 
-Analysis to smoothing take and return `Faces` (fer_video.faces.record), the whole video's faces
-in one record; render and write take the timeline's rows, which `annotate.rows_of` makes from the
-smoothed faces.
+Every stage takes and returns `Faces` (fer_video.faces.record), the whole video's faces in one
+record. The outputs are sinks (fer_video.sinks): objects that take a video's `Faces` frame by
+frame (`append`) and finish their file atomically (`close`); `fer_video.sinks.feed` runs them,
+decoding the source only for a sink that draws. render and write are each one feed, one Prefect
+task.
 
 Plain Python: nothing here imports Prefect or flows/.
 """
 
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis, analyse
-from fer_video.pipeline.annotate import Result, Stages, annotate, rows_of
+from fer_video.pipeline.annotate import Result, Stages, annotate
 from fer_video.pipeline.keep import drop_false_tracks, keep_faces
 from fer_video.pipeline.model_cache import load_classifier
 from fer_video.pipeline.render import render
@@ -29,4 +31,4 @@ from fer_video.video import probe
 
 __all__ = ["AnnotateOptions", "Analysis", "Result", "Stages", "analyse", "analyse_segmented", "annotate",
            "drop_false_tracks", "keep_faces", "load_classifier", "metadata", "plan_segments", "probe", "render",
-           "rows_of", "smooth", "stitch", "write"]
+           "smooth", "stitch", "write"]

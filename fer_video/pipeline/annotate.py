@@ -2,10 +2,10 @@
 
     probe -> analyse (analyse.py; segments.py for --segments) -> keep (keep.py)
           -> persons (fer_video.persons.stage) -> smooth (smooth.py)
-          -> render (render.py) -> write the timeline (write.py)
+          -> the sinks (fer_video.sinks): render the annotated media (render.py), then write the
+             timeline (write.py), last
 
-From analysis to smoothing every stage takes and returns `Faces`; render and write take the
-timeline's rows, made from the smoothed faces by `rows_of`.
+Every stage takes and returns `Faces`; render and write are sinks that take them.
 
 `Stages` says how the stages run: plain calls here; flows/annotate.py passes the same functions
 as Prefect tasks and maps segments over its task runner, so orchestration is written once.
@@ -17,11 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from fer_video.errors import InputError
-from fer_video.expression.labels import EMOTIONS
-from fer_video.faces.record import Faces, timeline_columns
+from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
 from fer_video.outputs import check_overwrite, claim, output_name, outputs_of
 from fer_video.persons.stage import persons_in_video
@@ -104,10 +103,9 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     kept, ids = keep_faces(analysis, options)
     kept, analysis.embeddings = persons_in_video(kept, analysis.face_chips, ids, options)
     faces = stages.smooth(kept, options.smoothing)
-    rows = rows_of(faces, analysis.name, analysis.info.path)
-    result = result_of(info, rows, analysis)
-    if options.video:
-        media = stages.render(info, rows, options, analysis.name)
+    result = result_of(info, faces, analysis)
+    if options.video:  # the sinks: the annotated media first, the timeline last
+        media = stages.render(info, faces, options, analysis.name)
         if info.is_image:
             result.image = media
         else:
@@ -118,7 +116,7 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
         result.notes += remove_stale_media(options.out_dir, analysis.name)
     if note:
         print(f"fer-video: note: {note}", file=sys.stderr)
-    result.timeline = stages.write(rows, analysis, options)
+    result.timeline = stages.write(faces, analysis, options)
     return result
 
 
@@ -142,19 +140,8 @@ def remove_stale_media(out_dir: Path, name: str) -> list[str]:
     return notes
 
 
-def rows_of(faces: Faces, video_id: str, source_path: str) -> pd.DataFrame:
-    """The seam to the sinks: the smoothed `faces` as the timeline's rows DataFrame that `render`,
-    `write` and `result_of` take (one row per face, in the faces' order; `video_id`,
-    `source_path` (made absolute) on every row, `label` a Categorical of EMOTIONS). Goes once the
-    sinks take `Faces` themselves."""
-    rows = pd.DataFrame({"video_id": video_id, "source_path": str(Path(source_path).resolve()),
-                         **timeline_columns(faces)})
-    rows["label"] = pd.Categorical.from_codes(faces.label_ids, categories=list(EMOTIONS))
-    return rows
-
-
-def result_of(info: MediaInfo, rows: pd.DataFrame, analysis: Analysis) -> Result:
+def result_of(info: MediaInfo, faces: Faces, analysis: Analysis) -> Result:
     return Result(
-        source=info.path, frames=analysis.frames_decoded, faces=len(rows),
-        tracks=int(rows["track_id"].nunique()) if len(rows) else 0, warnings=list(analysis.warnings),
+        source=info.path, frames=analysis.frames_decoded, faces=len(faces),
+        tracks=len(np.unique(faces.track_ids)), warnings=list(analysis.warnings),
     )

@@ -1,25 +1,26 @@
-"""Stage 5, last: the timeline's rows and metadata written to Parquet. A timeline with its job
-key is the mark of a finished job, so nothing is written after it."""
+"""Stage 5, last: the timeline, the timeline sink (`fer_video.sinks.timeline`) fed the video's
+faces, with its metadata. A timeline with its job key is the mark of a finished job, so nothing
+is written after it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from fer_video import __version__
+from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key
 from fer_video.outputs import outputs_of
 from fer_video.persons.store import write_embeddings
 from fer_video.pipeline.analyse import Analysis
+from fer_video.sinks import feed
+from fer_video.sinks.timeline import ParquetSink
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.durations import frame_ends
 from fer_video.timeline.schema import TimelineMetadata
-from fer_video.timeline.write import write_timeline
 
 
-def metadata(analysis: Analysis, options: AnnotateOptions, rows: pd.DataFrame | None = None) -> TimelineMetadata:
-    """The timeline's metadata; `rows`, the rows written (after tracks were dropped), fix which
+def metadata(analysis: Analysis, options: AnnotateOptions, faces: Faces | None = None) -> TimelineMetadata:
+    """The timeline's metadata; `faces`, the faces written (after tracks were dropped), fix which
     frames need their end recorded (`timeline.durations`)."""
     info = analysis.info
     content_sha256 = analysis.content_sha256 or file_sha256(info.path)
@@ -34,13 +35,16 @@ def metadata(analysis: Analysis, options: AnnotateOptions, rows: pd.DataFrame | 
         content_sha256=content_sha256,
         job_key=job_key(content_sha256, analysis.model_sha256, options),
         video_id=analysis.name,
-        frame_ends=frame_ends((analysis.rows if rows is None else rows)["frame_index"], analysis.frame_times,
-                              analysis.end_s),
+        frame_ends=frame_ends((analysis.faces if faces is None else faces).frame_index,
+                              analysis.frame_times, analysis.end_s),
     )
 
 
-def write(rows: pd.DataFrame, analysis: Analysis, options: AnnotateOptions) -> Path:
+def write(faces: Faces, analysis: Analysis, options: AnnotateOptions) -> Path:
+    """The timeline of `faces` (the whole video's, smoothed), and with --identity the embeddings
+    before it. Sinks that do not draw go in the list before the ParquetSink, which closes last."""
     path = outputs_of(analysis.info, options.out_dir, analysis.name).timeline
     if options.identity:  # before the timeline, whose presence marks the whole job done
         write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
-    return write_timeline(rows, metadata(analysis, options, rows), path)
+    sinks = [ParquetSink(path, metadata(analysis, options, faces))]
+    return feed(analysis.info, faces, sinks, options)[-1]

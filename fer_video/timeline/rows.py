@@ -1,13 +1,27 @@
-"""From the timeline's rows back to `Faces`: each frame's faces rebuilt from its rows (for the
-renderer, which takes the rows `fer_video.pipeline.annotate.rows_of` makes)."""
+"""The timeline's rows as a DataFrame, made from `Faces` (`rows_of`), and the way back, each
+frame's `Faces` rebuilt from its rows (`faces_by_frame`): for tests, benches and readers that
+want a table; the pipeline itself passes `Faces` from stage to sink."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fer_video.faces.record import N_KEYPOINTS, Faces
+from fer_video.expression.labels import EMOTIONS
+from fer_video.faces.record import N_KEYPOINTS, Faces, timeline_columns
 from fer_video.timeline.schema import RAW, SMOOTH
+
+
+def rows_of(faces: Faces, video_id: str, source_path: str) -> pd.DataFrame:
+    """`faces` as timeline rows: one row per face, in the faces' order; `video_id` and
+    `source_path` (made absolute) on every row, `label` a Categorical of EMOTIONS, as `load` reads
+    a timeline."""
+    rows = pd.DataFrame({"video_id": video_id, "source_path": str(Path(source_path).resolve()),
+                         **timeline_columns(faces)})
+    rows["label"] = pd.Categorical.from_codes(faces.label_ids, categories=list(EMOTIONS))
+    return rows
 
 
 def faces_by_frame(rows: pd.DataFrame) -> dict[int, Faces]:
@@ -30,14 +44,6 @@ def faces_by_frame(rows: pd.DataFrame) -> dict[int, Faces]:
         )
         for a, b in zip(starts, ends)
     }
-
-
-def values_by_frame(rows: pd.DataFrame, values) -> dict[int, list]:
-    """Each analysed frame's share of `values` (one per row), in the order `faces_by_frame` gives
-    that frame's faces."""
-    order, frames, starts, ends = _frame_runs(rows)
-    values = np.asarray(values, dtype=object)[order]
-    return {int(frames[a]): list(values[a:b]) for a, b in zip(starts, ends)}
 
 
 def _frame_runs(rows: pd.DataFrame):
