@@ -12,17 +12,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from fer_video import pipeline
 from fer_video.pipeline import AnnotateOptions, Result
 
-# Stage inputs are frames, DataFrames and a video's Faces: hashing them for Prefect's cache would
-# cost more than the stage, and re-running a stage is what the user asked for. Each output is a
-# task of its own (render: the annotated media's sink; write-timeline: the timeline's, last).
-stage = task(cache_policy=NO_CACHE)
-
-probe = stage(name="probe")(pipeline.probe)
-analyse = stage(name="analyse", task_run_name="analyse frames {first}-{last}")(pipeline.analyse)
-stitch = stage(name="stitch-segments")(pipeline.stitch)
-smooth = stage(name="smooth")(pipeline.smooth)
-write = stage(name="write-timeline")(pipeline.write)
-render = stage(name="render")(pipeline.render)
+def _task(stage: pipeline.Stage):
+    """A row of pipeline.STAGE_TABLE as a task. Stage inputs are frames and a video's `Faces`:
+    hashing them for Prefect's cache would cost more than the stage, and re-running a stage is what
+    the user asked for. Each output is a task of its own (render: the annotated media's sink;
+    write-timeline: the timeline's, last)."""
+    return task(stage.run, name=stage.task, task_run_name=stage.run_name, cache_policy=NO_CACHE)
 
 
 class _TaskStages(pipeline.Stages):
@@ -30,14 +25,14 @@ class _TaskStages(pipeline.Stages):
 
     def analyse_segments(self, info, options, name, ranges):
         if len(ranges) == 1 and not _tasks_run_elsewhere():
-            return [analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
         # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
         # too, so that the cluster, not this process, does the work).
-        futures = [analyse.submit(info, options, name, first, last) for first, last in ranges]
+        futures = [self.analyse.submit(info, options, name, first, last) for first, last in ranges]
         return [f.result() for f in futures]
 
 
-STAGES = _TaskStages(probe=probe, analyse=analyse, stitch=stitch, smooth=smooth, render=render, write=write)
+STAGES = _TaskStages(wrap=_task)
 
 
 def _tasks_run_elsewhere() -> bool:

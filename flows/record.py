@@ -338,14 +338,7 @@ def annotate(recorder: Recorder, path, options, name: str | None = None, overwri
     with recorder.flow_run("annotate-video", f"annotate {path}", parameters) as run:
         from fer_video import pipeline
 
-        stages = pipeline.Stages(
-            probe=run.task("probe", pipeline.probe),
-            analyse=run.task("analyse", pipeline.analyse, "analyse frames {first}-{last}"),
-            stitch=run.task("stitch-segments", pipeline.stitch),
-            smooth=run.task("smooth", pipeline.smooth),
-            write=run.task("write-timeline", pipeline.write),
-            render=run.task("render", pipeline.render),
-        )
+        stages = pipeline.Stages(wrap=lambda stage: run.task(stage.task, stage.run, stage.run_name))
         return pipeline.annotate(path, options, name, stages=stages, overwrite=overwrite)
 
 

@@ -26,7 +26,7 @@ from test_cli import _interrupt, _one_line
 pytestmark = pytest.mark.slow
 
 SMALL = dict(width=320, height=180, fps=10)
-STAGES = ["probe-0", "analyse frames 0-None", "smooth-0", "render-0", "write-timeline-0"]  # as Prefect names them
+STAGES = ["probe-0", "analyse frames 0-None", "keep-0", "persons-0", "smooth-0", "render-0", "write-timeline-0"]  # as Prefect names them
 
 
 @pytest.fixture(scope="module")

@@ -102,3 +102,19 @@ def test_without_chips_every_track_is_its_own_person():
     faces = faces_of([(0, 1, 0.9, (0, 0, 9, 9)), (0, 2, 0.9, (0, 0, 9, 9))])
     persons, embeddings = persons_in_video(faces, None, {1: 1, 2: 2}, AnnotateOptions())
     assert persons.person_ids.tolist() == [1, 2] and embeddings is None
+
+
+def test_one_stage_table_for_the_direct_runner_the_flow_and_the_recorder():
+    from fer_video.pipeline import STAGE_TABLE, Stages
+    from flows.annotate import STAGES as FLOW_STAGES
+
+    direct = Stages()
+    assert [getattr(direct, s.attribute) for s in STAGE_TABLE] == [s.run for s in STAGE_TABLE]
+    # Each flow task is made from its row: its name, and the same function underneath.
+    tasks = [getattr(FLOW_STAGES, s.attribute) for s in STAGE_TABLE]
+    assert [t.name for t in tasks] == [s.task for s in STAGE_TABLE]
+    assert [t.fn for t in tasks] == [s.run for s in STAGE_TABLE]
+    wrapped = Stages(wrap=lambda stage: stage.task)  # what the recorder does, with names for functions
+    assert [getattr(wrapped, s.attribute) for s in STAGE_TABLE] == [s.task for s in STAGE_TABLE]
+    with pytest.raises(TypeError):
+        Stages(smooth_=len)  # a misspelt stage is refused, not silently added

@@ -20,7 +20,7 @@ Plain Python: nothing here imports Prefect or flows/.
 
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis, analyse
-from fer_video.pipeline.annotate import Result, Stages, annotate
+from fer_video.pipeline.annotate import STAGE_TABLE, Result, Stage, Stages, annotate
 from fer_video.pipeline.keep import drop_false_tracks, keep_faces
 from fer_video.pipeline.model_cache import load_classifier
 from fer_video.pipeline.render import render
@@ -29,6 +29,6 @@ from fer_video.pipeline.smooth import smooth
 from fer_video.pipeline.write import metadata, write
 from fer_video.video import probe
 
-__all__ = ["AnnotateOptions", "Analysis", "Result", "Stages", "analyse", "analyse_segmented", "annotate",
+__all__ = ["STAGE_TABLE", "AnnotateOptions", "Analysis", "Result", "Stage", "Stages", "analyse", "analyse_segmented", "annotate",
            "drop_false_tracks", "keep_faces", "load_classifier", "metadata", "plan_segments", "probe", "render",
            "smooth", "stitch", "write"]

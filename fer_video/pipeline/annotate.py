@@ -14,6 +14,7 @@ as Prefect tasks and maps segments over its task runner, so orchestration is wri
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,15 +47,40 @@ class Result:
     notes: list[str] = field(default_factory=list)  # what the run did besides writing: a file it removed
 
 
-class Stages:
-    """How `annotate` runs its stages. Here: plain calls in this thread, a video's time segments
-    (`--segments`) in threads. flows/annotate.py passes the same functions as Prefect tasks and
-    maps the segments over the flow's task runner (threads or Dask)."""
+@dataclass(frozen=True)
+class Stage:
+    """One row of STAGE_TABLE: `Stages`' attribute, the Prefect task's name (the flow's and the
+    recorder's), the function, and the task run's name pattern if it has its own."""
 
-    def __init__(self, **stages):
-        self.probe, self.analyse, self.stitch = probe, analyse, stitch
-        self.smooth, self.render, self.write = smooth, render, write
-        self.__dict__.update(stages)
+    attribute: str
+    task: str
+    run: Callable
+    run_name: str | None = None
+
+
+# The stages `annotate` calls, in order: the one list the direct runner (`Stages()`), the Prefect
+# flow (flows/annotate.py) and the recorder (flows/record.py) all read.
+STAGE_TABLE = (
+    Stage("probe", "probe", probe),
+    Stage("analyse", "analyse", analyse, "analyse frames {first}-{last}"),
+    Stage("stitch", "stitch-segments", stitch),
+    Stage("keep", "keep", keep_faces),
+    Stage("persons", "persons", persons_in_video),
+    Stage("smooth", "smooth", smooth),
+    Stage("render", "render", render),
+    Stage("write", "write-timeline", write),
+)
+
+
+class Stages:
+    """How `annotate` runs its stages: each STAGE_TABLE function, as it is or as `wrap(stage)`
+    makes it (flows/annotate.py wraps each in a Prefect task; flows/record.py in a recorded task
+    run). Here a video's time segments (`--segments`) run in threads; the flow maps them over its
+    task runner (threads or Dask)."""
+
+    def __init__(self, wrap: Callable[[Stage], Callable] | None = None):
+        for stage in STAGE_TABLE:
+            setattr(self, stage.attribute, wrap(stage) if wrap else stage.run)
 
     def analyse_segments(self, info: MediaInfo, options: AnnotateOptions, name: str | None,
                          ranges: list[tuple[int, int | None]]) -> list[Analysis]:
@@ -100,8 +126,8 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    kept, ids = keep_faces(analysis, options)
-    kept, analysis.embeddings = persons_in_video(kept, analysis.face_chips, ids, options)
+    kept, ids = stages.keep(analysis, options)
+    kept, analysis.embeddings = stages.persons(kept, analysis.face_chips, ids, options)
     faces = stages.smooth(kept, options.smoothing)
     result = result_of(info, faces, analysis)
     if options.video:  # the sinks: the annotated media first, the timeline last
