@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -130,7 +131,9 @@ def option(default, flag: str, help: str, **how) -> Any:
 @functools.cache
 def pipeline_options() -> tuple[Option, ...]:
     """The pipeline's options, in AnnotateOptions' field order, each with its field's name and default."""
-    from fer_video.jobs import AnnotateOptions  # which declares its fields with `option` from here
+    from fer_video.jobs import (
+        AnnotateOptions,  # which declares its fields with `option` from here
+    )
 
     found = []
     for field in dataclasses.fields(AnnotateOptions):
@@ -146,14 +149,6 @@ def pipeline_options() -> tuple[Option, ...]:
 
 def pipeline_option(name: str) -> Option:
     return next(o for o in pipeline_options() if o.name == name)
-
-
-def annotate_options(args, **extra):
-    """AnnotateOptions from parsed arguments: every pipeline option the command has."""
-    from fer_video.jobs import AnnotateOptions
-
-    values = {o.name: o.from_args(args) for o in pipeline_options() if hasattr(args, o.dest)}
-    return AnnotateOptions(**{**values, **extra})
 
 
 # --- The options that are not the pipeline's -------------------------------------------------------
@@ -187,16 +182,6 @@ def folder_flow_options() -> tuple[Option, ...]:
     """The annotate-folder flow's parameters after `folder` (flows/batch.py), in order: the
     folder options, the pipeline's (less the per-input ones) and --quiet."""
     return tuple(o for o in (*FOLDER, *pipeline_options(), QUIET) if o.parameter and o.folder)
-
-
-def folder_parameters(folder: str, args) -> dict:
-    """`batch`'s and `serve`'s arguments as the annotate-folder flow's parameters."""
-    parameters = {"folder": str(Path(folder).resolve())}
-    for o in folder_flow_options():
-        value = o.to_parameter(args)
-        if not (o.omit_default and value == o.parameter_default):
-            parameters[o.parameter] = value
-    return parameters
 
 
 def folder_flow_annotate_options(parameters: dict, **extra):

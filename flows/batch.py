@@ -10,8 +10,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from fer_video import batch
-# Not the pipeline: a batch with nothing to do never loads it.
-from fer_video.options import folder_flow_annotate_options, folder_flow_options
+from fer_video.options import folder_flow_annotate_options, folder_flow_options  # cheap: no pipeline until a job
 from flows.runners import task_runner
 
 annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)

@@ -74,7 +74,8 @@ def run(argv: list[str] | None = None) -> int:
         import time
 
         interrupt.CANCELLED.set()
-        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * (0.3 if engine.recorders else 0.7))  # pool threads clean up
+        # The pool threads clean up; with runs to record, their Cancelled states need time too.
+        interrupt.wait_for_threads(time.monotonic() + interrupt.GRACE * (0.3 if engine.recorders else 0.7))
         engine.close_recorders()  # the runs' Cancelled states, sent within the grace period
         interrupt.hard_exit()
     except UsageError as error:

@@ -8,15 +8,18 @@ from pathlib import Path
 from fer_video.cli import engine
 from fer_video.cli.checks import check_inputs, check_out, check_settings
 from fer_video.cli.common import EXIT_FAILED, add, fail, folder_name, plural, say
-from fer_video.options import ORCHESTRATION, OUTPUT, annotate_options, pipeline_options
+from fer_video.options import ORCHESTRATION, OUTPUT, pipeline_options
 
 
 def options_of(args, progress: bool | None = None):
-    """The run's AnnotateOptions: every pipeline option of the command, and progress bars unless
+    """The run's AnnotateOptions: every pipeline option the command has, and progress bars unless
     --quiet or segments (whose bars would interleave)."""
+    from fer_video.jobs import AnnotateOptions
+
     if progress is None:
         progress = not args.quiet and getattr(args, "segments", 1) == 1
-    return annotate_options(args, progress=progress)
+    values = {o.name: o.from_args(args) for o in pipeline_options() if hasattr(args, o.dest)}
+    return AnnotateOptions(**values, progress=progress)
 
 
 def cmd_annotate(args) -> int:
@@ -70,7 +73,7 @@ def annotate(args, inputs: list[str]) -> int:
             outcome = run(path, name)
         except KeyboardInterrupt:
             raise
-        except Exception as error:  # noqa: BLE001 - one input's failure, reported in one line
+        except Exception as error:
             failed += 1
             report_failure(path, error, args.verbose)
             continue

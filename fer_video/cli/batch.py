@@ -8,8 +8,18 @@ from fer_video.cli import engine
 from fer_video.cli.annotate import options_of
 from fer_video.cli.checks import check_folder_inputs, check_out, check_people, check_schedule, check_settings
 from fer_video.cli.common import EXIT_FAILED, UsageError, add, folder_name, plural, say
-from fer_video.options import FOLDER, ORCHESTRATION, OUTPUT, PREFECT, VERBOSE, folder_parameters, pipeline_option, \
-    pipeline_options
+from fer_video.options import (FOLDER, ORCHESTRATION, OUTPUT, PREFECT, VERBOSE, folder_flow_options, pipeline_option,
+                               pipeline_options)
+
+
+def folder_parameters(folder: str, args) -> dict:
+    """`batch`'s and `serve`'s arguments as the annotate-folder flow's parameters (flows/batch.py)."""
+    parameters = {"folder": str(Path(folder).resolve())}
+    for o in folder_flow_options():
+        value = o.to_parameter(args)
+        if not (o.omit_default and value == o.parameter_default):
+            parameters[o.parameter] = value
+    return parameters
 
 
 def cmd_batch(args) -> int:
@@ -25,9 +35,9 @@ def cmd_batch(args) -> int:
     if recorder:
         from flows import record
 
-        outcomes = record.annotate_folder(recorder, folder_parameters(args.folder, args), options_of(args, progress=False),
-                                          args.concurrency, on_outcome=None if args.quiet else batch.print_outcome,
-                                          wait=True)
+        outcomes = record.annotate_folder(recorder, folder_parameters(args.folder, args),
+                                          options_of(args, progress=False), args.concurrency,
+                                          on_outcome=None if args.quiet else batch.print_outcome, wait=True)
     elif prefect:
         engine.start_prefect(args, warm_up=lambda: engine.warm_up(options_of(args, progress=False)))
         from flows.batch import folder_flow

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fer_video.cli.common import UsageError
 
+
 def check_inputs(inputs: list[str]) -> None:
     """Each input of `annotate` is an existing regular file."""
     for text in inputs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fer_video.resources import quiet_stderr
 
+
 def prefect_wanted(args) -> str | None:
     """Why this run goes through Prefect's flows, or None to run the stages directly: a run
     nobody asked to record and nobody could look at (an ephemeral server) is pure cost."""
