@@ -155,13 +155,13 @@ def test_every_option_default_in_argparse_is_the_librarys():
 
     from fer_video.cli.annotate import options_of
     from fer_video.jobs import MIN_SCORE, AnnotateOptions
-    from fer_video.options import FOLDER, QUIET
+    from fer_video.options import FOLDER, QUIET, pipeline_options
     from flows.batch import annotate_folder
 
     library = AnnotateOptions()
     flow = inspect.signature(annotate_folder.fn).parameters
     declared = {f.name for f in fields(AnnotateOptions) if "option" in f.metadata}
-    assert declared == {"out_dir", "stride", "detector", "min_face", "min_score", "smoothing", "model", "video",
+    assert declared >= {"out_dir", "stride", "detector", "min_face", "min_score", "smoothing", "model", "video",
                         "preset", "segments", "persons", "identity", "people"}
     expected_cli = {"out": "fer-video-out", "stride": 1, "detector": "blazeface", "min_face": 40,
                     "min_score": MIN_SCORE, "smoothing": "window:0.5", "model": None, "no_video": False,
@@ -182,12 +182,18 @@ def test_every_option_default_in_argparse_is_the_librarys():
                                                                   "people")}}
     for name, default in flow_expected.items():
         assert flow[name].default == default and type(flow[name].default) is type(default), name
+    for option in pipeline_options():  # any option declared later too
+        field_default = getattr(library, option.name)
+        if option.folder:
+            assert flow[option.parameter].default == (str(field_default) if option.path and field_default else
+                                                      field_default), option.flag
     batch = _argparse_defaults("batch")
     for option in (*FOLDER, QUIET):
         assert batch[option.dest] == option.default
         if option.parameter:
             assert flow[option.parameter].default == option.default, option.flag
-    assert set(flow) == {"folder", "pattern", "retries", *flow_expected, "quiet", "wait"}
+    assert set(flow) == {"folder", "pattern", "retries", "quiet", "wait",
+                         *(o.parameter for o in pipeline_options() if o.folder)} >= set(flow_expected)
     from fer_video import jobs
     from fer_video.expression.classify import DEFAULT_MODEL
 
