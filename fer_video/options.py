@@ -56,8 +56,8 @@ class Option:
     """One option: its flag and help, and what argparse needs to read it.
 
     A bool option is a switch (`store_true`); `invert` makes `--no-X` the switch of a field X
-    that is on by default. For a pipeline option, `name` is its AnnotateOptions field and
-    `default` the field's default (both filled in by `pipeline_options`).
+    that is on by default. For a pipeline option, `name` is its AnnotateOptions field, `default`
+    the field's default and `path` whether the field is a Path (filled in by `pipeline_options`).
     """
 
     flag: str
@@ -131,9 +131,7 @@ def option(default, flag: str, help: str, **how) -> Any:
 @functools.cache
 def pipeline_options() -> tuple[Option, ...]:
     """The pipeline's options, in AnnotateOptions' field order, each with its field's name and default."""
-    from fer_video.jobs import (
-        AnnotateOptions,  # which declares its fields with `option` from here
-    )
+    from fer_video.jobs import AnnotateOptions  # here, not above: jobs declares its fields with `option`
 
     found = []
     for field in dataclasses.fields(AnnotateOptions):
