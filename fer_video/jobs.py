@@ -1,4 +1,5 @@
-"""What decides a job's result, cheap to import: the options, the input's hash, the job key.
+"""What decides a job's result, cheap to import: the options (each pipeline option declared
+here once, as a field of AnnotateOptions), the input's hash, the job key.
 
 `fer_video.pipeline` re-exports these; they live here so that a batch with nothing to do (or
 the CLI checking its arguments) need not import OpenCV, pandas and the models.
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_video import __version__, interrupt
+from fer_video.faces.detectors import DETECTORS  # cheap: no numpy, the backends load when made
+from fer_video.options import PRESETS, in_range, option, score
 from fer_video.smoothing import Smoothing
 
 # = fer_video.expression.classify.DEFAULT_MODEL, whose module imports OpenCV (tests/test_cli.py checks
@@ -38,21 +41,51 @@ MIN_SCORE = 0.70
 
 @dataclass
 class AnnotateOptions:
-    out_dir: Path = Path("fer-video-out")
-    stride: int = 1
-    detector: str = "blazeface"
-    min_face: int = 40
-    smoothing: str = "window:0.5"
-    model: Path | None = None
-    video: bool = True
-    preset: str = "ultrafast"
+    """What a run does. A field declared with `option(default, flag, help, ...)` is also a pipeline
+    option: a command-line option of annotate, demo, batch and serve (fer_video/cli/) and a parameter
+    of the annotate-folder flow (flows/batch.py), with the field's default; see fer_video/options.py."""
+
+    out_dir: Path = option(Path("fer-video-out"), "--out", "output folder: <stem>.parquet, <stem>.mp4 "
+                           "(default: %(default)s)", metavar="DIR", param="out")
+    stride: int = option(1, "--stride", "analyse every Nth frame; the MP4 keeps every frame (default: %(default)s)",
+                         type=in_range(1), metavar="N")
+    # The registry itself, not a copy of its names: a detector registered later is a choice too.
+    detector: str = option("blazeface", "--detector", "face detector: %(choices)s (default: %(default)s; see README)",
+                           choices=DETECTORS)
+    min_face: int = option(40, "--min-face", "smallest face width to find, source pixels, 16-4096 "
+                           "(default: %(default)s)", type=in_range(16, 4096), metavar="PX")
+    # A track's peak BlazeFace confidence must reach this.
+    min_score: float = option(MIN_SCORE, "--min-score", "keep a face track only if BlazeFace's confidence reaches "
+                              "this in one of its frames (default: %(default)s; measured: real faces 0.76 and up; "
+                              "partly covered by a hand 0.59 and up in photos, their clips' tracks peaking at 0.74 "
+                              "and up; simple cartoon heads 0.52-0.53, drawn heads 0.52-0.88)",
+                              type=score, metavar="S")
+    smoothing: str = option("window:0.5", "--smoothing", "none | ema[:TAU] | window[:SECONDS] | hmm[:SECONDS] "
+                            "(default: %(default)s)", metavar="SPEC")
+    model: Path | None = option(None, "--model", "expression model .keras (default: models/fer_vgg.keras)",
+                                metavar="PATH")
+    video: bool = option(True, "--no-video", "write the timeline only, no annotated MP4", invert=True)
+    preset: str = option("ultrafast", "--preset", f"x264 preset of the MP4: {', '.join(PRESETS)} (default: "
+                         "%(default)s; veryfast: files about 5x smaller, render about 25%% slower)",
+                         choices=PRESETS, metavar="PRESET")
     progress: bool = True
-    segments: int = 1  # split a video into this many time segments, analysed in parallel
-    min_score: float = MIN_SCORE  # a track's peak BlazeFace confidence must reach this
+    # Split a video into this many time segments, analysed in parallel (annotate and demo only).
+    segments: int = option(1, "--segments", "analyse a long video as N time segments at once, stitched into "
+                           "one timeline (default: %(default)s)", type=in_range(1, 64), metavar="N", folder=False)
     inputs_root: Path | None = None  # the folder a batch scans (where outputs must not look like inputs)
-    persons: bool = True  # person_id: link a video's tracks of one person (embeddings in memory only)
-    identity: bool = False  # also store the embeddings and link persons across the folder (biometric data)
-    people: Path | None = None  # with identity: one sub-folder of reference photos per name
+    # Who is who (README "Who is who"): face embeddings are biometric data.
+    # person_id: link a video's tracks of one person (embeddings in memory only).
+    persons: bool = option(True, "--no-persons", "no face embeddings at all: every track is its own person_id "
+                           "(default: tracks of one person within a video share one, embeddings in memory only)",
+                           invert=True, omit_default=True)
+    # Also store the embeddings and link persons across the folder (biometric data).
+    identity: bool = option(False, "--identity", "store face embeddings (biometric data) in OUT/.identity/ and "
+                            "give the same person one person_id across all the output folder's videos",
+                            omit_default=True)
+    # With identity: one sub-folder of reference photos per name.
+    people: Path | None = option(None, "--people", "with --identity: reference photos, one sub-folder per name "
+                                 "(DIR/<name>/*.jpg); matched persons get that name", metavar="DIR", resolve=True,
+                                 omit_default=True)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)

@@ -3,49 +3,55 @@ work; `serve_folder`: the same on a schedule, as a Prefect deployment."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from fer_video import batch
-from fer_video.jobs import MIN_SCORE, AnnotateOptions  # not the pipeline: a batch with nothing to do never loads it
+from fer_video.options import folder_flow_annotate_options, folder_flow_options  # cheap: no pipeline until a job
 from flows.runners import task_runner
 
 annotate_job = task(name="annotate-job", cache_policy=NO_CACHE, task_run_name="annotate {name}")(batch.annotate_job)
 
 
-@flow(name="annotate-folder", validate_parameters=False)
-def annotate_folder(
-    folder: str,
-    out: str = "fer-video-out",
-    pattern: str = "*",
-    retries: int = 1,
-    stride: int = 1,
-    detector: str = "blazeface",
-    min_face: int = 40,
-    smoothing: str = "window:0.5",
-    model: str | None = None,
-    video: bool = True,
-    preset: str = "ultrafast",
-    min_score: float = MIN_SCORE,
-    quiet: bool = False,
-    persons: bool = True,
-    identity: bool = False,
-    people: str | None = None,
-    wait: bool = False,
-) -> list[batch.Outcome]:
-    """Plain parameters only, so a deployment can store them. Concurrency comes from the task
-    runner the caller picks (threads here, or a Dask cluster). `wait`: for inputs still being
-    written, as `fer-video batch` does; `serve`'s scheduled runs leave them to the next run."""
-    options = AnnotateOptions(out_dir=Path(out), stride=stride, detector=detector, min_face=min_face,
-                              smoothing=smoothing, model=Path(model) if model else None, video=video,
-                              preset=preset, min_score=min_score, progress=False,
-                              inputs_root=Path(folder), persons=persons, identity=identity,
-                              people=Path(people) if people else None)
-    return batch.annotate_folder(folder, options, pattern, retries, run_jobs=_as_tasks,
+def annotate_folder(folder: str, **parameters) -> list[batch.Outcome]:
+    """Plain parameters only, so a deployment can store them: `folder`, then one per option of
+    `fer-video batch` that is not about where it runs (fer_video.options.folder_flow_options:
+    --pattern, --retries, the pipeline's options, --quiet), with their declared defaults, and `wait`.
+    Concurrency comes from the task runner the caller picks (threads here, or a Dask cluster).
+    `wait`: for inputs still being written, as `fer-video batch` does; `serve`'s scheduled runs
+    leave them to the next run."""
+    arguments = _SIGNATURE.bind(folder, **parameters)
+    arguments.apply_defaults()
+    given = arguments.arguments
+    options = folder_flow_annotate_options(given, progress=False, inputs_root=Path(folder))
+    quiet = given["quiet"]
+    return batch.annotate_folder(folder, options, given["pattern"], given["retries"], run_jobs=_as_tasks,
                                  on_outcome=None if quiet else batch.print_outcome,
-                                 wait=wait, say=None if quiet else batch.say)
+                                 wait=given["wait"], say=None if quiet else batch.say)
+
+
+def _signature() -> inspect.Signature:
+    """annotate_folder's parameters, made from the options' declarations (Prefect reads them from
+    the signature: the deployment's parameter schema, the defaults a scheduled run gets)."""
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    plain = {Path: str, int: int, float: float, bool: bool, str: str}
+    parameters = [inspect.Parameter("folder", keyword, annotation=str)]
+    for option in folder_flow_options():
+        kind = plain.get(type(option.default), str) if option.default is not None else str | None
+        parameters.append(inspect.Parameter(option.parameter, keyword, default=option.parameter_default,
+                                            annotation=kind))
+    parameters.append(inspect.Parameter("wait", keyword, default=False, annotation=bool))
+    return inspect.Signature(parameters, return_annotation=list[batch.Outcome])
+
+
+_SIGNATURE = _signature()
+annotate_folder.__signature__ = _SIGNATURE
+# Under the function's own name, so that a deployment's entrypoint (flows/batch.py:annotate_folder)
+# finds the flow.
+annotate_folder = flow(name="annotate-folder", validate_parameters=False)(annotate_folder)
 
 
 def _as_tasks(jobs, options, model_sha, retries):

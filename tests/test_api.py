@@ -48,7 +48,7 @@ def test_what_batch_checks_before_its_first_line_loads_nothing_heavy(tmp_path):
     of `batch`'s first line (pyarrow imported to look for a timeline that was not there)."""
     (tmp_path / "clip.mp4").write_bytes(b"not decoded here")
     (tmp_path / "photo.jpg").write_bytes(b"nor here")
-    code = ("import sys, argparse; from fer_video.options import check_folder_inputs, check_settings; "
+    code = ("import sys, argparse; from fer_video.cli.checks import check_folder_inputs, check_settings; "
             f"print(check_folder_inputs({str(tmp_path)!r}, '*', empty_ok=False)); "
             "check_settings(argparse.Namespace(smoothing='hmm:1', model=None)); "
             "print(sorted(m for m in ('cv2', 'numpy', 'pyarrow', 'pandas') if m in sys.modules))")

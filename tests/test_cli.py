@@ -124,10 +124,16 @@ def _option_help(command: str) -> dict[str, str]:
     return {a.option_strings[-1]: (a.help, a.default) for a in sub._actions if a.option_strings}
 
 
-def test_pipeline_commands_share_options_help_and_defaults():
-    from fer_video.options import OUTPUT, PIPELINE
+def _commands() -> dict:
+    from fer_video.cli import build_parser
 
-    shared = [flags[-1] for flags, _ in PIPELINE + OUTPUT]
+    return next(a for a in build_parser()._actions if a.dest == "command").choices
+
+
+def test_pipeline_commands_share_options_help_and_defaults():
+    from fer_video.options import OUTPUT, pipeline_options
+
+    shared = [o.flag for o in pipeline_options() if o.folder] + [o.flag for o in OUTPUT]
     helps = {command: _option_help(command) for command in ("annotate", "demo", "batch", "serve")}
     for flag in shared:
         values = {command: options.get(flag) for command, options in helps.items()}
@@ -137,27 +143,125 @@ def test_pipeline_commands_share_options_help_and_defaults():
             assert text, f"{command} {flag} has no help"
 
 
-def test_defaults_are_the_librarys():
-    """The table's defaults are AnnotateOptions' and the folder flow's parameters'."""
-    from fer_video import jobs
-    from fer_video.expression.classify import DEFAULT_MODEL
-    from fer_video.options import defaults
-    from fer_video.pipeline import AnnotateOptions
+def _argparse_defaults(command: str) -> dict:
+    sub = _commands()[command]
+    return {a.dest: a.default for a in sub._actions if a.option_strings}
+
+
+def test_every_option_default_in_argparse_is_the_librarys():
+    """Each pipeline option's default, as argparse gives it to every command that takes it, is
+    AnnotateOptions' field default and the annotate-folder flow's parameter default (min_score too)."""
+    from dataclasses import fields
+
+    from fer_video.cli.annotate import options_of
+    from fer_video.jobs import MIN_SCORE, AnnotateOptions
+    from fer_video.options import FOLDER, QUIET, pipeline_options
     from flows.batch import annotate_folder
 
-    table, library = defaults(), AnnotateOptions()
-    assert Path(table["out"]) == library.out_dir
-    for name in ("stride", "detector", "min_face", "smoothing", "preset", "segments", "min_score"):
-        assert table[name] == getattr(library, name), name
-    assert table["no_video"] is (not library.video) is False
-    assert table["no_persons"] is (not library.persons) is False
-    assert table["identity"] is library.identity is False and table["people"] is library.people is None
+    library = AnnotateOptions()
     flow = inspect.signature(annotate_folder.fn).parameters
-    for name in ("out", "pattern", "retries", "stride", "detector", "min_face", "smoothing", "preset", "identity",
-                 "people", "min_score"):
-        assert flow[name].default == table[name], name
-    assert flow["persons"].default is library.persons
+    declared = {f.name for f in fields(AnnotateOptions) if "option" in f.metadata}
+    assert declared >= {"out_dir", "stride", "detector", "min_face", "min_score", "smoothing", "model", "video",
+                        "preset", "segments", "persons", "identity", "people"}
+    expected_cli = {"out": "fer-video-out", "stride": 1, "detector": "blazeface", "min_face": 40,
+                    "min_score": MIN_SCORE, "smoothing": "window:0.5", "model": None, "no_video": False,
+                    "preset": "ultrafast", "no_persons": False, "identity": False, "people": None}
+    for command in ("annotate", "demo", "batch", "serve"):
+        cli = _argparse_defaults(command)
+        for dest, default in expected_cli.items():
+            assert cli[dest] == default and type(cli[dest]) is type(default), (command, dest, cli[dest])
+        assert ("segments" in cli) is (command in ("annotate", "demo"))
+        # Parsed without options, each command's arguments are AnnotateOptions' defaults.
+        inputs = {"annotate": ["x.mp4"], "demo": [], "batch": ["f"], "serve": ["f", "--every", "1m"]}[command]
+        parsed = options_of(_commands()[command].parse_args(inputs))
+        assert {f: getattr(parsed, f) for f in declared} == {f: getattr(library, f) for f in declared}, command
+    assert library.min_score == MIN_SCORE == flow["min_score"].default == 0.70
+    flow_expected = {"out": str(library.out_dir), "video": library.video, "persons": library.persons,
+                     **{name: getattr(library, name) for name in ("stride", "detector", "min_face", "min_score",
+                                                                  "smoothing", "model", "preset", "identity",
+                                                                  "people")}}
+    for name, default in flow_expected.items():
+        assert flow[name].default == default and type(flow[name].default) is type(default), name
+    for option in pipeline_options():  # any option declared later too
+        field_default = getattr(library, option.name)
+        if option.folder:
+            assert flow[option.parameter].default == (str(field_default) if option.path and field_default else
+                                                      field_default), option.flag
+    batch = _argparse_defaults("batch")
+    for option in (*FOLDER, QUIET):
+        assert batch[option.dest] == option.default
+        if option.parameter:
+            assert flow[option.parameter].default == option.default, option.flag
+    assert set(flow) == {"folder", "pattern", "retries", "quiet", "wait",
+                         *(o.parameter for o in pipeline_options() if o.folder)} >= set(flow_expected)
+    from fer_video import jobs
+    from fer_video.expression.classify import DEFAULT_MODEL
+
     assert jobs.DEFAULT_MODEL == DEFAULT_MODEL
+
+
+def test_folder_parameters_round_trip_to_the_options():
+    """What batch and serve pass the folder flow is what the flow turns back into AnnotateOptions."""
+    from fer_video.cli.annotate import options_of
+    from fer_video.cli.batch import folder_parameters
+    from fer_video.options import folder_flow_annotate_options
+
+    args = _commands()["batch"].parse_args(["in", "--out", "o", "--stride", "3", "--min-score", "0.8", "--no-video",
+                                            "--identity", "--people", "p", "--model", "m.keras"])
+    parameters = folder_parameters(args.folder, args)
+    assert parameters["min_score"] == 0.8 and parameters["video"] is False and parameters["identity"] is True
+    assert parameters["out"] == str(Path("o").resolve()) and parameters["people"] == str(Path("p").resolve())
+    assert "persons" not in parameters  # only when set: deployments stored before stay as they were
+    flow_options = folder_flow_annotate_options(parameters, progress=False)
+    cli_options = options_of(args, progress=False)
+    for name in ("stride", "min_score", "video", "identity", "people", "detector", "smoothing", "preset"):
+        assert getattr(flow_options, name) == getattr(cli_options, name), name
+    plain = folder_parameters("in", _commands()["batch"].parse_args(["in"]))
+    assert not {"persons", "identity", "people"} & set(plain)
+
+
+def test_common_flags_are_declared_once():
+    """--verbose is every command's, --quiet every pipeline command's, each the same option
+    everywhere; and each shared flag is written once in fer_video's source (its declaration)."""
+    import ast
+
+    from fer_video.options import FOLDER, ORCHESTRATION, OUTPUT, pipeline_options
+
+    commands = _commands()
+    verbose = {name: next(a for a in sub._actions if "--verbose" in a.option_strings).help
+               for name, sub in commands.items()}
+    assert len(set(verbose.values())) == 1, verbose
+    shared = {o.flag for o in (*pipeline_options(), *FOLDER, *OUTPUT, *ORCHESTRATION)}
+    declared: dict[str, int] = {flag: 0 for flag in shared}
+    inline = set()  # (module, flag) of add_argument calls with a shared option's flag
+    for path in (REPO / "fer_video").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            flags = {a.value for a in node.args if isinstance(a, ast.Constant) and a.value in shared}
+            if name in ("Option", "option"):
+                for flag in flags:
+                    declared[flag] += 1
+            elif name == "add_argument":
+                inline |= {(path.name, flag) for flag in flags}
+    assert all(n == 1 for n in declared.values()), {flag: n for flag, n in declared.items() if n != 1}
+    # The pipeline commands take the declared options only; other commands may have an option of
+    # their own under the same flag (evaluate's --out and --model, plot's --out), never --verbose.
+    assert not {(module, flag) for module, flag in inline if module in ("annotate.py", "batch.py")}, inline
+    assert not {(module, flag) for module, flag in inline if flag in ("--verbose", "--quiet")}, inline
+
+
+def test_only_the_cli_imports_flows():
+    import ast
+
+    for path in (REPO / "fer_video").rglob("*.py"):
+        if "cli" in path.relative_to(REPO / "fer_video").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "flows" or n.startswith("flows.") for n in names), path
 
 
 def test_quiet_and_verbose_on_every_pipeline_command():
@@ -490,9 +594,9 @@ def test_every_failure_reads_as_one_line_naming_the_file():
 
 
 def test_an_input_s_failure_is_one_line_with_the_verbose_hint(capsys):
-    from fer_video.cli import _report_failure
+    from fer_video.cli.annotate import report_failure
 
-    _report_failure("a.mp4", RuntimeError("first\nsecond"), verbose=False)
+    report_failure("a.mp4", RuntimeError("first\nsecond"), verbose=False)
     assert capsys.readouterr().err.splitlines() == [
         "fer-video: error: a.mp4: RuntimeError: first (--verbose for details)"]
 

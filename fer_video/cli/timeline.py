@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fer_video.cli.common import add
+from fer_video.options import VERBOSE
+
 FORMATS = ("table", "csv", "json", "parquet")
 
 
@@ -18,10 +21,6 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (aligned, the default), csv, json (array of records) or parquet (needs --output)")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--verbose", action="store_true", help="show tracebacks")
 
 
 def cmd_query(args) -> int:
@@ -96,7 +95,7 @@ def register(sub) -> None:
                    help="let the SQL read and write files, run several statements and change settings "
                    "(default: one read-only query over the timelines, no file access)")
     _output_args(p)
-    _common(p)
+    add(p, VERBOSE)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
@@ -114,7 +113,7 @@ def register(sub) -> None:
     p.add_argument("--start", type=float, help="only from this time, seconds (inclusive)")
     p.add_argument("--end", type=float, help="only before this time, seconds (exclusive)")
     _output_args(p)
-    _common(p)
+    add(p, VERBOSE)
     p.set_defaults(func=cmd_summary)
 
     def plot_args(p, what):
@@ -123,7 +122,7 @@ def register(sub) -> None:
         p.add_argument("--out", help=f"where the {what} go (default: FOLDER)")
         p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the plots (default 100)")
         p.add_argument("--track", type=int, action="append", help="only this track (repeatable; needs --video)")
-        _common(p)
+        add(p, VERBOSE)
 
     p = sub.add_parser(
         "plot", help="PNG plots of a video: smoothed probabilities over time per track, share of each emotion",
