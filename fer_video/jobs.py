@@ -68,6 +68,10 @@ class AnnotateOptions:
     preset: str = option("ultrafast", "--preset", f"x264 preset of the MP4: {', '.join(PRESETS)} (default: "
                          "%(default)s; veryfast: files about 5x smaller, render about 25%% slower)",
                          choices=PRESETS, metavar="PRESET")
+    format: str = option("parquet", "--format", "timeline format: parquet, or csv for <name>.csv beside it with "
+                         "the same rows, for tools that do not read Parquet (the Parquet file is always written: "
+                         "it marks a finished job and `query` reads it) (default: %(default)s)",
+                         choices=("parquet", "csv"), metavar="FORMAT", omit_default=True)
     progress: bool = True
     # Split a video into this many time segments, analysed in parallel (annotate and demo only).
     segments: int = option(1, "--segments", "analyse a long video as N time segments at once, stitched into "
@@ -106,7 +110,8 @@ class AnnotateOptions:
                 "segments": self.segments, "min_score": self.min_score, "software": __version__,
                 # Only when not the default, so that job keys of timelines made before stay valid.
                 **({"persons": False} if not self.persons else {}),
-                **({"identity": True} if self.identity else {})}
+                **({"identity": True} if self.identity else {}),
+                **({"format": self.format} if self.format != "parquet" else {})}
 
 
 def file_sha256(path: str | Path) -> str:

@@ -145,7 +145,7 @@ def media_names(name: str) -> list[str]:
 
 def _output_files(name: str) -> list[str]:
     """Every file name an output of `name` can have."""
-    return [f"{name}.parquet", *media_names(name)]
+    return [f"{name}.parquet", f"{name}.csv", *media_names(name)]
 
 
 # --- atomic writes ------------------------------------------------------------------------------

@@ -204,3 +204,27 @@ def test_a_csv_sink_fed_no_faces_writes_the_header(tmp_path):
     with CsvSink(tmp_path / "v.csv", "v", "/videos/v.mp4"):
         pass
     assert pd.read_csv(tmp_path / "v.csv").columns.tolist() == ["video_id", "source_path", *timeline_columns(Faces.empty())]
+
+
+def test_format_csv_writes_the_timelines_rows_as_csv_and_a_later_run_without_it_removes_it(silent_clip, tmp_path):
+    """The real CLI: `--format csv` puts `<name>.csv` beside the Parquet timeline, the same rows;
+    a rerun without it removes that CSV, which would no longer match, and says so."""
+    from helpers import hidden_partials, run_cli
+
+    out = tmp_path / "out"
+    done = run_cli("annotate", silent_clip.path, "--out", out, "--no-video", "--format", "csv", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"silent.parquet", "silent.csv"}
+    assert str(out / "silent.csv") in done.stdout, done.stdout
+    timeline = pd.read_parquet(out / "silent.parquet")
+    csv = pd.read_csv(out / "silent.csv")
+    assert list(csv.columns) == list(timeline.columns) and len(csv) == len(timeline) > 0
+    for column in ("frame_index", "track_id", "person_id"):
+        np.testing.assert_array_equal(csv[column], timeline[column])
+    np.testing.assert_allclose(csv[["x", "p_happy", "confidence"]], timeline[["x", "p_happy", "confidence"]], rtol=1e-6)
+    assert list(csv["label"]) == list(timeline["label"].astype(str))
+    again = run_cli("annotate", silent_clip.path, "--out", out, "--no-video", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert {p.name for p in out.iterdir()} == {"silent.parquet"}
+    assert f"{out / 'silent.csv'}: removed, an earlier run's CSV" in again.stderr, again.stderr
+    assert not hidden_partials(out)

@@ -77,7 +77,7 @@ def annotate(args, inputs: list[str]) -> int:
             failed += 1
             report_failure(path, error, args.verbose)
             continue
-        outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.video, outcome.image) if p)
+        outputs = ", ".join(str(p) for p in (outcome.timeline, outcome.csv, outcome.video, outcome.image) if p)
         note = name_note(path)
         print(f"{path}: {outcome.frames} frames, {outcome.faces} face rows, "
               f"{plural(outcome.tracks, 'track')} -> {outputs}" + (f" ({note})" if note else ""), flush=True)

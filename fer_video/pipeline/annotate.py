@@ -40,6 +40,7 @@ class Result:
     timeline: Path | None = None
     video: Path | None = None
     image: Path | None = None
+    csv: Path | None = None  # with --format csv
     frames: int = 0
     faces: int = 0
     tracks: int = 0
@@ -140,9 +141,13 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
         # Before the timeline, which marks the job done: a run killed in between leaves the old
         # timeline without its media, and is redone, never the new one beside a stale drawing.
         result.notes += remove_stale_media(options.out_dir, analysis.name)
+    if options.format != "csv":  # before the timeline too, for the same reason
+        result.notes += remove_stale_csv(options.out_dir, analysis.name)
     if note:
         print(f"fer-video: note: {note}", file=sys.stderr)
     result.timeline = stages.write(faces, analysis, options)
+    if options.format == "csv":
+        result.csv = result.timeline.with_suffix(".csv")
     return result
 
 
@@ -164,6 +169,20 @@ def remove_stale_media(out_dir: Path, name: str) -> list[str]:
             notes.append(f"{media}: removed, an earlier run's drawing that would not match the new timeline "
                          "(--no-video draws none)")
     return notes
+
+
+def remove_stale_csv(out_dir: Path, name: str) -> list[str]:
+    """Without --format csv: the `<name>.csv` an earlier run wrote beside `name`'s timeline,
+    removed, one line: it holds the earlier timeline's rows, not the new one's. Only beside a
+    fer-video timeline of that name, as `remove_stale_media`."""
+    from fer_video.outputs import timeline_metadata
+
+    csv = Path(out_dir) / f"{name}.csv"
+    if not csv.is_file() or timeline_metadata(Path(out_dir) / f"{name}.parquet") is None:
+        return []
+    csv.unlink()
+    return [f"{csv}: removed, an earlier run's CSV of the timeline that would not match the new one "
+            "(--format csv writes it)"]
 
 
 def result_of(info: MediaInfo, faces: Faces, analysis: Analysis) -> Result:

@@ -13,6 +13,7 @@ from fer_video.outputs import outputs_of
 from fer_video.persons.store import write_embeddings
 from fer_video.pipeline.analyse import Analysis
 from fer_video.sinks import feed
+from fer_video.sinks.csv import CsvSink
 from fer_video.sinks.timeline import ParquetSink
 from fer_video.smoothing import Smoothing
 from fer_video.timeline.durations import frame_ends
@@ -46,5 +47,7 @@ def write(faces: Faces, analysis: Analysis, options: AnnotateOptions) -> Path:
     path = outputs_of(analysis.info, options.out_dir, analysis.name).timeline
     if options.identity:  # before the timeline, whose presence marks the whole job done
         write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
-    sinks = [ParquetSink(path, metadata(analysis, options, faces))]
+    meta = metadata(analysis, options, faces)
+    sinks = [CsvSink(path.with_suffix(".csv"), meta.video_id, meta.source_path)] if options.format == "csv" else []
+    sinks.append(ParquetSink(path, meta))
     return feed(analysis.info, faces, sinks, options)[-1]

@@ -1,5 +1,5 @@
-"""The CSV sink: the timeline's rows as `<name>.csv`, for tools that do not read Parquet. Not
-wired to a command-line option yet: a caller puts it in a `feed`'s sinks before the ParquetSink.
+"""The CSV sink: the timeline's rows as `<name>.csv`, for tools that do not read Parquet
+(`--format csv`). It goes in a `feed`'s sinks before the ParquetSink, which closes last:
 
     sinks = [CsvSink(out_dir / f"{name}.csv", meta.video_id, meta.source_path), ParquetSink(path, meta)]
 """
