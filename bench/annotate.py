@@ -116,7 +116,7 @@ def interleaved(clip: Path, args) -> tuple[list[dict], list[dict]]:
     for video in modes:
         pairs = runs[video]
         floors, ours = [f for f, _ in pairs], [o for _, o in pairs]
-        med = lambda values: statistics.median(values)  # noqa: E731
+        med = statistics.median
         wall, floor = med([o["wall_s"] for o in ours]), med([f["wall_s"] for f in floors])
         ratios = [o["wall_s"] / f["wall_s"] for f, o in pairs]
         frames = ours[0]["frames"]
@@ -249,7 +249,7 @@ def main() -> int:
     print(f"clip: {clip.relative_to(ROOT)} ({description}, {args.seconds:g} s)")
     print(f"fer-video: {fer_video_exe()} with PYTHONPATH={ROOT}")
 
-    print(f"\n1. interleaved runs (floor = ffmpeg decode + x264 ultrafast re-encode, audio copied)")
+    print("\n1. interleaved runs (floor = ffmpeg decode + x264 ultrafast re-encode, audio copied)")
     cli, log = interleaved(clip, args)
     results["cli"], results["runs"] = cli, log
     table(cli, ["run", "frames", "wall_s", "fps", "floor_s", "floor_fps", "ratio", "ratio_range", "target",

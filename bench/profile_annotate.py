@@ -79,7 +79,7 @@ def library(dso: str) -> str:
 
 def report(samples) -> None:
     total = len(samples)
-    pct = lambda n: 100 * n / total  # noqa: E731
+    pct = lambda n: 100 * n / total
     by_pid = collections.defaultdict(list)
     for s in samples:
         by_pid[s[0]].append(s)
@@ -104,7 +104,7 @@ def report(samples) -> None:
     start = min(s[3] for s in samples)
     analysis_at = min(r[3] for r in by_pid[decoders[0]]) if decoders else start
     render_at = min(r[3] for r in by_pid[decoders[1]]) if len(decoders) > 1 else float("inf")
-    phase = lambda t: "start-up" if t < analysis_at else "analysis" if t < render_at else "render"  # noqa: E731
+    phase = lambda t: "start-up" if t < analysis_at else "analysis" if t < render_at else "render"
 
     print(f"\n{total} samples, {max(s[3] for s in samples) - start:.1f} s from first to last")
     print("\nby process")
