@@ -20,6 +20,7 @@ compare shares, not seconds, and note that py-spy's sampling slows the Python si
 
 from __future__ import annotations
 
+import argparse
 import collections
 import os
 import re
@@ -182,7 +183,7 @@ def py_spy_report(raw: str) -> None:
 
 
 def main() -> int:
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clip", default="two-720p", choices=list(CLIPS))
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--frequency", type=int, default=499, help="perf samples per second per thread (default 499)")
