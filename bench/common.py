@@ -74,6 +74,26 @@ def clip(seconds: float, width: int = 1280, height: int = 720, fps: int = 30) ->
     return path
 
 
+def crowd_clip(seconds: float, width: int = 1920, height: int = 1080, fps: int = 30, faces: int = 10) -> Path:
+    """A crowd (fer_video.samples.crowd_actors: `faces` astronaut faces in two rows), with audio,
+    built once and cached."""
+    path = OUT / "clips" / f"crowd{faces}_{width}x{height}_{fps}fps_{seconds:g}s.mp4"
+    if not path.exists():
+        from fer_video.outputs import atomic_path
+        from fer_video.samples import crowd_actors, make_clip
+
+        print(f"building {path.relative_to(ROOT)} ...", flush=True)
+        with atomic_path(path) as temp:
+            make_clip(temp, seconds=seconds, width=width, height=height, fps=fps,
+                      actors=crowd_actors(width, faces), extra_output_args=["-f", "mp4"])
+    return path
+
+
+def load() -> float:
+    """The 1-minute load average now."""
+    return round(os.getloadavg()[0], 2)
+
+
 def n_frames(seconds: float, fps: int = 30) -> int:
     return int(round(seconds * fps))
 
@@ -108,7 +128,8 @@ def run_measured(args: list[str], poll_s: float = 0.05, **popen) -> dict:
     """Runs a command; wall seconds, its stdout, and peak RSS in MB: `rss_main_mb` for the process
     itself and `rss_tree_mb` for it plus its children at once (ffmpeg), both sampled every
     `poll_s` with psutil; `maxrss_mb` is the kernel's exact peak over the process and each child
-    it waited for (the larger of them, not their sum). Without psutil, only `maxrss_mb`."""
+    it waited for (the larger of them, not their sum). Without psutil, only `maxrss_mb`.
+    `cpu_s`: user + system CPU seconds of the process and the children it waited for."""
     try:
         import psutil
     except ImportError:
@@ -154,7 +175,7 @@ def run_measured(args: list[str], poll_s: float = 0.05, **popen) -> dict:
     nan = float("nan")
     return {"wall_s": wall, "stdout": stdout, "stderr": stderr,
             "rss_main_mb": peak_main / 2**20 if handle else nan, "rss_tree_mb": peak_tree / 2**20 if handle else nan,
-            "maxrss_mb": usage.ru_maxrss / 1024}
+            "maxrss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def fmt(value) -> str:

@@ -85,6 +85,22 @@ def two_actors(width: int) -> list[Actor]:
     ]
 
 
+def crowd_actors(width: int, count: int = 10) -> list[Actor]:
+    """`count` faces (the astronaut, every other one mirrored and tinted) in two rows, each sized
+    relative to the frame and swaying a little in its own place, at its own pace: a crowd for the
+    benchmarks (10 faces at 1920x1080 in `bench/annotate.py --clip crowd-1080p`)."""
+    columns = (count + 1) // 2
+    tints = [(1.0, 1.0, 1.0), (0.9, 1.0, 1.15), (1.1, 0.95, 0.85), (0.8, 0.85, 0.9), (1.05, 1.05, 1.0)]
+    actors = []
+    for i in range(count):
+        row, column = divmod(i, columns)
+        actors.append(Actor(
+            x=(column + 0.5) / columns + (0.03 if row else -0.03), y=0.3 if row == 0 else 0.72,
+            width=(0.09 + 0.04 * ((i * 7) % 5) / 4) * width, dx=0.02, scale=0.1,
+            period=4.0 + 0.7 * i, flip=bool(i % 2), tint=tints[i % len(tints)]))
+    return actors
+
+
 def make_clip(
     path: str | Path,
     seconds: float = 4.0,
