@@ -68,6 +68,9 @@ class AnnotateOptions:
     preset: str = option("ultrafast", "--preset", f"x264 preset of the MP4: {', '.join(PRESETS)} (default: "
                          "%(default)s; veryfast: files about 5x smaller, render about 25%% slower)",
                          choices=PRESETS, metavar="PRESET")
+    classify_rate: float = option(15.0, "--classify-rate", "classify each face at most HZ times a second, sooner "
+                                  "when it changes, interpolating between; 0: every analysed frame "
+                                  "(default: %(default)s)", type=float, metavar="HZ")
     format: str = option("parquet", "--format", "timeline format: parquet, or csv for <name>.csv beside it with "
                          "the same rows, for tools that do not read Parquet (the Parquet file is always written: "
                          "it marks a finished job and `query` reads it) (default: %(default)s)",
@@ -96,6 +99,8 @@ class AnnotateOptions:
         Smoothing.parse(self.smoothing)  # fail early on a bad spec
         if self.stride < 1:
             raise ValueError("stride must be at least 1")
+        if self.classify_rate < 0:
+            raise ValueError(f"--classify-rate {self.classify_rate}: must be 0 (every frame) or more")
         if not 0 < self.min_score < 1:
             raise ValueError(f"--min-score {self.min_score}: must be between 0 and 1")
         if self.people is not None:
@@ -108,6 +113,7 @@ class AnnotateOptions:
         return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
                 "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
                 "segments": self.segments, "min_score": self.min_score, "software": __version__,
+                "classify_rate": self.classify_rate,
                 # Only when not the default, so that job keys of timelines made before stay valid.
                 **({"persons": False} if not self.persons else {}),
                 **({"identity": True} if self.identity else {}),

@@ -132,19 +132,22 @@ def test_classified_batches_are_kept_in_frame_order():
     with _Batches(_SlowClassifier(), size=7) as batches:
         for i in range(200):
             faces = _frame_faces(i, n=1 + i % 3)
-            batches.add(faces, np.zeros((len(faces), 48, 48), np.uint8))
+            due = np.arange(len(faces)) != i % 2  # some faces skipped: the schedule's
+            batches.add(faces, np.zeros((len(faces), 48, 48), np.uint8), due)
         batches.flush()
     faces = batches.classified()
     assert len(faces) == sum(1 + i % 3 for i in range(200))
     assert (np.diff(faces.frame_index) >= 0).all()
-    assert np.array_equal(faces.probs[:, 0], faces.frame_index.astype(np.float32))
+    classified = ~np.isnan(faces.probs[:, 0])
+    assert classified.sum() == batches.due_total == sum(1 + i % 3 - (i % 2 < 1 + i % 3) for i in range(200))
+    assert np.array_equal(faces.probs[classified, 0], faces.frame_index[classified].astype(np.float32))
 
 
 def test_a_classifier_error_is_raised_in_the_analysing_thread():
     with pytest.raises(RuntimeError, match="model failed"):
         with _Batches(_SlowClassifier(fail_on_call=2), size=4) as batches:
             for i in range(50):
-                batches.add(_frame_faces(i), np.zeros((2, 48, 48), np.uint8))
+                batches.add(_frame_faces(i), np.zeros((2, 48, 48), np.uint8), np.ones(2, bool))
             batches.flush()
 
 

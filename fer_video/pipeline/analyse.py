@@ -21,7 +21,8 @@ from tqdm import tqdm
 from fer_video import interrupt
 from fer_video.faces.align import crop_geometry, fer_crops
 from fer_video.faces.detectors import make_detector
-from fer_video.faces.record import Faces
+from fer_video.expression.schedule import ClassifySchedule, fill_between
+from fer_video.faces.record import N_EMOTIONS, Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
 from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import output_name
@@ -56,6 +57,7 @@ class Analysis:
     # so time on screen, is measured from (`timeline.durations`).
     frame_times: pd.Series | None = None
     end_s: float | None = None
+    classified: int = 0  # faces the classifier ran on; the others' probabilities are interpolated
 
 
 class _Batches:
@@ -72,24 +74,30 @@ class _Batches:
         self.classifier, self.size = classifier, size
         self.done: list[Faces] = []  # the classified batches, in frame order
         self.faces: list[Faces] = []
-        self.crops: list[np.ndarray] = []
-        self.count = 0
+        self.crops: list[np.ndarray] = []  # the due faces' crops
+        self.due: list[np.ndarray] = []
+        self.count = 0  # due faces gathered
+        self.due_total = 0  # due faces, all batches
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="classify")
         self._pending = None
 
-    def add(self, faces: Faces, crops: np.ndarray) -> None:
+    def add(self, faces: Faces, crops: np.ndarray, due: np.ndarray) -> None:
+        """`faces` in order; only the `due` ones' crops are classified, the others keep NaN
+        probabilities (`fill_between` fills them once the video is analysed)."""
         self.faces.append(faces)
-        self.crops.append(crops)
-        self.count += len(faces)
+        self.due.append(due)
+        self.crops.append(crops[due])
+        self.count += int(due.sum())
+        self.due_total += int(due.sum())
         if self.count >= self.size:
             self._submit()
 
     def _submit(self) -> None:
         self._collect()
         if self.faces:
-            self._pending = self._pool.submit(self.classifier.classify, Faces.concat(self.faces),
-                                              np.concatenate(self.crops))
-        self.faces, self.crops, self.count = [], [], 0
+            self._pending = self._pool.submit(_classify_due, self.classifier, Faces.concat(self.faces),
+                                              np.concatenate(self.crops), np.concatenate(self.due))
+        self.faces, self.crops, self.due, self.count = [], [], [], 0
 
     def _collect(self) -> None:
         if self._pending is not None:
@@ -111,6 +119,14 @@ class _Batches:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _classify_due(classifier, faces: Faces, crops: np.ndarray, due: np.ndarray) -> Faces:
+    """`faces` with the `due` ones classified from `crops` (theirs, in order), NaN for the rest."""
+    probs = np.full((len(faces), N_EMOTIONS), np.nan, np.float32)
+    if due.any():
+        probs[due] = classifier.classify(faces[due], crops).probs
+    return faces.with_(probs=probs)
+
+
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
@@ -123,6 +139,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     geometry = crop_geometry(detector.name)
     stats = DecodeStats()
     batches = _Batches(classifier)
+    schedule = ClassifySchedule(options.classify_rate if not info.is_image else 0)
 
     span = (last + 1 if last is not None else (info.expected_frames or 0)) - first
     expected = max(span, 0) // options.stride or None
@@ -141,6 +158,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
         times[frame.index] = frame.time
         if cut:
             tracker.reset()
+            schedule.reset()
             detector.reset()
         later = [f for f, c in itertools.takewhile(lambda item: not item[1], held)]  # same shot only
         if slot is not None:  # a scheduled scan looks at the last frame before the next one
@@ -151,7 +169,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
         if chips is not None and len(faces):
             chips.add(frame.image, faces, frame.time)  # while the frame is in memory
         if len(faces):
-            batches.add(faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry))
+            faces, crops = faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry)
+            batches.add(faces, crops, schedule(faces, crops))
         bar.update(1)
 
     with bar, batches, closing(frames):
@@ -169,10 +188,10 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     if not info.is_image and _stamp(info.path) != before:
         warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
                         "not cover all of it")
-    return Analysis(info, name, batches.classified(), stats.decoded, detector.name, classifier.name, classifier.version,
-                    classifier.sha256, frames_expected=stats.expected, warnings=warnings,
+    return Analysis(info, name, fill_between(batches.classified()), stats.decoded, detector.name, classifier.name,
+                    classifier.version, classifier.sha256, frames_expected=stats.expected, warnings=warnings,
                     face_chips=chips.table() if chips is not None else None,
-                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end)
+                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end, classified=batches.due_total)
 
 
 LOOKAHEAD_BYTES = 64 * 2**20  # frames held for the detector's look-ahead, at most (each as I420 and BGR)

@@ -91,7 +91,8 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
                     last.model_name, last.model_version, last.model_sha256, frames_expected=last.frames_expected,
                     warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
                     face_chips=join_chips(chips),
-                    frame_times=None if any(t is None for t in times) else pd.concat(times), end_s=last.end_s)
+                    frame_times=None if any(t is None for t in times) else pd.concat(times), end_s=last.end_s,
+                    classified=sum(p.classified for p in parts))  # the overlaps' faces counted twice: they were classified twice
 
 
 def _placed(faces: Faces) -> pd.DataFrame:
