@@ -228,3 +228,22 @@ def test_format_csv_writes_the_timelines_rows_as_csv_and_a_later_run_without_it_
     assert {p.name for p in out.iterdir()} == {"silent.parquet"}
     assert f"{out / 'silent.csv'}: removed, an earlier run's CSV" in again.stderr, again.stderr
     assert not hidden_partials(out)
+
+
+def test_rewriting_a_timeline_keeps_its_data_columns(tmp_path):
+    """`fer-video link` rewrites a timeline from its rows (`write_timeline`): a column the
+    pipeline wrote from `Faces.data` stays, values and type."""
+    from fer_video.timeline.write import write_timeline
+
+    faces, meta = video_faces(FRAMES), metadata()
+    faces = faces.with_(data={"speaker": np.arange(len(faces)) % 2 == 0})
+    first = ParquetSink(tmp_path / "t.parquet", meta)
+    first.append(faces)
+    first.close()
+    rows = pq.read_table(tmp_path / "t.parquet").to_pandas()
+    rows["person_id"] = rows["person_id"] + 100  # what link changes
+    write_timeline(rows, meta, tmp_path / "t.parquet")
+    again = pq.read_table(tmp_path / "t.parquet")
+    assert again.schema.names[-1] == "speaker" and str(again.schema.field("speaker").type) == "bool"
+    np.testing.assert_array_equal(again.column("speaker").to_numpy(), faces.data["speaker"])
+    np.testing.assert_array_equal(again.column("person_id").to_numpy(), timeline_columns(faces)["person_id"] + 100)

@@ -14,15 +14,18 @@ from fer_video.timeline.schema import METADATA_KEY, SCHEMA, TimelineMetadata
 
 
 def to_table(rows: pd.DataFrame, metadata: TimelineMetadata) -> pa.Table:
-    """The timeline DataFrame as a table of exactly SCHEMA (zero rows allowed)."""
+    """The timeline DataFrame as a table of SCHEMA (zero rows allowed), then its other columns (a
+    `Faces.data` column the pipeline wrote) as they are: rewriting a timeline (`fer-video link`)
+    keeps every column it had."""
     rows = rows.copy()
     rows["label"] = pd.Categorical(rows["label"], categories=list(EMOTIONS))
     if "person_id" not in rows:  # rows made without person linking: each track its own person
         rows["person_id"] = rows["track_id"]
     if "person" not in rows:
         rows["person"] = None
-    table = pa.Table.from_pandas(rows[SCHEMA.names], preserve_index=False)
-    table = table.cast(SCHEMA)
+    extra = [c for c in rows.columns if c not in SCHEMA.names]
+    table = pa.Table.from_pandas(rows[[*SCHEMA.names, *extra]], preserve_index=False)
+    table = table.cast(pa.schema([*SCHEMA, *(table.schema.field(c) for c in extra)]))
     return table.replace_schema_metadata({METADATA_KEY: metadata.to_bytes()})
 
 
