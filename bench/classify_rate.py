@@ -3,9 +3,10 @@ work: the same clips analysed with every face classified (rate 0) and at each ra
 
     .venv/bin/python bench/classify_rate.py [--seconds 10] [--rates 0,15,10]
 
-Clips: two faces at 1280x720 30 fps (moving); ten faces at 1920x1080 30 fps; and shots at 640x360
+Clips: two faces at 1280x720 30 fps (moving); ten faces at 1920x1080 30 fps; shots at 640x360
 30 fps where three people (astronaut, Hopper, the cameraman) come and go, turn (views of one face
-cut in turn) and are cut between. For each: faces classified, seconds and CPU seconds of the
+cut in turn) and are cut between; and one shot at 640x360 30 fps where a hand covers the
+astronaut's mouth for the middle third (a face that changes within its track). For each: faces classified, seconds and CPU seconds of the
 analysis, and against rate 0, on the kept, smoothed faces matched by (frame, track): the share of
 frame labels that stay the same, the mean and largest change of the smoothed probabilities.
 """
@@ -39,6 +40,22 @@ def shots_clip(seconds: float):
     return make_shots_clip(path, shots, faces, fps=30)
 
 
+def hand_clip(seconds: float):
+    """One shot, no cut: the astronaut, then a hand over her mouth for a third of the clip, then
+    the hand gone, the face in one place: a face that changes within its track."""
+    from fer_video.samples import Shot, astronaut_face, hand_over, make_shots_clip
+
+    path = OUT / "clips" / f"hand_640x360_30fps_{seconds:g}s.mp4"
+    if path.exists():
+        return path
+    face = astronaut_face()
+    faces = {"before": face, "hand": hand_over(face, "astronaut", "mouth", 0.3), "after": face}
+    third = seconds / 3
+    shot = Shot(seconds, {"before": (0.5, 0.5, 0, third), "hand": (0.5, 0.5, third, 2 * third),
+                          "after": (0.5, 0.5, 2 * third, 99)}, scene=5)
+    return make_shots_clip(path, [shot], faces, fps=30)
+
+
 def labelled(clip, rate: float) -> tuple[dict, dict]:
     from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, smooth
 
@@ -63,7 +80,7 @@ def main() -> int:
 
     load_classifier(None)  # the model's load is not the analysis's
     clips = {"two faces 720p": common.clip(args.seconds), "ten faces 1080p": common.crowd_clip(args.seconds),
-             "shots, turns, cuts 360p": shots_clip(args.seconds)}
+             "shots, turns, cuts 360p": shots_clip(args.seconds), "hand over mouth 360p": hand_clip(args.seconds)}
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
     for name, clip in clips.items():

@@ -69,7 +69,7 @@ class AnnotateOptions:
                          "%(default)s; veryfast: files about 5x smaller, render about 25%% slower)",
                          choices=PRESETS, metavar="PRESET")
     classify_rate: float = option(15.0, "--classify-rate", "classify each face at most HZ times a second, sooner "
-                                  "when it changes, interpolating between; 0: every analysed frame "
+                                  "when it changes, holding the last answer between; 0: every analysed frame "
                                   "(default: %(default)s)", type=float, metavar="HZ")
     format: str = option("parquet", "--format", "timeline format: parquet, or csv for <name>.csv beside it with "
                          "the same rows, for tools that do not read Parquet (the Parquet file is always written: "

@@ -43,7 +43,7 @@ def test_rate_zero_classifies_every_face():
     assert all(schedule(frame([1, 2], i / 30), crops(2)).all() for i in range(5))
 
 
-def test_fill_between_interpolates_in_time_per_track_and_holds_after_the_last():
+def test_fill_between_holds_each_tracks_last_classified_probabilities():
     a, b = np.eye(N_EMOTIONS, dtype=np.float32)[3], np.eye(N_EMOTIONS, dtype=np.float32)[6]
     nan = np.full(N_EMOTIONS, np.nan, np.float32)
     # Two tracks interleaved, out of time order: filling must follow each track's own times.
@@ -51,11 +51,13 @@ def test_fill_between_interpolates_in_time_per_track_and_holds_after_the_last():
         frame([1], 0.0).with_(probs=[a]), frame([2], 0.0).with_(probs=[b]),
         frame([1], 0.2).with_(probs=[b]), frame([1], 0.05).with_(probs=[nan]),
         frame([2], 0.1).with_(probs=[nan]), frame([2], 0.3).with_(probs=[nan]),
+        frame([3], 0.1).with_(probs=[nan]), frame([3], 0.2).with_(probs=[a]),
     ])
     filled = fill_between(faces)
-    np.testing.assert_allclose(filled.probs[3], 0.75 * a + 0.25 * b)  # a quarter of the way from a to b
-    np.testing.assert_allclose(filled.probs[4], b)  # held after track 2's last classified face
-    np.testing.assert_allclose(filled.probs[5], b)
+    np.testing.assert_array_equal(filled.probs[3], a)  # the last before it, not a blend with what comes after
+    np.testing.assert_array_equal(filled.probs[4], b)
+    np.testing.assert_array_equal(filled.probs[5], b)
+    np.testing.assert_array_equal(filled.probs[6], a)  # none before: the first after
     np.testing.assert_array_equal(filled.probs[:3], faces.probs[:3])
     assert not np.isnan(filled.probs).any()
     classified = faces[:3]

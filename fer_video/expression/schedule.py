@@ -6,13 +6,12 @@ answer. `ClassifySchedule` classifies a track's face when its track is new (a cu
 tracks), when `1 / rate` seconds have passed since its last classification, or sooner when its
 crop has changed since then by more than `change` (mean absolute difference of the 48x48 grey
 crops, 0-255): a turn, a hand, a fast change of expression. `fill_between` then gives each face
-that was not classified its track's probabilities interpolated in time between the classified
-faces around it (held after the last one).
+that was not classified the probabilities of its track's last classified face.
 
     schedule = ClassifySchedule(rate=15)
     due = schedule(faces, crops)          # (N,) bool: which of this frame's faces to classify
     ...
-    faces = fill_between(all_faces)       # NaN probabilities filled, per track
+    faces = fill_between(all_faces)       # NaN probabilities filled from the last classified, per track
 """
 
 from __future__ import annotations
@@ -56,8 +55,10 @@ class ClassifySchedule:
 
 
 def fill_between(faces: Faces) -> Faces:
-    """`faces` with each unclassified face's (NaN) probabilities interpolated, per track, in time
-    between its track's classified faces; held from the nearest one beyond the first or last."""
+    """`faces` with each unclassified face's (NaN) probabilities those of its track's last
+    classified face before it (the first one after it, for none before). Held rather than
+    interpolated: a face classified sooner than its turn changed (`change`), and a face between
+    that one and the one before is the face before the change, not a blend of both."""
     missing = np.isnan(faces.probs[:, 0])
     if not missing.any():
         return faces
@@ -67,10 +68,11 @@ def fill_between(faces: Faces) -> Faces:
     starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(order)]):
         rows = order[a:b]
-        known = rows[~missing[rows]]
-        if len(known) == len(rows) or not len(known):
+        known = ~missing[rows]
+        if known.all() or not known.any():
             continue
-        times = faces.timestamp_s[rows]
-        for k in range(probs.shape[1]):
-            probs[rows, k] = np.interp(times, faces.timestamp_s[known], faces.probs[known, k])
+        # For each face, the position (within its track) of the last classified one up to it.
+        last = np.maximum.accumulate(np.where(known, np.arange(len(rows)), -1))
+        last[last < 0] = np.flatnonzero(known)[0]
+        probs[rows] = faces.probs[rows[last]]
     return faces.with_(probs=probs)

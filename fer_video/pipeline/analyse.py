@@ -57,7 +57,7 @@ class Analysis:
     # so time on screen, is measured from (`timeline.durations`).
     frame_times: pd.Series | None = None
     end_s: float | None = None
-    classified: int = 0  # faces the classifier ran on; the others' probabilities are interpolated
+    classified: int = 0  # faces the classifier ran on; the others hold their track's last answer
 
 
 class _Batches:
