@@ -9,7 +9,8 @@ and vectorised numpy.
   window three times its size. Measured on the two-face bench clip (bench/detectors.py): the
   whole-frame pass missed a 100 px face in 78 of 200 frames, the windows in none, and their
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
-  a discovered face is located by its window in the same frame.
+  a discovered face is located by its window in the same frame. A steady face is located 15
+  times a second and predicted on its path in the frames between (`FOLLOW_RATE`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class _BlazeFaceModel:
         self._layer_sizes = [(input_size // stride) ** 2 * per_cell for stride, per_cell in layers]
         self._resizable = resizable
         self._interpreters: dict[int, tuple] = {}
+        self.invokes = self.windows = 0  # model calls and windows so far (bench/follow_rate.py counts them)
 
     def _interpreter(self, batch: int):
         if batch not in self._interpreters:
@@ -116,6 +118,8 @@ class _BlazeFaceModel:
     def _invoke(self, tensor: np.ndarray):
         batch = len(tensor)
         interpreter, input_index, regressors, classifiers = self._interpreter(batch)
+        self.invokes += 1
+        self.windows += batch
         interpreter.set_tensor(input_index, tensor)
         interpreter.invoke()
         return self._by_window(interpreter.get_tensor(regressors), batch), \
@@ -166,8 +170,9 @@ def window_input(image: np.ndarray, win: Window, size: int, out: np.ndarray | No
 
 
 class BlazeFaceDetector:
-    """Discover with the full-range model now and then, locate every frame with the short-range
-    model in a window around each face seen in the last `FOLLOW_FRAMES` frames.
+    """Discover with the full-range model now and then, locate with the short-range model in a
+    window around each face seen in the last `FOLLOW_FRAMES` frames: every frame while the face
+    is new or its motion changes, else FOLLOW_RATE times a second, predicted between.
 
     Discovery runs in time, by the frames' own timestamps: on the first frame of each stretch of
     `scan_every` nominal frame steps (the whole frame) and of `tile_every` (the tiles too), counted
@@ -213,15 +218,27 @@ class BlazeFaceDetector:
     WIDE_INPUT = 128
     WIDE_SCALE = 3.5
     FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
+    # A followed face is located by its window at most FOLLOW_RATE times a second: once in each
+    # stretch of 1/FOLLOW_RATE s counted from the video's start (at 30 fps, every other frame).
+    # In the frames between it is where its motion puts it (`_predicted`), with the score and
+    # keypoints of its last location moved alike. Only a steady face is predicted: one located
+    # twice in a row whose velocity changed by less than UNSURE face widths per 1/FOLLOW_RATE s
+    # between its last two locations; a new face, one a scan or a look-ahead just found, one
+    # missed or turning, and every face after `reset()` are located. 0: every frame.
+    FOLLOW_RATE = 15.0
+    UNSURE = 0.1
     WINDOW_GRID = 8
 
     SCAN_SECONDS = 0.25
     TILE_SECONDS = 0.5
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, frame_rate: float | None = None,
-                 scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None):
+                 scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None,
+                 follow_rate: float | None = None):
         """`frame_rate`: analysed frames per second (the video's rate / stride), which sets
-        `scan_every` and `tile_every` unless they are given; without it, 30 is assumed."""
+        `scan_every` and `tile_every` unless they are given; without it, 30 is assumed.
+        `follow_rate`: locations of a steady followed face a second (default FOLLOW_RATE; 0:
+        every frame)."""
         threads = threads or model_threads()
         rate = frame_rate if frame_rate and frame_rate > 0 else 30.0
         self.min_score = min_score
@@ -231,6 +248,9 @@ class BlazeFaceDetector:
         self.step = 1.0 / rate  # nominal seconds between analysed frames: a frame without a time is this far on
         self.scan_seconds = self.scan_every * self.step
         self.tile_seconds = self.tile_every * self.step
+        self.follow_rate = self.FOLLOW_RATE if follow_rate is None else float(follow_rate)
+        # A rate at or above the frame rate locates every frame.
+        self.follow_seconds = 1.0 / self.follow_rate if self.follow_rate > 0 else 0.0
         self._last_time: float | None = None
         self._full = _BlazeFaceModel("face_detection_full_range.tflite", self.FULL_INPUT, [(4, 1)], threads,
                                      resizable=False)
@@ -253,6 +273,9 @@ class BlazeFaceDetector:
         self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion, pixels per second
         self._seen = np.zeros(0, np.float64)  # the time of that box, seconds (predicted where it was missed)
         self._found = np.zeros(0, np.float64)  # when it was last found, seconds
+        self._steady = np.zeros(0, bool)  # its motion is steady: it may be predicted until the next location
+        self._scores = np.zeros(0, np.float32)  # its score where last found
+        self._points = np.zeros((0, N_KEYPOINTS, 2), np.float32)  # its keypoints where last found
         self._rescan = False  # a face was missed: scan the next frame whole rather than wait
         self._expected = Faces.empty()  # faces a scan found in a frame ahead, not yet seen here
         self._expected_until = np.zeros(0, np.int64)  # the position of that frame
@@ -296,6 +319,7 @@ class BlazeFaceDetector:
 
         targets = self._predicted(now)  # where each followed face should be now
         n_followed = len(targets)
+        predict = self._predictable(now)  # the followed faces not located in this frame
         tiles = len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh)
         self._fresh = False
         rescan, self._rescan = self._rescan, False
@@ -310,10 +334,14 @@ class BlazeFaceDetector:
         # Faces new in a frame ahead, looked for from now until that frame (there, their own box).
         active = self._expected_until >= step
         expected, until = self._expected[active], self._expected_until[active]
-        located = self._locate(image, np.concatenate([targets, expected.boxes]), width, height)
-        arrived = np.array([len(located[n_followed + i]) > 0 or until[i] == step for i in range(len(expected))], bool)
-        located = located[:n_followed] + [located[n_followed + i] if len(located[n_followed + i]) else expected[i]
-                                          for i in np.flatnonzero(arrived)]
+        asked = np.flatnonzero(~predict)
+        found = self._locate(image, np.concatenate([targets[asked], expected.boxes]), width, height)
+        located = [self._moved(i, targets[i]) for i in range(n_followed)]
+        for k, i in enumerate(asked):
+            located[i] = found[k]
+        found = found[len(asked):]  # the expected faces'
+        arrived = np.array([len(found[i]) > 0 or until[i] == step for i in range(len(expected))], bool)
+        located += [found[i] if len(found[i]) else expected[i] for i in np.flatnonzero(arrived)]
         targets = np.concatenate([targets, expected.boxes[arrived]])
         self._expected, self._expected_until = expected[~arrived], until[~arrived]
 
@@ -332,7 +360,22 @@ class BlazeFaceDetector:
                 # A new face whose window misses it keeps the full-range box.
                 located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
                 targets = np.concatenate([targets, candidates.boxes])
-        return self._follow(targets, located, now)
+        return self._follow(targets, located, now, predict)
+
+    def _predictable(self, now: float) -> np.ndarray:
+        """Which followed faces are predicted rather than located in the frame at `now`: the
+        steady ones located earlier in the same stretch of 1/follow_rate s and not missed since."""
+        if not self.follow_seconds or not len(self._found):
+            return np.zeros(len(self._found), bool)
+        stretch = self.slot(now, self.follow_seconds)
+        same = np.array([self.slot(t, self.follow_seconds) == stretch for t in self._found], bool)
+        return self._steady & same & (self._found == self._seen) & (self._found < now)
+
+    def _moved(self, i: int, box: np.ndarray) -> Faces:
+        """Followed face `i` at its predicted `box`, with the score and keypoints of its last
+        location moved by the same offset (its size is kept)."""
+        offset = _centre(box) - _centre(self._followed[i])
+        return Faces(box[None], self._scores[i : i + 1], self._points[i : i + 1] + offset)
 
     def _expect(self, scanning, known: np.ndarray, until: int, width: int, height: int) -> None:
         """The faces a look-ahead scan found that no known face accounts for, expected until
@@ -374,9 +417,10 @@ class BlazeFaceDetector:
             self._scan_thread = ThreadPoolExecutor(1, thread_name_prefix="scan")  # its thread ends with the detector
         return self._scan_thread
 
-    def _follow(self, targets: np.ndarray, located: list[Faces], now: float) -> Faces:
+    def _follow(self, targets: np.ndarray, located: list[Faces], now: float, predict: np.ndarray) -> Faces:
         """This frame's faces, one per target at most (two targets that found the same face become
-        one); updates what is followed into the next frame."""
+        one); updates what is followed into the next frame. `predict`: which followed faces are at
+        their predicted boxes, not located: they keep their last location and motion."""
         n_followed = len(self._followed)
         previous = np.concatenate([self._followed, targets[n_followed:]])
         seen = np.concatenate([self._seen, np.full(len(targets) - n_followed, now)])
@@ -385,28 +429,49 @@ class BlazeFaceDetector:
         # slack for timestamps' jitter): the same frames as before at a constant rate.
         patience = (self.FOLLOW_FRAMES - 0.5) * self.step
         kept: list[Faces] = []
-        followed, velocity, seen_at, found_at = [], [], [], []
+        followed, velocity, seen_at, found_at, steady, scores, points = [], [], [], [], [], [], []
         for i in np.argsort([-(f.scores[0] if len(f) else -1.0) for f in located], kind="stable"):
             face = located[i]
             if len(face):
                 if kept and box_iou(face.boxes, np.concatenate([k.boxes for k in kept])).max() > 0.3:
                     continue  # the same face as a target already kept
                 kept.append(face)
+                if i < n_followed and predict[i]:  # as it was: the next location measures its motion
+                    followed.append(self._followed[i])
+                    velocity.append(self._velocity[i])
+                    seen_at.append(self._seen[i])
+                    found_at.append(self._found[i])
+                    steady.append(True)
+                    scores.append(self._scores[i])
+                    points.append(self._points[i])
+                    continue
                 followed.append(face.boxes[0])
                 elapsed = now - seen[i]
-                velocity.append((_centre(face.boxes[0]) - _centre(previous[i])) / elapsed
-                                if i < n_followed and elapsed > 0 else np.zeros(2))
+                moving = i < n_followed and elapsed > 0
+                velocity.append((_centre(face.boxes[0]) - _centre(previous[i])) / elapsed if moving else np.zeros(2))
+                # Steady: located last time too (not missed), and its motion as it was then.
+                change = np.hypot(*(velocity[-1] - self._velocity[i])) * self.follow_seconds if moving else np.inf
+                steady.append(bool(moving and self._found[i] == self._seen[i]
+                                   and change < self.UNSURE * max(face.boxes[0, 2], face.boxes[0, 3])))
                 seen_at.append(now)
                 found_at.append(now)
+                scores.append(face.scores[0])
+                points.append(face.keypoints[0])
             elif now - found[i] < patience:
                 followed.append(targets[i])  # where it should have been
                 velocity.append(self._velocity[i])
                 seen_at.append(now)
                 found_at.append(found[i])
+                steady.append(False)
+                scores.append(self._scores[i] if i < n_followed else 0.0)
+                points.append(self._points[i] if i < n_followed else np.full((N_KEYPOINTS, 2), np.nan))
         self._followed = np.array(followed, np.float32).reshape(-1, 4)
         self._velocity = np.array(velocity, np.float32).reshape(-1, 2)
         self._seen = np.array(seen_at, np.float64)
         self._found = np.array(found_at, np.float64)
+        self._steady = np.array(steady, bool)
+        self._scores = np.array(scores, np.float32).reshape(-1)
+        self._points = np.array(points, np.float32).reshape(-1, N_KEYPOINTS, 2)
         self._rescan = any(not len(f) for f in located)
         return Faces.concat(kept)
 
