@@ -25,7 +25,8 @@ class _TaskStages(pipeline.Stages):
 
     def analyse_segments(self, info, options, name, ranges):
         if len(ranges) == 1 and not _tasks_run_elsewhere():
-            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+            # In this thread, which Ctrl-C stops at once, drawing the video as it goes.
+            return [self.analyse(info, options, name, draw=True)]
         # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
         # too, so that the cluster, not this process, does the work).
         futures = [self.analyse.submit(info, options, name, first, last) for first, last in ranges]

@@ -1,11 +1,13 @@
 """The annotate pipeline, one file per stage in the order they run:
 
     analyse.py   decode -> detect -> track (track ids) -> crop -> classify (expressions): `Faces`
+    live.py      the annotated video drawn during the analysis, frames held until final (decode once)
     segments.py  a long video as time segments, stitched (--segments)
     keep.py      tracks that are faces kept, ids numbered in order of appearance, with the id map
                  (then fer_video.persons.stage: person ids, by that map)
     smooth.py    probabilities smoothed per track, which fix label and confidence
-    render.py    the annotated MP4 or image: the video sink (fer_video.sinks.video), source decoded again
+    render.py    the annotated MP4 or image: live.py's drawing kept, or the video sink
+                 (fer_video.sinks.video) fed from the source decoded again
     write.py     the timeline: the Parquet sink (fer_video.sinks.timeline), closed last
     annotate.py  `annotate`: all of them for one input, as `Stages` says (flows/ passes its tasks)
 

@@ -58,6 +58,7 @@ class Analysis:
     frame_times: pd.Series | None = None
     end_s: float | None = None
     classified: int = 0  # faces the classifier ran on; the others hold their track's last answer
+    live: object | None = None  # the annotated video drawn as the frames went (pipeline.live.LiveVideo), if it was
 
 
 class _Batches:
@@ -68,10 +69,14 @@ class _Batches:
     its invokes release the GIL, so on 2 cores the two overlap. One batch at most is in flight,
     so memory stays bounded, and batches are kept in frame order."""
 
-    def __init__(self, classifier, size: int = CLASSIFY_BATCH):
+    def __init__(self, classifier, size: int = CLASSIFY_BATCH, on_classified=None, seconds: float | None = None):
+        """`on_classified(faces)`: called with each classified batch, in frame order, as soon as it
+        is done; `seconds`: a batch also goes once its faces span this much video (the live
+        drawing waits on them)."""
         from concurrent.futures import ThreadPoolExecutor
 
         self.classifier, self.size = classifier, size
+        self.on_classified, self.seconds = on_classified, seconds
         self.done: list[Faces] = []  # the classified batches, in frame order
         self.faces: list[Faces] = []
         self.crops: list[np.ndarray] = []  # the due faces' crops
@@ -89,8 +94,11 @@ class _Batches:
         self.crops.append(crops[due])
         self.count += int(due.sum())
         self.due_total += int(due.sum())
-        if self.count >= self.size:
+        if self.count >= self.size or (self.seconds is not None and len(faces)
+                                       and faces.timestamp_s[-1] - self.faces[0].timestamp_s[0] >= self.seconds):
             self._submit()
+        elif self._pending is not None and self._pending.done():
+            self._collect()
 
     def _submit(self) -> None:
         self._collect()
@@ -103,6 +111,8 @@ class _Batches:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self.done.append(pending.result())
+            if self.on_classified is not None:
+                self.on_classified(self.done[-1])
 
     def flush(self) -> None:
         self._submit()
@@ -128,9 +138,11 @@ def _classify_due(classifier, faces: Faces, crops: np.ndarray, due: np.ndarray) 
 
 
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
-            first: int = 0, last: int | None = None) -> Analysis:
+            first: int = 0, last: int | None = None, draw: bool = False) -> Analysis:
     """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
-    `last` only, for one segment of a video)."""
+    `last` only, for one segment of a video). `draw`: also draw the annotated video as the frames
+    go, where `fer_video.pipeline.live` can (`Analysis.live`, which the render stage checks and
+    keeps, or draws again)."""
     detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = model_cache.load_classifier(options.model)
@@ -138,7 +150,9 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     chips = chip_gatherer(options)
     geometry = crop_geometry(detector.name)
     stats = DecodeStats()
-    batches = _Batches(classifier)
+    live = _live_video(info, options, name, detector) if draw and first == 0 and last is None else None
+    batches = _Batches(classifier, on_classified=live.classified if live else None,
+                       seconds=LIVE_BATCH_SECONDS if live else None)
     schedule = ClassifySchedule(options.classify_rate if not info.is_image else 0)
 
     span = (last + 1 if last is not None else (info.expected_frames or 0)) - first
@@ -168,21 +182,31 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                                frame.time, frame.image)
         if chips is not None and len(faces):
             chips.add(frame.image, faces, frame.time)  # while the frame is in memory
+        faces = faces.in_frame(frame.index, frame.time)
         if len(faces):
-            faces, crops = faces.in_frame(frame.index, frame.time), fer_crops(frame.image, faces, geometry)
+            crops = fer_crops(frame.image, faces, geometry)
             batches.add(faces, crops, schedule(faces, crops))
+        if live is not None:
+            live.push(frame, faces)
         bar.update(1)
 
-    with bar, batches, closing(frames):
-        for item in frames:
-            held.append(item)
-            # A frame is analysed once the frames of its scan interval are all held (the next
-            # one begins), or as many as memory allows are.
-            while held and (len(held) > distance or slot(held[-1][0].time) > slot(held[0][0].time)):
+    try:
+        with bar, batches, closing(frames):
+            for item in frames:
+                held.append(item)
+                # A frame is analysed once the frames of its scan interval are all held (the next
+                # one begins), or as many as memory allows are.
+                while held and (len(held) > distance or slot(held[-1][0].time) > slot(held[0][0].time)):
+                    analyse_one(*held.popleft())
+            while held:
                 analyse_one(*held.popleft())
-        while held:
-            analyse_one(*held.popleft())
-        batches.flush()
+            batches.flush()
+            if live is not None:
+                live.finish()
+    except BaseException:
+        if live is not None:
+            live.discard()
+        raise
     name = name or output_name(info.path)
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
     if not info.is_image and _stamp(info.path) != before:
@@ -191,7 +215,26 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     return Analysis(info, name, fill_between(batches.classified()), stats.decoded, detector.name, classifier.name,
                     classifier.version, classifier.sha256, frames_expected=stats.expected, warnings=warnings,
                     face_chips=chips.table() if chips is not None else None,
-                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end, classified=batches.due_total)
+                    frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end, classified=batches.due_total,
+                    live=live)
+
+
+LIVE_BATCH_SECONDS = 0.25  # with live drawing, a classifier batch goes at least this often, in video time
+
+
+def _live_video(info: MediaInfo, options: AnnotateOptions, name: str | None, detector):
+    """The `LiveVideo` that draws this input's annotated MP4 during its analysis, or None where
+    it cannot compute what the render stage draws (`can_draw_live`)."""
+    from fer_video.faces.detectors import detector_spec
+    from fer_video.outputs import outputs_of
+    from fer_video.pipeline.live import LiveVideo, can_draw_live
+    from fer_video.sinks.video import VideoSink
+
+    if not can_draw_live(info, options):
+        return None
+    path = outputs_of(info, options.out_dir, name, options.inputs_root).media
+    sink = VideoSink(info, path, options, Faces.empty())  # person labels: checked at the end (`LiveVideo.matches`)
+    return LiveVideo(sink, options, detector_spec(detector.name).score_policy.filters_tracks)
 
 
 LOOKAHEAD_BYTES = 64 * 2**20  # frames held for the detector's look-ahead, at most (each as I420 and BGR)

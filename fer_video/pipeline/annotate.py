@@ -85,8 +85,8 @@ class Stages:
 
     def analyse_segments(self, info: MediaInfo, options: AnnotateOptions, name: str | None,
                          ranges: list[tuple[int, int | None]]) -> list[Analysis]:
-        if len(ranges) == 1:
-            return [self.analyse(info, options, name)]  # in this thread, which Ctrl-C stops at once
+        if len(ranges) == 1:  # in this thread, which Ctrl-C stops at once, drawing the video as it goes
+            return [self.analyse(info, options, name, draw=True)]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(ranges), thread_name_prefix="segment") as pool:
@@ -127,12 +127,17 @@ def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, cont
     parts = stages.analyse_segments(info, options, name, ranges)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
-    kept, ids = stages.keep(analysis, options)
-    kept, analysis.embeddings = stages.persons(kept, analysis.face_chips, ids, options)
-    faces = stages.smooth(kept, options.smoothing)
+    try:
+        kept, ids = stages.keep(analysis, options)
+        kept, analysis.embeddings = stages.persons(kept, analysis.face_chips, ids, options)
+        faces = stages.smooth(kept, options.smoothing)
+    except BaseException:
+        if analysis.live is not None:
+            analysis.live.discard()  # the video drawn during the analysis: its temp file goes
+        raise
     result = result_of(info, faces, analysis)
     if options.video:  # the sinks: the annotated media first, the timeline last
-        media = stages.render(info, faces, options, analysis.name)
+        media = stages.render(info, faces, options, analysis.name, live=analysis.live)
         if info.is_image:
             result.image = media
         else:

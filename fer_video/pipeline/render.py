@@ -1,5 +1,7 @@
-"""Stage 4: the annotated video (or image): the video sink (`fer_video.sinks.video`) fed by
-`fer_video.sinks.feed`, which decodes the source a second time and draws each frame's faces."""
+"""Stage 4: the annotated video (or image). The video the analysis drew as it went
+(`fer_video.pipeline.live`) is kept when it drew what the whole video's faces draw; otherwise
+the video sink (`fer_video.sinks.video`) is fed by `fer_video.sinks.feed`, which decodes the
+source a second time and draws each frame's faces."""
 
 from __future__ import annotations
 
@@ -8,16 +10,28 @@ from pathlib import Path
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import outputs_of
+from fer_video.persons.labels import PersonLabels
 from fer_video.sinks import feed
 from fer_video.sinks.video import media_sink
 from fer_video.video import MediaInfo
 
 
 def render(info: MediaInfo, faces: Faces, options: AnnotateOptions, name: str | None = None,
-           path: Path | None = None) -> Path:
+           path: Path | None = None, live=None) -> Path:
     """The annotated video (or image): every source frame, with the faces of the latest analysed
     frame within the stride drawn on it. `faces`: the whole video's, smoothed. `path`: where, if
-    not where `outputs_of` puts it."""
+    not where `outputs_of` puts it. `live`: the video the analysis drew as it went
+    (`fer_video.pipeline.live`), kept when it drew what these faces draw, else given up and the
+    video drawn again here."""
+    if live is not None:
+        try:
+            kept = live.matches(faces, PersonLabels(faces)(faces))
+        except BaseException:
+            live.discard()
+            raise
+        if kept:
+            return live.close()
+        live.discard()
     path = path or outputs_of(info, options.out_dir, name, options.inputs_root).media
     return feed(info, faces, [media_sink(info, path, options, faces)], options)[0]
 

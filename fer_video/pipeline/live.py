@@ -1,0 +1,212 @@
+"""The annotated video drawn during the analysis, so the source is decoded once.
+
+The analysis holds each decoded frame until its faces are final, then draws and encodes it:
+final means their track is confirmed as a face (`keep`'s rule: peak score and frames seen), its
+number among the kept tracks known, its classifications known to half a smoothing window past the
+frame, and so its smoothed probabilities, which are computed here the way `smooth` computes them
+(the same prefix sums, bit for bit). Frames are held a bounded time and memory; a frame that
+reaches either bound is drawn with what is known.
+
+What a pass drew is checked at the end against the whole video's final faces (persons included:
+a person found across tracks only shows once the video is done): each frame's drawn faces are
+kept as a digest, and a frame whose final faces digest differently means the video is drawn
+again from the final faces, as the render stage does without this. So the MP4 is always the
+whole video's drawing; decoding once is what is saved, when the check passes.
+
+Only for what it can compute as `smooth` does: every frame analysed (stride 1), one segment,
+`window` or `none` smoothing (`ema`'s exponentials and `hmm`'s backward pass are left to the
+render stage).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_video.faces.record import N_EMOTIONS, Faces
+from fer_video.smoothing import Smoothing
+
+HOLD_SECONDS = 2.0  # a frame is drawn at the latest this long after it was decoded
+HOLD_BYTES = 256 * 2**20  # and when the frames held reach this
+MIN_TRACK_FRAMES = 3  # keep.py's: a track seen in fewer analysed frames is not a face
+
+
+def can_draw_live(info, options) -> bool:
+    """Whether `LiveVideo` computes what the render stage would draw, for this input and options."""
+    return (options.video and not info.is_image and options.stride == 1 and options.segments == 1
+            and Smoothing.parse(options.smoothing).method in ("window", "none"))
+
+
+@dataclass
+class _Track:
+    first: int  # frame index it was first seen in
+    old_id: int
+    peak: float = 0.0
+    frames: int = 0
+    last_seen: float = 0.0
+    times: list = field(default_factory=list)  # of its classified (or held) faces, in order
+    probs: list = field(default_factory=list)  # their probabilities (float32), the same order
+    cumulative: list = field(default_factory=lambda: [np.zeros(N_EMOTIONS)])  # prefix sums, as np.cumsum makes them
+    last_probs: np.ndarray | None = None  # its last classified probabilities, held over the faces between
+
+    def confirmed(self, min_score: float, min_frames: int) -> bool:
+        return self.peak >= np.float32(min_score) and self.frames >= min_frames
+
+
+def frame_digest(faces: Faces, persons: list[str]) -> bytes:
+    """What drawing a frame's faces depends on (`fer_video.draw.draw_faces`), as a short digest."""
+    h = hashlib.blake2b(digest_size=16)
+    for column in (faces.track_ids.astype(np.int64), faces.boxes, faces.smoothed):
+        h.update(np.ascontiguousarray(column).tobytes())
+    h.update("\x00".join(persons).encode())
+    return h.digest()
+
+
+class LiveVideo:
+    """`push(frame, faces)` each analysed frame with its tracked faces (not yet classified), in
+    order; `classified(faces)` each classified batch, in frame order; `finish()` at the end of the
+    video. `sink` is the video sink the frames go to (closed by `close`, given up by `discard`)."""
+
+    def __init__(self, sink, options, filters_tracks: bool = True):
+        self.sink = sink
+        # keep.py's rule, for a detector whose scores are confidences; another's tracks are all
+        # kept, under their own ids.
+        self.filters_tracks = filters_tracks
+        self.min_score = options.min_score if filters_tracks else -np.inf
+        self.min_frames = MIN_TRACK_FRAMES if filters_tracks else 1
+        self.pushed = 0
+        smoothing = Smoothing.parse(options.smoothing)
+        self.half = smoothing.seconds / 2 if smoothing.method == "window" else None
+        self.tracks: dict[int, _Track] = {}
+        self.held: deque = deque()  # (frame, faces) not yet drawn
+        self.held_bytes = 0
+        self.classified_until = -np.inf  # every face up to this time is classified
+        self.now = -np.inf  # the time of the latest frame pushed
+        self.digests: dict[int, bytes] = {}  # frame index -> digest of what was drawn, for frames with faces
+        self.frames = 0  # frames written
+        self.forced = 0  # frames drawn at a bound, before all was known
+
+    # --- fed by the analysis ---
+
+    def push(self, frame, faces: Faces) -> None:
+        for track, score in zip(faces.track_ids.tolist(), faces.scores.tolist()):
+            state = self.tracks.get(track)
+            if state is None:
+                state = self.tracks[track] = _Track(first=frame.index, old_id=track)
+            state.peak = max(state.peak, score)
+            state.frames += 1
+            state.last_seen = frame.time
+        frame.__dict__.pop("image", None)  # the BGR copy is made again only where faces are drawn
+        self.pushed += 1
+        self.held.append((frame, faces))
+        self.held_bytes += frame.pixels.nbytes
+        self.now = frame.time
+        self._drain(end=False)
+
+    def classified(self, faces: Faces) -> None:
+        """A classified batch (faces not due for the classifier have NaN probabilities)."""
+        for track, time, probs in zip(faces.track_ids.tolist(), faces.timestamp_s.tolist(), faces.probs):
+            state = self.tracks[track]
+            if not np.isnan(probs[0]):
+                state.last_probs = probs
+            held = state.last_probs if state.last_probs is not None else probs  # first faces: the schedule classifies them
+            state.times.append(time)
+            state.probs.append(held)
+            state.cumulative.append(state.cumulative[-1] + held.astype(np.float64))
+        if len(faces):
+            self.classified_until = max(self.classified_until, float(faces.timestamp_s.max()))
+
+    def finish(self) -> None:
+        """The end of the video: every held frame drawn, with everything known (a video of fewer
+        analysed frames than MIN_TRACK_FRAMES asks only as many, as keep.py does)."""
+        self.classified_until = self.now = np.inf
+        self.min_frames = min(self.min_frames, max(1, self.pushed))
+        self._drain(end=True)
+
+    # --- drawing ---
+
+    def _drain(self, end: bool) -> None:
+        while self.held:
+            frame, faces = self.held[0]
+            ready = end or self._final(frame, faces)
+            if not ready and self.now - frame.time < HOLD_SECONDS and self.held_bytes < HOLD_BYTES:
+                return
+            if not ready:
+                self.forced += 1
+            self.held.popleft()
+            self.held_bytes -= frame.pixels.nbytes
+            self._draw(frame, faces)
+
+    def _final(self, frame, faces: Faces) -> bool:
+        horizon = frame.time + (self.half or 0.0)
+        if self.classified_until < horizon or self.now < horizon:
+            return False
+        for track in faces.track_ids.tolist():
+            if not self.tracks[track].confirmed(self.min_score, self.min_frames):
+                return False
+        # A track seen before this frame and still open could yet be confirmed and take a lower number.
+        return not any(t.first <= frame.index and not t.confirmed(self.min_score, self.min_frames)
+                       and self.now - t.last_seen < HOLD_SECONDS for t in self.tracks.values())
+
+    def _draw(self, frame, faces: Faces) -> None:
+        kept = [i for i, t in enumerate(faces.track_ids.tolist())
+                if self.tracks[t].confirmed(self.min_score, self.min_frames)]
+        shown = self._numbered(faces[np.array(kept, dtype=np.int64)], frame)
+        self.sink.append(shown, frame)
+        self.frames += 1
+        if len(shown):
+            self.digests[frame.index] = frame_digest(shown, [""] * len(shown))
+
+    def _numbered(self, faces: Faces, frame) -> Faces:
+        """The faces as the render stage has them: ids in order of appearance among the kept
+        tracks (their own where keep.py keeps every track), in id order, their smoothed
+        probabilities."""
+        if not len(faces):
+            return faces
+        if self.filters_tracks:
+            kept = sorted((t.first, t.old_id) for t in self.tracks.values()
+                          if t.confirmed(self.min_score, self.min_frames))
+            number = {old: n for n, (_, old) in enumerate(kept, start=1)}
+            ids = np.array([number[t] for t in faces.track_ids.tolist()], np.int64)
+        else:
+            ids = faces.track_ids
+        smoothed = np.stack([self._smoothed(self.tracks[t], frame.time) for t in faces.track_ids.tolist()])
+        order = np.argsort(ids, kind="stable")
+        return faces.with_(track_ids=ids, smoothed=smoothed)[order]
+
+    def _smoothed(self, track: _Track, time: float) -> np.ndarray:
+        """`fer_video.smoothing.centred_window` at `time` from the track's prefix sums (or the
+        raw probabilities for `none`), in float32 as `smooth` stores them."""
+        times, cumulative = track.times, track.cumulative
+        if self.half is None or len(times) < 2:
+            return track.probs[bisect.bisect_left(times, time)].astype(np.float32)
+        lo = bisect.bisect_left(times, time - self.half)
+        hi = bisect.bisect_right(times, time + self.half)
+        return ((cumulative[hi] - cumulative[lo]) / (hi - lo)).astype(np.float32)
+
+    # --- the end ---
+
+    def matches(self, faces: Faces, persons: list[str]) -> bool:
+        """Whether what was drawn is what the whole video's final `faces` (smoothed, with the
+        person labels `persons`, one per face) would draw."""
+        from fer_video.sinks import by_frame
+
+        if self.forced:
+            return False
+        labels = dict(zip(range(len(faces)), persons))
+        index = np.arange(len(faces))
+        final = {}
+        for frame_index, shown in by_frame(faces.with_(data={"row": index})).items():
+            final[frame_index] = frame_digest(shown, [labels[int(i)] for i in shown.data["row"]])
+        return final == self.digests
+
+    def close(self) -> Path:
+        return self.sink.close()
+
+    def discard(self) -> None:
+        self.sink.discard()

@@ -1,0 +1,85 @@
+"""The annotated video drawn during the analysis (`fer_video.pipeline.live`): byte for byte the
+MP4 the render stage draws from the whole video's faces, and drawn again by the render stage
+where the whole video changes what a frame shows."""
+
+from __future__ import annotations
+
+import filecmp
+
+import numpy as np
+import pytest
+
+from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces
+from fer_video.persons.labels import PersonLabels
+from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, render, smooth
+from fer_video.pipeline.live import LiveVideo, _Track
+from fer_video.persons.stage import persons_in_video
+
+
+def _both(info, tmp_path, **settings):
+    """The video drawn live (kept if it matches) and drawn by the render stage alone."""
+    out = {}
+    matched = None
+    for draw in (True, False):
+        options = AnnotateOptions(out_dir=tmp_path / ("live" if draw else "render"), progress=False, **settings)
+        analysis = analyse(info, options, "clip", draw=draw)
+        kept, ids = keep_faces(analysis, options)
+        kept, _ = persons_in_video(kept, analysis.face_chips, ids, options)
+        faces = smooth(kept, options.smoothing)
+        if draw:
+            assert analysis.live is not None
+            matched = analysis.live.matches(faces, PersonLabels(faces)(faces))
+        out[draw] = render(info, faces, options, "clip", live=analysis.live)
+    return out[True], out[False], matched
+
+
+def test_the_video_drawn_live_is_the_one_the_render_stage_draws(tmp_path):
+    from fer_video.samples import make_clip
+
+    info = probe(make_clip(tmp_path / "clip.mp4", seconds=2.0, width=480, height=270, fps=30))
+    live, rendered, matched = _both(info, tmp_path)
+    assert matched, "the live drawing should match on a clip of two steady people"
+    assert filecmp.cmp(live, rendered, shallow=False)
+    assert not list((tmp_path / "live").glob(".*.part"))
+
+
+def test_a_person_found_across_a_cut_is_drawn_again_by_the_render_stage(tmp_path):
+    """Two shots of the same two people: person ids join tracks across the cut, which only the
+    whole video shows, so the live drawing is given up and the render stage's is written."""
+    from fer_video.samples import Shot, astronaut_face, hopper_face, make_shots_clip
+
+    faces = {"astronaut": astronaut_face(), "hopper": hopper_face()}
+    clip = make_shots_clip(tmp_path / "cut.mp4", [
+        Shot(1.2, {"astronaut": (0.3, 0.5, 0, 9), "hopper": (0.72, 0.5, 0, 9)}, scene=0),
+        Shot(1.2, {"hopper": (0.3, 0.5, 0, 9), "astronaut": (0.72, 0.5, 0, 9)}, scene=1)], faces, fps=15)
+    live, rendered, matched = _both(probe(clip), tmp_path)
+    assert not matched
+    assert filecmp.cmp(live, rendered, shallow=False)
+    assert not list((tmp_path / "live").glob(".*.part"))
+
+
+def test_smoothed_values_are_the_smooth_stages_bit_for_bit():
+    """The window over a track's prefix sums, at each face, equals `smooth` over the whole track."""
+    rng = np.random.default_rng(3)
+    n = 200
+    times = np.cumsum(rng.uniform(0.02, 0.05, n))
+    probs = rng.dirichlet(np.ones(N_EMOTIONS), n).astype(np.float32)
+    faces = Faces(np.ones((n, 4)), np.ones(n), np.zeros((n, N_KEYPOINTS, 2)), track_ids=np.ones(n, np.int64),
+                  probs=probs, frame_index=np.arange(n), timestamp_s=times)
+    expected = smooth(faces, "window:0.5").smoothed
+
+    live = LiveVideo(sink=None, options=AnnotateOptions(smoothing="window:0.5"))
+    live.tracks[1] = _Track(first=0, old_id=1)
+    live.classified(faces)
+    got = np.stack([live._smoothed(live.tracks[1], t) for t in times])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("settings", [dict(stride=2), dict(segments=2), dict(smoothing="hmm"), dict(video=False)])
+def test_live_drawing_is_only_where_it_computes_what_the_render_stage_draws(settings, tmp_path):
+    from fer_video.pipeline.live import can_draw_live
+    from fer_video.samples import make_clip
+
+    info = probe(make_clip(tmp_path / "c.mp4", seconds=0.3, width=160, height=90, fps=10))
+    assert can_draw_live(info, AnnotateOptions())
+    assert not can_draw_live(info, AnnotateOptions(**settings))
