@@ -17,8 +17,8 @@ from fer_video.faces.detectors import DETECTORS  # cheap: no numpy, the backends
 from fer_video.options import PRESETS, in_range, option, score
 from fer_video.smoothing import Smoothing
 
-# = fer_video.expression.classify.DEFAULT_MODEL, whose module imports OpenCV (tests/test_cli.py checks
-# that checking the command line does not)
+# The shipped expression model, defined here, where checking the command line reads it without
+# importing OpenCV (fer_video.expression.classify takes it from here; tests/test_cli.py checks)
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fer_vgg.keras"
 
 # A track is a face only if BlazeFace's confidence reaches --min-score in one of its frames

@@ -111,3 +111,14 @@ def tiny_fer_dataset(root: Path, per_class: int, split: str = "train") -> Path:
             image = np.clip(stripes + rng.normal(0, 20, (48, 48)), 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"{prefix}_{k}{i:03d}.jpg"), image)
     return root
+
+
+def analyse_segmented(info, options, name=None):
+    """`analyse` one segment after another and `stitch` them, as `annotate --segments` does in
+    parallel: what a single pass must equal."""
+    from fer_video.pipeline import analyse, plan_segments, stitch
+
+    ranges = plan_segments(info, options)
+    if len(ranges) == 1:
+        return analyse(info, options, name)
+    return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)

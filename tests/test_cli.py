@@ -559,10 +559,11 @@ def test_report_takes_track_like_plot(tmp_path):
 
 def test_direct_segments_in_threads_equal_one_after_another(tmp_path):
     """`annotate --segments 2` without Prefect analyses the segments in two threads: the same
-    timeline as analysing them one after the other (pipeline.analyse_segmented)."""
+    timeline as analysing them one after the other (helpers.analyse_segmented)."""
     import pandas as pd
 
-    from fer_video.pipeline import AnnotateOptions, analyse_segmented, probe, smooth
+    from fer_video.pipeline import AnnotateOptions, probe, smooth
+    from helpers import analyse_segmented
     from fer_video.timeline.rows import rows_of
     from fer_video.samples import make_clip
     from helpers import read_timeline

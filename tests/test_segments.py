@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from fer_video.errors import InputError
-from fer_video.pipeline import AnnotateOptions, analyse, analyse_segmented, plan_segments, probe, smooth
+from fer_video.pipeline import AnnotateOptions, analyse, plan_segments, probe, smooth
 from fer_video.timeline.rows import rows_of
 from fer_video.samples import astronaut_face, background, make_clip, sample_frame, two_actors
 from fer_video.video import DecodeStats, read_frames
 from fer_video.video.index import FrameIndex, frame_index
-from helpers import encode_frames, ffmpeg
+from helpers import analyse_segmented, encode_frames, ffmpeg
 
 BOX_TOLERANCE_PX = 2.0
 PROBABILITY_TOLERANCE = 0.1

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_video.expression.preprocess import to_model_input
-from fer_video.jobs import file_sha256, fingerprint
+from fer_video.jobs import DEFAULT_MODEL, file_sha256, fingerprint
 # The model card and its .tflite record are written by the export; checking them imports no TensorFlow.
 from fer_video.expression.card import card_path, fresh_tflite
 from fer_video.faces.record import Faces
@@ -18,8 +18,6 @@ from fer_video.resources import model_threads, new_interpreter
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = MODELS_DIR / "fer_vgg.keras"
 # Faces per model invoke (twice as many images with flip TTA). On 2 cores XNNPACK runs this model
 # at 3,180 images/s with 64 per invoke and 3,020 with 512 (the pipeline's 256 faces, flipped), and
 # 64 images need 9 MB of activations where 512 need 75 MB.

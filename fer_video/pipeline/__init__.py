@@ -26,11 +26,11 @@ from fer_video.pipeline.annotate import STAGE_TABLE, Result, Stage, Stages, anno
 from fer_video.pipeline.keep import drop_false_tracks, keep_faces
 from fer_video.pipeline.model_cache import load_classifier
 from fer_video.pipeline.render import render
-from fer_video.pipeline.segments import analyse_segmented, plan_segments, stitch
+from fer_video.pipeline.segments import plan_segments, stitch
 from fer_video.pipeline.smooth import smooth
 from fer_video.pipeline.write import metadata, write
 from fer_video.video import probe
 
-__all__ = ["STAGE_TABLE", "AnnotateOptions", "Analysis", "Result", "Stage", "Stages", "analyse", "analyse_segmented", "annotate",
+__all__ = ["STAGE_TABLE", "AnnotateOptions", "Analysis", "Result", "Stage", "Stages", "analyse", "annotate",
            "drop_false_tracks", "keep_faces", "load_classifier", "metadata", "plan_segments", "probe", "render",
            "smooth", "stitch", "write"]

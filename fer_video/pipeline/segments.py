@@ -9,7 +9,7 @@ import pandas as pd
 
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions
-from fer_video.pipeline.analyse import Analysis, analyse
+from fer_video.pipeline.analyse import Analysis
 from fer_video.video import MediaInfo
 
 
@@ -100,11 +100,3 @@ def _placed(faces: Faces) -> pd.DataFrame:
     (what `stitch` groups by frame to match tracks across a seam)."""
     x, y, w, h = faces.boxes.T
     return pd.DataFrame({"frame_index": faces.frame_index, "track_id": faces.track_ids, "x": x, "y": y, "w": w, "h": h})
-
-
-def analyse_segmented(info: MediaInfo, options: AnnotateOptions, name: str | None = None) -> Analysis:
-    """`analyse` one segment after another and stitch them (flows/ runs segments in parallel)."""
-    ranges = plan_segments(info, options)
-    if len(ranges) == 1:
-        return analyse(info, options, name)
-    return stitch([analyse(info, options, name, first, last) for first, last in ranges], ranges)
