@@ -32,6 +32,7 @@ from fer_video.faces.record import N_EMOTIONS, Faces
 from fer_video.smoothing import Smoothing
 
 HOLD_SECONDS = 2.0  # a frame is drawn at the latest this long after it was decoded
+DRAW_AHEAD = 4  # frames handed to the drawing thread and not yet written, at most
 HOLD_BYTES = 256 * 2**20  # and when the frames held reach this
 MIN_TRACK_FRAMES = 3  # keep.py's: a track seen in fewer analysed frames is not a face
 
@@ -90,6 +91,13 @@ class LiveVideo:
         self.digests: dict[int, bytes] = {}  # frame index -> digest of what was drawn, for frames with faces
         self.frames = 0  # frames written
         self.forced = 0  # frames drawn at a bound, before all was known
+        # Drawing, the colour conversions and the write to the encoder's pipe run in a thread of
+        # their own (OpenCV and the pipe release the GIL), beside the analysis; one thread keeps
+        # the frames in order.
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="draw")
+        self._drawing: deque = deque()
 
     # --- fed by the analysis ---
 
@@ -157,7 +165,9 @@ class LiveVideo:
         kept = [i for i, t in enumerate(faces.track_ids.tolist())
                 if self.tracks[t].confirmed(self.min_score, self.min_frames)]
         shown = self._numbered(faces[np.array(kept, dtype=np.int64)], frame)
-        self.sink.append(shown, frame)
+        self._drawing.append(self._pool.submit(self.sink.append, shown, frame))
+        while len(self._drawing) > DRAW_AHEAD:
+            self._drawing.popleft().result()  # raises here what drawing or writing raised
         self.frames += 1
         if len(shown):
             self.digests[frame.index] = frame_digest(shown, [""] * len(shown))
@@ -206,7 +216,18 @@ class LiveVideo:
         return final == self.digests
 
     def close(self) -> Path:
+        try:
+            while self._drawing:
+                self._drawing.popleft().result()
+        except BaseException:
+            self.discard()
+            raise
+        self._pool.shutdown()
         return self.sink.close()
 
     def discard(self) -> None:
+        for future in self._drawing:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self._drawing.clear()
         self.sink.discard()
