@@ -19,7 +19,7 @@ from fer_video.persons.stage import persons_in_video
 def _both(info, tmp_path, **settings):
     """The video drawn live (kept if it matches) and drawn by the render stage alone."""
     out = {}
-    matched = None
+    matched = gave_up = None
     for draw in (True, False):
         options = AnnotateOptions(out_dir=tmp_path / ("live" if draw else "render"), progress=False, **settings)
         analysis = analyse(info, options, "clip", draw=draw)
@@ -29,31 +29,33 @@ def _both(info, tmp_path, **settings):
         if draw:
             assert analysis.live is not None
             matched = analysis.live.matches(faces, PersonLabels(faces)(faces))
+            gave_up = analysis.live.gave_up
         out[draw] = render(info, faces, options, "clip", live=analysis.live)
-    return out[True], out[False], matched
+    return out[True], out[False], matched, gave_up
 
 
 def test_the_video_drawn_live_is_the_one_the_render_stage_draws(tmp_path):
     from fer_video.samples import make_clip
 
     info = probe(make_clip(tmp_path / "clip.mp4", seconds=2.0, width=480, height=270, fps=30))
-    live, rendered, matched = _both(info, tmp_path)
-    assert matched, "the live drawing should match on a clip of two steady people"
+    live, rendered, matched, gave_up = _both(info, tmp_path)
+    assert matched and not gave_up, "the live drawing should match on a clip of two steady people"
     assert filecmp.cmp(live, rendered, shallow=False)
     assert not list((tmp_path / "live").glob(".*.part"))
 
 
 def test_a_person_found_across_a_cut_is_drawn_again_by_the_render_stage(tmp_path):
     """Two shots of the same two people: person ids join tracks across the cut, which only the
-    whole video shows, so the live drawing is given up and the render stage's is written."""
+    whole video shows: the live drawing gives up as soon as a track that never met an earlier
+    one is confirmed, and the render stage's drawing is written."""
     from fer_video.samples import Shot, astronaut_face, hopper_face, make_shots_clip
 
     faces = {"astronaut": astronaut_face(), "hopper": hopper_face()}
     clip = make_shots_clip(tmp_path / "cut.mp4", [
         Shot(1.2, {"astronaut": (0.3, 0.5, 0, 9), "hopper": (0.72, 0.5, 0, 9)}, scene=0),
         Shot(1.2, {"hopper": (0.3, 0.5, 0, 9), "astronaut": (0.72, 0.5, 0, 9)}, scene=1)], faces, fps=15)
-    live, rendered, matched = _both(probe(clip), tmp_path)
-    assert not matched
+    live, rendered, matched, gave_up = _both(probe(clip), tmp_path)
+    assert gave_up and not matched
     assert filecmp.cmp(live, rendered, shallow=False)
     assert not list((tmp_path / "live").glob(".*.part"))
 
@@ -83,3 +85,17 @@ def test_live_drawing_is_only_where_it_computes_what_the_render_stage_draws(sett
     info = probe(make_clip(tmp_path / "c.mp4", seconds=0.3, width=160, height=90, fps=10))
     assert can_draw_live(info, AnnotateOptions())
     assert not can_draw_live(info, AnnotateOptions(**settings))
+
+
+def test_without_person_linking_a_cut_does_not_stop_the_live_drawing(tmp_path):
+    """With --no-persons every track is its own person: tracks that follow each other change no
+    label, and the video drawn live is kept."""
+    from fer_video.samples import Shot, astronaut_face, hopper_face, make_shots_clip
+
+    faces = {"astronaut": astronaut_face(), "hopper": hopper_face()}
+    clip = make_shots_clip(tmp_path / "cut.mp4", [
+        Shot(1.2, {"astronaut": (0.3, 0.5, 0, 9), "hopper": (0.72, 0.5, 0, 9)}, scene=0),
+        Shot(1.2, {"hopper": (0.3, 0.5, 0, 9), "astronaut": (0.72, 0.5, 0, 9)}, scene=1)], faces, fps=15)
+    live, rendered, matched, gave_up = _both(probe(clip), tmp_path, persons=False)
+    assert matched and not gave_up
+    assert filecmp.cmp(live, rendered, shallow=False)

@@ -47,6 +47,7 @@ def can_draw_live(info, options) -> bool:
 class _Track:
     first: int  # frame index it was first seen in
     old_id: int
+    first_seen: float = 0.0  # that frame's time
     peak: float = 0.0
     frames: int = 0
     last_seen: float = 0.0
@@ -81,6 +82,11 @@ class LiveVideo:
         self.min_score = options.min_score if filters_tracks else -np.inf
         self.min_frames = MIN_TRACK_FRAMES if filters_tracks else 1
         self.pushed = 0
+        # With person linking, two tracks that never share a frame may turn out to be one person,
+        # whose label the whole video decides: once such a pair is confirmed, the render stage
+        # will most likely draw the video again, and drawing it here as well would be wasted.
+        self.persons = bool(getattr(options, "persons", True) or getattr(options, "identity", False))
+        self.gave_up = False
         smoothing = Smoothing.parse(options.smoothing)
         self.half = smoothing.seconds / 2 if smoothing.method == "window" else None
         self.tracks: dict[int, _Track] = {}
@@ -102,13 +108,21 @@ class LiveVideo:
     # --- fed by the analysis ---
 
     def push(self, frame, faces: Faces) -> None:
+        if self.gave_up:
+            return
         for track, score in zip(faces.track_ids.tolist(), faces.scores.tolist()):
             state = self.tracks.get(track)
             if state is None:
-                state = self.tracks[track] = _Track(first=frame.index, old_id=track)
+                state = self.tracks[track] = _Track(first=frame.index, old_id=track, first_seen=frame.time)
+            was = state.confirmed(self.min_score, self.min_frames)
             state.peak = max(state.peak, score)
             state.frames += 1
             state.last_seen = frame.time
+            if self.persons and not was and state.confirmed(self.min_score, self.min_frames) and any(
+                    other.last_seen < state.first_seen for other in self.tracks.values()
+                    if other is not state and other.confirmed(self.min_score, self.min_frames)):
+                self.give_up()
+                return
         frame.__dict__.pop("image", None)  # the BGR copy is made again only where faces are drawn
         self.pushed += 1
         self.held.append((frame, faces))
@@ -116,8 +130,17 @@ class LiveVideo:
         self.now = frame.time
         self._drain(end=False)
 
+    def give_up(self) -> None:
+        """Stop drawing: the video drawn so far is discarded, the render stage draws it."""
+        self.gave_up = True
+        self.held.clear()
+        self.held_bytes = 0
+        self.discard()
+
     def classified(self, faces: Faces) -> None:
         """A classified batch (faces not due for the classifier have NaN probabilities)."""
+        if self.gave_up:
+            return
         for track, time, probs in zip(faces.track_ids.tolist(), faces.timestamp_s.tolist(), faces.probs):
             state = self.tracks[track]
             if not np.isnan(probs[0]):
@@ -132,6 +155,8 @@ class LiveVideo:
     def finish(self) -> None:
         """The end of the video: every held frame drawn, with everything known (a video of fewer
         analysed frames than MIN_TRACK_FRAMES asks only as many, as keep.py does)."""
+        if self.gave_up:
+            return
         self.classified_until = self.now = np.inf
         self.min_frames = min(self.min_frames, max(1, self.pushed))
         self._drain(end=True)
@@ -206,7 +231,7 @@ class LiveVideo:
         person labels `persons`, one per face) would draw."""
         from fer_video.sinks import by_frame
 
-        if self.forced:
+        if self.forced or self.gave_up:
             return False
         labels = dict(zip(range(len(faces)), persons))
         index = np.arange(len(faces))
@@ -226,6 +251,7 @@ class LiveVideo:
         return self.sink.close()
 
     def discard(self) -> None:
+        """Give the video up, leaving no file; safe to call again."""
         for future in self._drawing:
             future.cancel()
         self._pool.shutdown(wait=True)
