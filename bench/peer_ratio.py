@@ -1,6 +1,7 @@
 """fer-video's whole command against the `fer` package's whole process, on one real-face clip.
 
     .venv/bin/python bench/peer_ratio.py [--seconds 20 --width 640 --height 360 --fps 24] [--repeats 3] [--json]
+    .venv/bin/python bench/peer_ratio.py --clip bench/out/clips/two_faces_1280x720_30fps_10s.mp4   # bench/annotate.py's clip
 
 The clip is fer_video.samples' two faces (scikit-image's astronaut, one of them mirrored) over a
 textured background, with a tone. Each repeat runs, back to back so that both see the same load:
@@ -45,6 +46,8 @@ def main() -> int:
     p.add_argument("--fps", type=int, default=24)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--code", type=Path, default=ROOT, help="checkout whose code fer-video runs (default: this one)")
+    p.add_argument("--clip", type=Path, help="an existing video to run both on, e.g. bench/annotate.py's "
+                   "bench/out/clips/two_faces_1280x720_30fps_30s.mp4 (default: a generated one of --seconds, --width, ...)")
     args = p.parse_args()
     if not PEER.exists():
         raise SystemExit(f"no {PEER}: bash bench/setup_fer_venv.sh builds it")
@@ -53,7 +56,15 @@ def main() -> int:
     try:
         from fer_video.samples import make_clip
 
-        clip = make_clip(work / "clip.mp4", seconds=args.seconds, width=args.width, height=args.height, fps=args.fps)
+        if args.clip is not None:
+            from fer_video.video import probe
+
+            clip, info_clip = args.clip.resolve(), probe(args.clip)
+            args.seconds, args.width, args.height = info_clip.duration, info_clip.width, info_clip.height
+            args.fps = float(info_clip.fps)
+        else:
+            clip = make_clip(work / "clip.mp4", seconds=args.seconds, width=args.width, height=args.height,
+                             fps=args.fps)
         ours_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         ours_env.update(PYTHONPATH=str(args.code.resolve()), PREFECT_HOME=str(work / "prefect"))
         peer_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
