@@ -99,3 +99,54 @@ def test_without_person_linking_a_cut_does_not_stop_the_live_drawing(tmp_path):
     live, rendered, matched, gave_up = _both(probe(clip), tmp_path, persons=False)
     assert matched and not gave_up
     assert filecmp.cmp(live, rendered, shallow=False)
+
+
+class _Discard:
+    """A sink that takes frames and writes nothing: the test looks at what LiveVideo decides."""
+
+    def append(self, faces, frame=None):
+        pass
+
+    def close(self):
+        pass
+
+    def discard(self):
+        pass
+
+
+def test_a_long_stream_matches_the_whole_videos_faces_with_memory_kept_short():
+    """40 s at 30 fps of two faces and a third that comes and goes, classified every other frame
+    and a few frames late: what LiveVideo draws digests equal to keep + smooth over the whole
+    video, while each track keeps only its recent faces."""
+    from fer_video.expression.schedule import fill_between
+    from fer_video.pipeline.keep import drop_false_tracks
+    from fer_video.video.read import Frame
+
+    rng = np.random.default_rng(7)
+    options = AnnotateOptions(persons=False)
+    live = LiveVideo(_Discard(), options)
+    frames, batches, all_faces = 1200, [], []
+    for i in range(frames):
+        tracks = [1, 2] + ([5] if 500 <= i < 700 else []) + ([9] if i in (800, 801) else [])  # 9: a flicker
+        n = len(tracks)
+        probs = rng.dirichlet(np.ones(N_EMOTIONS), n).astype(np.float32)
+        new = [i == 0 or (t == 5 and i == 500) or (t == 9 and i == 800) for t in tracks]
+        probs[[(i % 2 == 1) and not fresh for fresh in new]] = np.nan  # the schedule's skipped faces
+        faces = Faces(rng.uniform(10, 50, (n, 4)), np.full(n, 0.9), np.zeros((n, N_KEYPOINTS, 2)),
+                      track_ids=tracks).in_frame(i, i / 30)
+        live.push(Frame(i, i / 30, np.zeros((6, 4), np.uint8)), faces)
+        batches.append(faces.with_(probs=probs))
+        if len(batches) == 8:  # a batch classified a few frames behind the analysis
+            live.classified(Faces.concat(batches))
+            all_faces.append(Faces.concat(batches))
+            batches = []
+    if batches:
+        live.classified(Faces.concat(batches))
+        all_faces.append(Faces.concat(batches))
+    live.finish()
+    kept, _ = drop_false_tracks(fill_between(Faces.concat(all_faces)), options.min_score, 3)
+    final = smooth(kept, options.smoothing)
+    assert live.forced == 0 and live.frames == frames
+    assert live.matches(final, [""] * len(final))
+    assert 9 not in live.number  # the flicker was never a face
+    assert max(len(t.times) for t in live.tracks.values()) < 120  # not 1200: old faces forgotten

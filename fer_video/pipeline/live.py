@@ -35,6 +35,7 @@ HOLD_SECONDS = 2.0  # a frame is drawn at the latest this long after it was deco
 DRAW_AHEAD = 4  # frames handed to the drawing thread and not yet written, at most
 HOLD_BYTES = 256 * 2**20  # and when the frames held reach this
 MIN_TRACK_FRAMES = 3  # keep.py's: a track seen in fewer analysed frames is not a face
+TRACK_GAP = 1.0  # the tracker's max_gap: a track not seen for longer has ended
 
 
 def can_draw_live(info, options) -> bool:
@@ -55,6 +56,7 @@ class _Track:
     probs: list = field(default_factory=list)  # their probabilities (float32), the same order
     cumulative: list = field(default_factory=lambda: [np.zeros(N_EMOTIONS)])  # prefix sums, as np.cumsum makes them
     last_probs: np.ndarray | None = None  # its last classified probabilities, held over the faces between
+    count: int = 0  # its faces classified (or held) so far; `times` keeps only the recent ones
 
     def confirmed(self, min_score: float, min_frames: int) -> bool:
         return self.peak >= np.float32(min_score) and self.frames >= min_frames
@@ -89,14 +91,18 @@ class LiveVideo:
         self.gave_up = False
         smoothing = Smoothing.parse(options.smoothing)
         self.half = smoothing.seconds / 2 if smoothing.method == "window" else None
-        self.tracks: dict[int, _Track] = {}
+        self.tracks: dict[int, _Track] = {}  # the tracks of the frames still to draw, and a little before
+        self.number: dict[int, int] = {}  # old id -> its number among the confirmed tracks (keep.py's renumbering)
+        self._confirmed: list[tuple[int, int]] = []  # (first frame, old id) of every confirmed track, sorted
+        self._open: dict[int, _Track] = {}  # tracks seen, not (yet) confirmed
+        self._forgotten_end = np.inf  # the earliest last sighting of a confirmed track since forgotten
         self.held: deque = deque()  # (frame, faces) not yet drawn
         self.held_bytes = 0
         self.classified_until = -np.inf  # every face up to this time is classified
         self.now = -np.inf  # the time of the latest frame pushed
         self.digests: dict[int, bytes] = {}  # frame index -> digest of what was drawn, for frames with faces
         self.frames = 0  # frames written
-        self.forced = 0  # frames drawn at a bound, before all was known
+        self.forced = 0  # frames drawn at a bound, before all was known (the digests then tell whether it was right)
         # Drawing, the colour conversions and the write to the encoder's pipe run in a thread of
         # their own (OpenCV and the pipe release the GIL), beside the analysis; one thread keeps
         # the frames in order.
@@ -113,22 +119,50 @@ class LiveVideo:
         for track, score in zip(faces.track_ids.tolist(), faces.scores.tolist()):
             state = self.tracks.get(track)
             if state is None:
-                state = self.tracks[track] = _Track(first=frame.index, old_id=track, first_seen=frame.time)
+                state = self.tracks[track] = self._open[track] = _Track(first=frame.index, old_id=track,
+                                                                         first_seen=frame.time)
             was = state.confirmed(self.min_score, self.min_frames)
             state.peak = max(state.peak, score)
             state.frames += 1
             state.last_seen = frame.time
-            if self.persons and not was and state.confirmed(self.min_score, self.min_frames) and any(
-                    other.last_seen < state.first_seen for other in self.tracks.values()
-                    if other is not state and other.confirmed(self.min_score, self.min_frames)):
-                self.give_up()
-                return
+            if not was and state.confirmed(self.min_score, self.min_frames):
+                if self.persons and (self._forgotten_end < state.first_seen or any(
+                        t.last_seen < state.first_seen for t in self.tracks.values()
+                        if t is not state and t.confirmed(self.min_score, self.min_frames))):
+                    self.give_up()
+                    return
+                self._confirm(state)
         frame.__dict__.pop("image", None)  # the BGR copy is made again only where faces are drawn
         self.pushed += 1
         self.held.append((frame, faces))
         self.held_bytes += frame.pixels.nbytes
         self.now = frame.time
         self._drain(end=False)
+        if self.pushed % 32 == 0:
+            self._forget()
+
+    def _confirm(self, track: _Track) -> None:
+        self._open.pop(track.old_id, None)
+        bisect.insort(self._confirmed, (track.first, track.old_id))
+        self.number = {old: n for n, (_, old) in enumerate(self._confirmed, start=1)}
+
+    def _forget(self) -> None:
+        """What no frame still to draw needs: the faces before the oldest held frame's window,
+        tracks gone for longer than a frame is held, open tracks that can no longer matter. Memory
+        stays flat in the video's length."""
+        oldest = self.held[0][0].time if self.held else self.now
+        needed = oldest - (self.half or 0.0) - 1.0
+        for old, track in list(self.tracks.items()):
+            if track.last_seen < oldest - HOLD_SECONDS - 1.0:
+                if track.confirmed(self.min_score, self.min_frames):
+                    self._forgotten_end = min(self._forgotten_end, track.last_seen)
+                del self.tracks[old]
+                self._open.pop(old, None)
+                continue
+            k = bisect.bisect_left(track.times, needed)
+            if k > 1:  # one kept before the window: `none` smoothing reads a face's own entry
+                k -= 1
+                del track.times[:k], track.probs[:k], track.cumulative[:k]
 
     def give_up(self) -> None:
         """Stop drawing: the video drawn so far is discarded, the render stage draws it."""
@@ -142,10 +176,14 @@ class LiveVideo:
         if self.gave_up:
             return
         for track, time, probs in zip(faces.track_ids.tolist(), faces.timestamp_s.tolist(), faces.probs):
-            state = self.tracks[track]
+            state = self.tracks.get(track)
+            if state is None:
+                self.forced += 1  # a face classified after its track was forgotten: the check will say
+                continue
             if not np.isnan(probs[0]):
                 state.last_probs = probs
             held = state.last_probs if state.last_probs is not None else probs  # first faces: the schedule classifies them
+            state.count += 1
             state.times.append(time)
             state.probs.append(held)
             state.cumulative.append(state.cumulative[-1] + held.astype(np.float64))
@@ -159,6 +197,9 @@ class LiveVideo:
             return
         self.classified_until = self.now = np.inf
         self.min_frames = min(self.min_frames, max(1, self.pushed))
+        for track in list(self._open.values()):
+            if track.confirmed(self.min_score, self.min_frames):
+                self._confirm(track)
         self._drain(end=True)
 
     # --- drawing ---
@@ -179,12 +220,10 @@ class LiveVideo:
         horizon = frame.time + (self.half or 0.0)
         if self.classified_until < horizon or self.now < horizon:
             return False
-        for track in faces.track_ids.tolist():
-            if not self.tracks[track].confirmed(self.min_score, self.min_frames):
-                return False
-        # A track seen before this frame and still open could yet be confirmed and take a lower number.
-        return not any(t.first <= frame.index and not t.confirmed(self.min_score, self.min_frames)
-                       and self.now - t.last_seen < HOLD_SECONDS for t in self.tracks.values())
+        # A track not confirmed yet, on this frame or seen before it, could yet be (and take a lower
+        # number) until it has ended; one that ended unconfirmed was a flicker, not drawn.
+        return not any(t.first <= frame.index and self.now - t.last_seen <= TRACK_GAP
+                       for t in self._open.values())
 
     def _draw(self, frame, faces: Faces) -> None:
         kept = [i for i, t in enumerate(faces.track_ids.tolist())
@@ -204,10 +243,7 @@ class LiveVideo:
         if not len(faces):
             return faces
         if self.filters_tracks:
-            kept = sorted((t.first, t.old_id) for t in self.tracks.values()
-                          if t.confirmed(self.min_score, self.min_frames))
-            number = {old: n for n, (_, old) in enumerate(kept, start=1)}
-            ids = np.array([number[t] for t in faces.track_ids.tolist()], np.int64)
+            ids = np.array([self.number[t] for t in faces.track_ids.tolist()], np.int64)
         else:
             ids = faces.track_ids
         smoothed = np.stack([self._smoothed(self.tracks[t], frame.time) for t in faces.track_ids.tolist()])
@@ -218,7 +254,7 @@ class LiveVideo:
         """`fer_video.smoothing.centred_window` at `time` from the track's prefix sums (or the
         raw probabilities for `none`), in float32 as `smooth` stores them."""
         times, cumulative = track.times, track.cumulative
-        if self.half is None or len(times) < 2:
+        if self.half is None or track.count < 2:
             return track.probs[bisect.bisect_left(times, time)].astype(np.float32)
         lo = bisect.bisect_left(times, time - self.half)
         hi = bisect.bisect_right(times, time + self.half)
@@ -231,7 +267,7 @@ class LiveVideo:
         person labels `persons`, one per face) would draw."""
         from fer_video.sinks import by_frame
 
-        if self.forced or self.gave_up:
+        if self.gave_up:
             return False
         labels = dict(zip(range(len(faces)), persons))
         index = np.arange(len(faces))
