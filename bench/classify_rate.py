@@ -82,24 +82,20 @@ def main() -> int:
     clips = {"two faces 720p": common.clip(args.seconds), "ten faces 1080p": common.crowd_clip(args.seconds),
              "shots, turns, cuts 360p": shots_clip(args.seconds), "hand over mouth 360p": hand_clip(args.seconds)}
     rates = [float(r) for r in args.rates.split(",")]
-    rows = []
-    for name, clip in clips.items():
-        reference = None
-        for rate in rates:
-            stats, smoothed = labelled(clip, rate)
-            row = {"clip": name, "rate_hz": rate or "every frame", **stats,
-                   "classified_share": stats["classified"] / max(1, stats["faces"])}
-            if reference is None:
-                reference = smoothed
-            common_keys = [k for k in smoothed if k in reference]
-            a = np.stack([reference[k] for k in common_keys]) if common_keys else np.zeros((0, 7))
-            b = np.stack([smoothed[k] for k in common_keys]) if common_keys else np.zeros((0, 7))
-            row.update({"faces_matched": f"{len(common_keys)}/{len(reference)}",
-                        "same_label": float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else float("nan"),
-                        "mean_dp": float(np.abs(a - b).mean()) if len(a) else float("nan"),
-                        "max_dp": float(np.abs(a - b).max()) if len(a) else float("nan")})
-            rows.append(row)
-            print(row, flush=True)
+
+    def measure(clip, rate):
+        stats, smoothed = labelled(clip, rate)
+        return {**stats, "classified_share": stats["classified"] / max(1, stats["faces"])}, smoothed
+
+    def compare(reference, smoothed, matched):
+        a = np.stack([reference[k] for k in matched]) if matched else np.zeros((0, 7))
+        b = np.stack([smoothed[k] for k in matched]) if matched else np.zeros((0, 7))
+        nan = float("nan")
+        return {"same_label": float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else nan,
+                "mean_dp": float(np.abs(a - b).mean()) if len(a) else nan,
+                "max_dp": float(np.abs(a - b).max()) if len(a) else nan}
+
+    rows = common.against_rates(clips, rates, measure, compare)
     table(rows, None, f"{args.seconds:g} s clips; labels and probabilities after smoothing (window:0.5), against every frame classified")
     common.emit_json(args.json, {"rows": rows})
     return 0

@@ -208,3 +208,22 @@ def table(rows: list[dict], columns: list[str] | None = None, title: str | None 
 def emit_json(enabled: bool, results: dict) -> None:
     if enabled:
         print(json.dumps(results, indent=2, default=str))
+
+
+def against_rates(clips: dict, rates: list[float], measure, compare) -> list[dict]:
+    """For each clip, `measure(clip, rate)` -> (stats, {(frame, track): value}) at each rate, the
+    first rate's values the reference; `compare(reference, values, matched_keys)` -> columns.
+    One row per (clip, rate), printed as it comes."""
+    rows = []
+    for name, clip in clips.items():
+        reference = None
+        for rate in rates:
+            stats, values = measure(clip, rate)
+            if reference is None:
+                reference = values
+            matched = [k for k in values if k in reference]
+            row = {"clip": name, "rate_hz": rate or "every frame", **stats,
+                   "matched": f"{len(matched)}/{len(reference)}", **compare(reference, values, matched)}
+            rows.append(row)
+            print(row, flush=True)
+    return rows

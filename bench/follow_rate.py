@@ -103,23 +103,16 @@ def main() -> int:
               "shots": ("shots, turns, cuts 360p", shots_clip)}
     clips = {makers[c][0]: makers[c][1](args.seconds) for c in args.clips.split(",")}
     rates = [float(r) for r in args.rates.split(",")]
-    rows = []
-    for name, clip in clips.items():
-        reference = None
-        for rate in rates:
-            stats, faces = analysed(clip, rate)
-            row = {"clip": name, "rate_hz": rate or "every frame", **stats}
-            if reference is None:
-                reference = faces
-            matched = [k for k in faces if k in reference]
-            iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])
-            same = np.array([faces[k][1].argmax() == reference[k][1].argmax() for k in matched])
-            row.update({"matched": f"{len(matched)}/{len(reference)}",
-                        "iou_mean": float(iou.mean()) if len(iou) else float("nan"),
-                        "iou_p5": float(np.percentile(iou, 5)) if len(iou) else float("nan"),
-                        "same_label": float(same.mean()) if len(same) else float("nan")})
-            rows.append(row)
-            print(row, flush=True)
+
+    def compare(reference, faces, matched):
+        iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])
+        same = np.array([faces[k][1].argmax() == reference[k][1].argmax() for k in matched])
+        nan = float("nan")
+        return {"iou_mean": float(iou.mean()) if len(iou) else nan,
+                "iou_p5": float(np.percentile(iou, 5)) if len(iou) else nan,
+                "same_label": float(same.mean()) if len(same) else nan}
+
+    rows = common.against_rates(clips, rates, analysed, compare)
     table(rows, None, f"{args.seconds:g} s clips; kept faces after smoothing (window:0.5), against every frame located")
     common.emit_json(args.json, {"rows": rows})
     return 0
