@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.record import Faces, timeline_columns
@@ -32,16 +31,11 @@ class ParquetSink(Sink):
             self._parts.append(faces)
 
     def close(self) -> Path:
-        from fer_video.outputs import atomic_path
+        from fer_video.timeline.write import write_table  # here: it imports fer_video.outputs
 
         table = faces_table(Faces.concat(self._parts), self.metadata)
         self._parts = []
-        try:
-            with atomic_path(self.path) as temp:
-                pq.write_table(table, temp, compression="zstd")
-        except OSError as error:  # a full disk, a folder gone: name the file, not only errno
-            raise OSError(error.errno, f"{self.path}: cannot write the timeline: {error.strerror or error}") from error
-        return self.path
+        return write_table(table, self.path)
 
     def discard(self) -> None:
         self._parts = []  # nothing is on disk before `close`

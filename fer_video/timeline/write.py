@@ -30,12 +30,17 @@ def to_table(rows: pd.DataFrame, metadata: TimelineMetadata) -> pa.Table:
 
 
 def write_timeline(rows: pd.DataFrame, metadata: TimelineMetadata, path: str | Path) -> Path:
-    """Write to a hidden temp file of this call's own, then rename: no reader or `*.parquet` glob
-    ever sees a half-written file, and concurrent writers never share one."""
+    """`rows` (a timeline DataFrame) written to `path`, as `write_table` writes."""
+    return write_table(to_table(rows, metadata), path)
+
+
+def write_table(table: pa.Table, path: str | Path) -> Path:
+    """Write a timeline table to a hidden temp file of this call's own, then rename: no reader or
+    `*.parquet` glob ever sees a half-written file, and concurrent writers never share one."""
     path = Path(path)
     try:
         with atomic_path(path) as temp:
-            pq.write_table(to_table(rows, metadata), temp, compression="zstd")
+            pq.write_table(table, temp, compression="zstd")
     except OSError as error:  # a full disk, a folder gone: name the file, not only errno
         raise OSError(error.errno, f"{path}: cannot write the timeline: {error.strerror or error}") from error
     return path
