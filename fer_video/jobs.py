@@ -152,8 +152,11 @@ def model_fingerprint(path: str | Path) -> str:
 def fingerprint(model_sha256: str, card: dict) -> str:
     """The model as far as results go: the network's file (its sha256) and its card (the TTA,
     logit bias and temperature the classifier applies), so that recalibrating a model re-runs the
-    jobs it made. The card's record of the TFLite conversion is left out: that file is checked
-    against the network separately, and results do not depend on it."""
+    jobs it made. A float32 conversion to TFLite gives the network's results, so the card's record
+    of it is left out (that file is checked against the network separately); a quantised one gives
+    results of its own, so its sha256 counts."""
     calibration = {k: v for k, v in card.items() if not k.startswith("tflite_")}
+    if card.get("tflite_quantization", "none") != "none":
+        calibration["tflite_sha256"] = card.get("tflite_sha256")
     payload = json.dumps([model_sha256, calibration], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
