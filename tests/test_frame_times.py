@@ -208,3 +208,31 @@ def test_the_same_frames_at_a_constant_and_a_retimed_rate_give_one_track_on_ever
         rows = load(annotate(clip, AnnotateOptions(out_dir=tmp_path / name, progress=False, video=False)).timeline)
         assert rows["track_id"].nunique() == 1, (name, rows.groupby("track_id").size().to_dict())
         assert sorted(rows["frame_index"]) == list(range(60)), name
+
+
+def test_frame_ends_names_each_face_frame_whose_next_analysed_frame_has_no_row():
+    """`frame_ends` by its rule, one frame at a time, on random analysed frames, face frames and
+    ends: a face frame's end is the next analysed frame's time when that frame has no row, the
+    video's end for the last analysed frame, and nothing otherwise."""
+    from fer_video.timeline.durations import frame_ends
+
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        index = np.sort(rng.choice(100, rng.integers(1, 40), replace=False))
+        seconds = np.sort(rng.random(len(index))) * 10
+        faces = rng.choice(110, rng.integers(0, 30))
+        end = [None, 5.0, 11.0][case % 3]
+        if end is None and len(seconds) > 1:
+            video_end = seconds[-1] + np.median(np.diff(seconds))
+        else:
+            video_end = end
+        expected = []
+        for frame in sorted(set(faces.tolist()) & set(index.tolist())):
+            k = int(np.searchsorted(index, frame))
+            if k + 1 < len(index):
+                if index[k + 1] not in faces:
+                    expected.append([frame, float(seconds[k + 1])])
+            elif video_end is not None and video_end > seconds[k]:
+                expected.append([frame, float(video_end)])
+        times = pd.Series(seconds, index=index).sample(frac=1, random_state=case)  # any order
+        assert frame_ends(faces, times, end) == expected, case

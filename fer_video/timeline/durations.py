@@ -39,14 +39,15 @@ def frame_ends(face_frames, frame_times: pd.Series | None, end: float | None) ->
         end = float(seconds[-1] + np.median(np.diff(seconds)))
     position = np.searchsorted(index, faces)
     known = (position < len(index)) & (index[np.minimum(position, len(index) - 1)] == faces)
-    out = []
-    for frame, k in zip(faces[known], position[known]):
-        if k + 1 < len(index):
-            if not np.isin(index[k + 1], faces):  # the next analysed frame has no row to tell its time
-                out.append([int(frame), float(seconds[k + 1])])
-        elif end is not None and end > seconds[k]:
-            out.append([int(frame), float(end)])
-    return out
+    frames, k = faces[known], position[known]
+    inside = k + 1 < len(index)
+    # The next analysed frame has no row to tell its time: this frame's row carries it.
+    after = np.minimum(k + 1, len(index) - 1)
+    silent = inside & ~np.isin(index[after], faces)
+    ends = {int(f): float(seconds[j]) for f, j in zip(frames[silent], after[silent])}
+    if end is not None and len(frames) and not inside[-1] and end > seconds[k[-1]]:
+        ends[int(frames[-1])] = float(end)  # the video's last analysed frame
+    return [[f, ends[f]] for f in sorted(ends)]
 
 
 def nominal_step(metadata: TimelineMetadata | None) -> float:
