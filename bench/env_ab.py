@@ -1,0 +1,74 @@
+"""`fer-video annotate` under different environment settings, runs interleaved: wall and CPU seconds.
+
+    PYTHONPATH=. .venv/bin/python bench/env_ab.py [--seconds 30] [--repeats 3] [--set threads1 FER_VIDEO_THREADS=1 ...]
+
+Each setting is a name and NAME=VALUE pairs added to the environment; `default` (nothing added)
+always runs. Settings take turns (default, then each in order, `--repeats` rounds), so a change
+in the machine's load falls on all of them alike; medians of wall seconds and CPU seconds (user +
+system of fer-video and its ffmpeg children) are printed. The default settings compare one model
+thread (`FER_VIDEO_THREADS=1`: LiteRT's XNNPACK without its thread pool) and OpenCV on one thread
+(`OPENCV_FOR_THREADS_NUM=1`) with the defaults, on the bench's 720p two-face clip with the MP4.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import common
+from common import table
+
+DEFAULT_SETTINGS = [["threads1", "FER_VIDEO_THREADS=1"], ["opencv1", "OPENCV_FOR_THREADS_NUM=1"]]
+
+
+def run(clip: Path, out: Path, extra: dict) -> tuple[float, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    exe = Path(sys.executable).parent / "fer-video"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with common.Timer() as t:
+        subprocess.run([str(exe), "annotate", str(clip), "--out", str(out), "--quiet"],
+                       env={**os.environ, "PYTHONPATH": str(common.ROOT), **extra}, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return t.seconds, cpu
+
+
+def main() -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=30, help="length of the 720p clip (default 30)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of all settings (default 3)")
+    p.add_argument("--set", nargs="+", action="append", metavar=("NAME", "VAR=VALUE"),
+                   help="a setting to compare with the default (repeatable)")
+    args = p.parse_args()
+    common.print_machine()
+    settings = {"default": {}}
+    for name, *pairs in args.set or DEFAULT_SETTINGS:
+        settings[name] = dict(pair.split("=", 1) for pair in pairs)
+    clip = common.clip(args.seconds)
+    print(f"clip: {clip.relative_to(common.ROOT)}; settings: {settings}", flush=True)
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
+    work = Path(tempfile.mkdtemp(prefix="fer-video-env-ab-"))
+    try:
+        for round_ in range(args.repeats):
+            for name, extra in settings.items():
+                found[name].append(run(clip, work / name, extra))
+                wall, cpu = found[name][-1]
+                print(f"  {round_ + 1}/{args.repeats} {name}: {wall:.2f} s wall, {cpu:.1f} s CPU (load {common.load()})",
+                      flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [{"setting": name, "wall_s": statistics.median(w for w, _ in runs),
+             "cpu_s": statistics.median(c for _, c in runs), "runs": len(runs)} for name, runs in found.items()]
+    print(f"\nmedians of {args.repeats}")
+    table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
