@@ -14,9 +14,10 @@ from helpers import REPO
 DATASET = REPO.parent / "shared" / "datasets" / "fer2013"
 PUBLIC_TEST = DATASET / "public_test"
 VOTES = DATASET / "ferplus_votes.csv"
-# MODEL_CARD.md's public_test figures, rounded down: 85.1% against the majority, lowest clear-face
-# recall 0.782 (sad), fear said of 3.1% of faces (the crowd: 2.2%), neutral of 38.0% (36.8%).
-ACCURACY, CLEAR_RECALL = 0.85, 0.775
+# MODEL_CARD.md's public_test figures, 85.1% against the majority, lowest clear-face recall 0.782
+# (sad), fear said of 3.1% of faces (the crowd: 2.2%), neutral of 38.0% (36.8%), less a margin of
+# half a point for another CPU's int8 kernels (XNNPACK picks them by instruction set).
+ACCURACY, CLEAR_RECALL = 0.845, 0.77
 
 
 @pytest.fixture(scope="module")
