@@ -13,10 +13,8 @@ thread (`FER_VIDEO_THREADS=1`: LiteRT's XNNPACK without its thread pool) and Ope
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,13 +28,9 @@ DEFAULT_SETTINGS = [["threads1", "FER_VIDEO_THREADS=1"], ["opencv1", "OPENCV_FOR
 def run(clip: Path, out: Path, extra: dict) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
     exe = Path(sys.executable).parent / "fer-video"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with common.Timer() as t:
-        subprocess.run([str(exe), "annotate", str(clip), "--out", str(out), "--quiet"],
-                       env={**os.environ, "PYTHONPATH": str(common.ROOT), **extra}, check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return t.seconds, cpu
+    done = common.run_measured([str(exe), "annotate", str(clip), "--out", str(out), "--quiet"],
+                               env={**os.environ, "PYTHONPATH": str(common.ROOT), **extra})
+    return done["wall_s"], done["cpu_s"]
 
 
 def main() -> int:
