@@ -11,6 +11,8 @@ and vectorised numpy.
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
   a discovered face is located by its window in the same frame. A steady face is located 15
   times a second and predicted on its path in the frames between (`FOLLOW_RATE`).
+- A tile is scanned only where the picture changed since the tiles last looked there, outside
+  the faces already followed (`StillTiles`): with a still camera most tiles are skipped.
 """
 
 from __future__ import annotations
@@ -169,6 +171,85 @@ def window_input(image: np.ndarray, win: Window, size: int, out: np.ndarray | No
     return out
 
 
+class StillTiles:
+    """Which tiles could show a face they did not show when last scanned.
+
+    The grey frame is kept as 8x8-pixel block means. Each block remembers how it looked the last
+    time a tile scanned it while it was clear of the people followed. A tile is due when one of
+    its clear blocks differs from that by more than LEVELS grey levels, or was never seen clear: a
+    face walking in, a person turning to the camera, a pan, a change of light. Otherwise the model
+    would be shown what it was shown before, where it found nothing new, and is skipped.
+
+    Not clear: the head and shoulders of each face being followed (AROUND face widths to either
+    side and above its box, BELOW under it), which move with it. A new face there (someone behind
+    a shoulder) shows no change of its own, so a tile holding such blocks is scanned at least
+    every `refresh` passes anyway. A face the detector stops following has its blocks forgotten,
+    so the tiles look for it again at once."""
+
+    BLOCK = 8
+    LEVELS = 6.0
+    AROUND = 0.75
+    BELOW = 1.5
+
+    def __init__(self, refresh: int):
+        self.refresh = refresh  # passes a tile holding a person's blocks may be skipped, at most
+        self.seen: np.ndarray | None = None  # per block: its mean when last scanned clear (NaN: never)
+        self.age: dict[Window, int] = {}  # passes since each tile was scanned
+
+    def reset(self) -> None:
+        self.seen, self.age = None, {}
+
+    def due(self, image: np.ndarray, tiles: list[Window], known: np.ndarray) -> list[Window]:
+        """The `tiles` to scan in `image` (BGR), given the `known` faces' boxes; marks them seen."""
+        blocks = self._blocks(image)
+        if self.seen is None or self.seen.shape != blocks.shape:
+            self.seen, self.age = np.full(blocks.shape, np.nan, np.float32), {}
+        covered = self._covered(known, blocks.shape)
+        # NaN compares false: a block never seen clear counts as changed.
+        changed = ~(np.abs(blocks - self.seen) <= self.LEVELS) & ~covered
+        due = []
+        for tile in tiles:
+            rows, cols = self._span(tile, blocks.shape)
+            age = self.age.get(tile, self.refresh)
+            if changed[rows, cols].any() or (age >= self.refresh and covered[rows, cols].any()):
+                due.append(tile)
+                self.age[tile] = 1
+                self.seen[rows, cols] = np.where(covered[rows, cols], self.seen[rows, cols], blocks[rows, cols])
+            else:
+                self.age[tile] = age + 1
+        return due
+
+    def forget(self, boxes: np.ndarray) -> None:
+        """The faces at `boxes` are no longer followed: the tiles look there again."""
+        if self.seen is not None and len(boxes):
+            self.seen[self._covered(boxes, self.seen.shape)] = np.nan
+
+    def _blocks(self, image: np.ndarray) -> np.ndarray:
+        b = self.BLOCK
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        h, w = grey.shape[0] // b, grey.shape[1] // b
+        return cv2.resize(grey[: h * b, : w * b], (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def _span(self, tile: Window, shape: tuple[int, int]) -> tuple[slice, slice]:
+        b = self.BLOCK
+        return (slice(max(tile.y, 0) // b, min(-(-(tile.y + tile.side) // b), shape[0])),
+                slice(max(tile.x, 0) // b, min(-(-(tile.x + tile.side) // b), shape[1])))
+
+    def _covered(self, boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The blocks of each face's head and shoulders: its box widened by AROUND of its side
+        to the left, right and top and by BELOW under it."""
+        b, covered = self.BLOCK, np.zeros(shape, bool)
+        for x, y, w, h in np.asarray(boxes, np.float64).reshape(-1, 4):
+            if not np.isfinite([x, y, w, h]).all():
+                continue
+            side = max(w, h)
+            top, bottom = y - self.AROUND * side, y + h + self.BELOW * side
+            left, right = x - self.AROUND * side, x + w + self.AROUND * side
+            covered[max(int(top // b), 0): max(int(np.ceil(bottom / b)), 0),
+                    max(int(left // b), 0): max(int(np.ceil(right / b)), 0)] = True
+        return covered
+
+
 class BlazeFaceDetector:
     """Discover with the full-range model now and then, locate with the short-range model in a
     window around each face seen in the last `FOLLOW_FRAMES` frames: every frame while the face
@@ -231,14 +312,16 @@ class BlazeFaceDetector:
 
     SCAN_SECONDS = 0.25
     TILE_SECONDS = 0.5
+    TILE_REFRESH_SECONDS = 2.0  # a tile holding someone's head and shoulders is scanned this often at least
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, frame_rate: float | None = None,
                  scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None,
-                 follow_rate: float | None = None):
+                 follow_rate: float | None = None, still_tiles: bool = True):
         """`frame_rate`: analysed frames per second (the video's rate / stride), which sets
         `scan_every` and `tile_every` unless they are given; without it, 30 is assumed.
         `follow_rate`: locations of a steady followed face a second (default FOLLOW_RATE; 0:
-        every frame)."""
+        every frame). `still_tiles`: skip the tiles whose picture did not change (`StillTiles`);
+        False scans every tile on schedule (bench/detectors.py compares the two)."""
         threads = threads or model_threads()
         rate = frame_rate if frame_rate and frame_rate > 0 else 30.0
         self.min_score = min_score
@@ -263,12 +346,15 @@ class BlazeFaceDetector:
         self._frame_size: tuple[int, int] | None = None
         self._calls = 0
         self._scan_thread = None
+        self._still = StillTiles(max(1, round(self.TILE_REFRESH_SECONDS / self.tile_seconds))) if still_tiles else None
         self.reset()
 
     def reset(self) -> None:
         """Forget the faces being followed (a shot cut, a new image): the next frame is scanned
-        whole and in tiles."""
+        whole and in every tile."""
         self._fresh = True
+        if self._still is not None:
+            self._still.reset()
         self._followed = np.zeros((0, 4), np.float32)  # last box of each face being followed
         self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion, pixels per second
         self._seen = np.zeros(0, np.float64)  # the time of that box, seconds (predicted where it was missed)
@@ -320,13 +406,16 @@ class BlazeFaceDetector:
         targets = self._predicted(now)  # where each followed face should be now
         n_followed = len(targets)
         predict = self._predictable(now)  # the followed faces not located in this frame
-        tiles = len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh)
+        tiles = []
+        if len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh):
+            known = np.concatenate([targets, self._expected.boxes])
+            tiles = self._still.due(image, self._grid[1:], known) if self._still else self._grid[1:]
         self._fresh = False
         rescan, self._rescan = self._rescan, False
         scheduled = self._starts(now, previous, self.scan_seconds)
-        scan_now = tiles or rescan or not len(targets) or (scheduled and ahead is None)
+        scan_now = bool(tiles) or rescan or not len(targets) or (scheduled and ahead is None)
         scan_ahead = scheduled and not scan_now
-        regions = self._grid if tiles else self._grid[:1]
+        regions = self._grid[:1] + tiles
         # A whole-frame scan runs in a second thread while the followed faces are located: LiteRT
         # releases the GIL, so on 2 cores the two models overlap instead of adding up.
         scanning = self._scanner().submit(self._full, ahead[0] if scan_ahead else image, regions, self._min_logit) \
@@ -429,7 +518,7 @@ class BlazeFaceDetector:
         # slack for timestamps' jitter): the same frames as before at a constant rate.
         patience = (self.FOLLOW_FRAMES - 0.5) * self.step
         kept: list[Faces] = []
-        followed, velocity, seen_at, found_at, steady, scores, points = [], [], [], [], [], [], []
+        followed, velocity, seen_at, found_at, steady, scores, points, lost = [], [], [], [], [], [], [], []
         for i in np.argsort([-(f.scores[0] if len(f) else -1.0) for f in located], kind="stable"):
             face = located[i]
             if len(face):
@@ -457,7 +546,9 @@ class BlazeFaceDetector:
                 found_at.append(now)
                 scores.append(face.scores[0])
                 points.append(face.keypoints[0])
-            elif now - found[i] < patience:
+            elif now - found[i] >= patience:
+                lost.append(targets[i])
+            else:
                 followed.append(targets[i])  # where it should have been
                 velocity.append(self._velocity[i])
                 seen_at.append(now)
@@ -473,6 +564,8 @@ class BlazeFaceDetector:
         self._scores = np.array(scores, np.float32).reshape(-1)
         self._points = np.array(points, np.float32).reshape(-1, N_KEYPOINTS, 2)
         self._rescan = any(not len(f) for f in located)
+        if self._still is not None and lost:
+            self._still.forget(np.array(lost, np.float32))
         return Faces.concat(kept)
 
     def _window_around(self, box: np.ndarray, scale: float) -> Window:
