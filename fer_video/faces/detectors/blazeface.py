@@ -274,7 +274,8 @@ class BlazeFaceDetector:
     0.25 s. Scanning every 0.1 s instead cost about 1.3 s of a 20 s clip's 8 s command
     (bench/peer_ratio.py); `tests/test_timeline_query.py` holds time on screen to the frame.
     Without a frame ahead (a caller that passes none, the end of the video, a cut before it) a
-    new face is found within 0.25 s. Small faces are found by the tiles within 0.5 s.
+    new face is found within 0.25 s. Small faces are found by the tiles within 0.5 s, or within
+    2 s where they appear beside someone followed (`StillTiles`).
     """
 
     name = "blazeface"
