@@ -23,7 +23,10 @@ from common import OUT, table
 from classify_rate import shots_clip
 
 
-def analysed(clip, rate: float) -> tuple[dict, dict]:
+def analysed(clip, rate: float | None, **detector_options) -> tuple[dict, dict]:
+    """`clip`'s analysis with BlazeFace following at `rate` (None: as it ships) and
+    `detector_options`: its figures, and each kept, smoothed face's box and probabilities by
+    (frame, track)."""
     from fer_video.faces.detectors import make_detector
     from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, smooth
 
@@ -32,7 +35,7 @@ def analysed(clip, rate: float) -> tuple[dict, dict]:
     made = []
 
     def make(name, **options):
-        detector = make_detector(name, follow_rate=rate, **options)
+        detector = make_detector(name, **({} if rate is None else {"follow_rate": rate}), **detector_options, **options)
         made.append(detector)
         return detector
 

@@ -1,4 +1,4 @@
-"""BlazeFace's tiles look only where the picture changed (`StillTiles`): a still background
+"""BlazeFace's tiles and whole-frame scans look only where the picture changed (`StillWindows`): a still background
 around the people followed is not scanned again and again, a small face that walks in clear of
 them is found as soon as with every tile, one that appears beside a person (where nothing else
 changes) within TILE_REFRESH_SECONDS, and a change of light or a face lost makes the tiles look
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_video.faces.detectors.blazeface import BlazeFaceDetector, StillTiles, Window
+from fer_video.faces.detectors.blazeface import BlazeFaceDetector, StillWindows, Window, block_means
 from fer_video.samples import Actor, astronaut_face, background, sample_frame
 
 FPS, WIDTH, HEIGHT = 30, 1280, 720
@@ -71,10 +71,10 @@ def test_a_small_face_beside_a_still_person_is_found_within_the_refresh(face, ca
     box = BlazeFaceDetector(frame_rate=FPS)(frames[0], 0, time=0.0).boxes[0]
     side = max(box[2], box[3])
     centre = np.array([box[0] + box[2] + 0.5 * side, box[1] + box[3] / 2])
-    tiles = StillTiles(refresh=4)
-    tiles.due(frames[0], [Window(0, 0, WIDTH)], box[None])
+    tiles = StillWindows(refresh_s=2.0)
+    tiles.due(block_means(frames[0]), [Window(0, 0, WIDTH)], box[None], 0.0)
     blocks = tiles._covered(box[None], tiles.seen.shape)
-    assert blocks[int(centre[1]) // StillTiles.BLOCK, int(centre[0]) // StillTiles.BLOCK]  # beside: not compared
+    assert blocks[int(centre[1]) // StillWindows.BLOCK, int(centre[0]) // StillWindows.BLOCK]  # beside: not compared
 
     enter = 40
     small = Actor(x=centre[0] / WIDTH, y=centre[1] / HEIGHT, width=50 / FACE_PER_PATCH, enter=enter / FPS)
@@ -88,14 +88,24 @@ def test_a_small_face_beside_a_still_person_is_found_within_the_refresh(face, ca
 
 def test_tiles_look_again_after_a_change_of_light_or_a_lost_face(canvas):
     tiles = [Window(0, 0, 480), Window(400, 0, 480), Window(800, 240, 480)]
-    still = StillTiles(refresh=4)
-    assert still.due(canvas, tiles, np.zeros((0, 4))) == tiles  # never seen: all
-    for _ in range(6):  # no one followed, nothing changes: none, however long
-        assert still.due(canvas, tiles, np.zeros((0, 4))) == []
-    brighter = np.clip(canvas.astype(np.int16) + 12, 0, 255).astype(np.uint8)
-    assert still.due(brighter, tiles, np.zeros((0, 4))) == tiles
-    assert still.due(brighter, tiles, np.zeros((0, 4))) == []
+    still, nobody = StillWindows(refresh_s=2.0), np.zeros((0, 4))
+    before, after = block_means(canvas), block_means(np.clip(canvas.astype(np.int16) + 12, 0, 255).astype(np.uint8))
+    assert still.due(before, tiles, nobody, 0.0) == tiles  # never seen: all
+    for t in range(1, 10):  # no one followed, nothing changes: none, however long
+        assert still.due(before, tiles, nobody, t) == []
+    assert still.due(after, tiles, nobody, 10.0) == tiles
+    assert still.due(after, tiles, nobody, 10.5) == []
     still.forget(np.array([[1000.0, 600.0, 60.0, 60.0]]))  # a face followed there is lost
-    assert still.due(brighter, tiles, np.zeros((0, 4))) == [tiles[2]]
+    assert still.due(after, tiles, nobody, 11.0) == [tiles[2]]
     still.reset()
-    assert still.due(brighter, tiles, np.zeros((0, 4))) == tiles
+    assert still.due(after, tiles, nobody, 11.5) == tiles
+
+
+def test_a_window_beside_a_person_is_scanned_every_refresh(canvas):
+    tiles = [Window(0, 0, 480), Window(800, 240, 480)]
+    still, person = StillWindows(refresh_s=2.0), np.array([[950.0, 350.0, 120.0, 120.0]])
+    blocks = block_means(canvas)
+    assert still.due(blocks, tiles, person, 0.0) == tiles
+    due = {t / 2: still.due(blocks, tiles, person, t / 2) for t in range(1, 12)}
+    assert [t for t, d in due.items() if d] == [2.0, 4.0]
+    assert all(d == [tiles[1]] for d in due.values() if d)  # the tile the person is in, only

@@ -11,8 +11,9 @@ and vectorised numpy.
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
   a discovered face is located by its window in the same frame. A steady face is located 15
   times a second and predicted on its path in the frames between (`FOLLOW_RATE`).
-- A tile is scanned only where the picture changed since the tiles last looked there, outside
-  the faces already followed (`StillTiles`): with a still camera most tiles are skipped.
+- A tile, or the whole frame, is scanned only where the picture changed since it was last
+  scanned, outside the people already followed (`StillWindows`): with a still camera most scans
+  are skipped.
 """
 
 from __future__ import annotations
@@ -171,69 +172,72 @@ def window_input(image: np.ndarray, win: Window, size: int, out: np.ndarray | No
     return out
 
 
-class StillTiles:
-    """Which tiles could show a face they did not show when last scanned.
+def block_means(image: np.ndarray, block: int = 8) -> np.ndarray:
+    """The grey frame as `block` x `block`-pixel means (float32; the last partial row and column
+    of blocks left out)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    h, w = grey.shape[0] // block, grey.shape[1] // block
+    return cv2.resize(grey[: h * block, : w * block], (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
 
-    The grey frame is kept as 8x8-pixel block means. Each block remembers how it looked the last
-    time a tile scanned it while it was clear of the people followed. A tile is due when one of
-    its clear blocks differs from that by more than LEVELS grey levels, or was never seen clear: a
-    face walking in, a person turning to the camera, a pan, a change of light. Otherwise the model
-    would be shown what it was shown before, where it found nothing new, and is skipped.
+
+class StillWindows:
+    """Which windows of a frame (the whole frame, tiles) could show a face they did not show when
+    last scanned.
+
+    The grey frame is kept as 8x8-pixel block means (`block_means`). Each block remembers how it
+    looked the last time a window scanned it while it was clear of the people followed. A window
+    is due when one of its clear blocks differs from that by more than LEVELS grey levels, or was
+    never seen clear: a face walking in, a person turning to the camera, a pan, a change of light.
+    Otherwise the model would be shown what it was shown before, where it found nothing new, and
+    is skipped.
 
     Not clear: the head and shoulders of each face being followed (AROUND face widths to either
     side and above its box, BELOW under it), which move with it. A new face there (someone behind
-    a shoulder) shows no change of its own, so a tile holding such blocks is scanned at least
-    every `refresh` passes anyway. A face the detector stops following has its blocks forgotten,
-    so the tiles look for it again at once."""
+    a shoulder) shows no change of its own, so a window holding such blocks is scanned at least
+    every `refresh_s` seconds anyway. A face the detector stops following has its blocks
+    forgotten, so the windows look for it again at once."""
 
     BLOCK = 8
     LEVELS = 6.0
     AROUND = 0.75
     BELOW = 1.5
 
-    def __init__(self, refresh: int):
-        self.refresh = refresh  # passes a tile holding a person's blocks may be skipped, at most
+    def __init__(self, refresh_s: float):
+        self.refresh_s = refresh_s
         self.seen: np.ndarray | None = None  # per block: its mean when last scanned clear (NaN: never)
-        self.age: dict[Window, int] = {}  # passes since each tile was scanned
+        self.last: dict[Window, float] = {}  # when each window was last scanned, seconds
 
     def reset(self) -> None:
-        self.seen, self.age = None, {}
+        self.seen, self.last = None, {}
 
-    def due(self, image: np.ndarray, tiles: list[Window], known: np.ndarray) -> list[Window]:
-        """The `tiles` to scan in `image` (BGR), given the `known` faces' boxes; marks them seen."""
-        blocks = self._blocks(image)
+    def due(self, blocks: np.ndarray, windows: list[Window], known: np.ndarray, time: float,
+            force: bool = False) -> list[Window]:
+        """The `windows` to scan in the frame at `time` whose `block_means` are `blocks`, given the
+        `known` faces' boxes (all of them with `force`); marks them scanned."""
         if self.seen is None or self.seen.shape != blocks.shape:
-            self.seen, self.age = np.full(blocks.shape, np.nan, np.float32), {}
+            self.seen, self.last = np.full(blocks.shape, np.nan, np.float32), {}
         covered = self._covered(known, blocks.shape)
         # NaN compares false: a block never seen clear counts as changed.
         changed = ~(np.abs(blocks - self.seen) <= self.LEVELS) & ~covered
         due = []
-        for tile in tiles:
-            rows, cols = self._span(tile, blocks.shape)
-            age = self.age.get(tile, self.refresh)
-            if changed[rows, cols].any() or (age >= self.refresh and covered[rows, cols].any()):
-                due.append(tile)
-                self.age[tile] = 1
+        for window in windows:
+            rows, cols = self._span(window, blocks.shape)
+            stale = time - self.last.get(window, -np.inf) >= self.refresh_s - 1e-3
+            if force or changed[rows, cols].any() or (stale and covered[rows, cols].any()):
+                due.append(window)
+                self.last[window] = time
                 self.seen[rows, cols] = np.where(covered[rows, cols], self.seen[rows, cols], blocks[rows, cols])
-            else:
-                self.age[tile] = age + 1
         return due
 
     def forget(self, boxes: np.ndarray) -> None:
-        """The faces at `boxes` are no longer followed: the tiles look there again."""
+        """The faces at `boxes` are no longer followed: the windows look there again."""
         if self.seen is not None and len(boxes):
             self.seen[self._covered(boxes, self.seen.shape)] = np.nan
 
-    def _blocks(self, image: np.ndarray) -> np.ndarray:
+    def _span(self, window: Window, shape: tuple[int, int]) -> tuple[slice, slice]:
         b = self.BLOCK
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        h, w = grey.shape[0] // b, grey.shape[1] // b
-        return cv2.resize(grey[: h * b, : w * b], (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-    def _span(self, tile: Window, shape: tuple[int, int]) -> tuple[slice, slice]:
-        b = self.BLOCK
-        return (slice(max(tile.y, 0) // b, min(-(-(tile.y + tile.side) // b), shape[0])),
-                slice(max(tile.x, 0) // b, min(-(-(tile.x + tile.side) // b), shape[1])))
+        return (slice(max(window.y, 0) // b, min(-(-(window.y + window.side) // b), shape[0])),
+                slice(max(window.x, 0) // b, min(-(-(window.x + window.side) // b), shape[1])))
 
     def _covered(self, boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """The blocks of each face's head and shoulders: its box widened by AROUND of its side
@@ -275,7 +279,7 @@ class BlazeFaceDetector:
     (bench/peer_ratio.py); `tests/test_timeline_query.py` holds time on screen to the frame.
     Without a frame ahead (a caller that passes none, the end of the video, a cut before it) a
     new face is found within 0.25 s. Small faces are found by the tiles within 0.5 s, or within
-    2 s where they appear beside someone followed (`StillTiles`).
+    2 s where they appear beside someone followed (`StillWindows`).
     """
 
     name = "blazeface"
@@ -313,7 +317,7 @@ class BlazeFaceDetector:
 
     SCAN_SECONDS = 0.25
     TILE_SECONDS = 0.5
-    TILE_REFRESH_SECONDS = 2.0  # a tile holding someone's head and shoulders is scanned this often at least
+    TILE_REFRESH_SECONDS = 2.0  # a window holding someone's head and shoulders is scanned this often at least
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, frame_rate: float | None = None,
                  scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None,
@@ -321,8 +325,8 @@ class BlazeFaceDetector:
         """`frame_rate`: analysed frames per second (the video's rate / stride), which sets
         `scan_every` and `tile_every` unless they are given; without it, 30 is assumed.
         `follow_rate`: locations of a steady followed face a second (default FOLLOW_RATE; 0:
-        every frame). `still_tiles`: skip the tiles whose picture did not change (`StillTiles`);
-        False scans every tile on schedule (bench/detectors.py compares the two)."""
+        every frame). `still_tiles`: skip the scans and tiles whose picture did not change
+        (`StillWindows`); False scans on schedule (bench/detectors.py compares the two)."""
         threads = threads or model_threads()
         rate = frame_rate if frame_rate and frame_rate > 0 else 30.0
         self.min_score = min_score
@@ -347,15 +351,17 @@ class BlazeFaceDetector:
         self._frame_size: tuple[int, int] | None = None
         self._calls = 0
         self._scan_thread = None
-        self._still = StillTiles(max(1, round(self.TILE_REFRESH_SECONDS / self.tile_seconds))) if still_tiles else None
+        # One for the tiles, one for the whole frame: each compares with what it last scanned.
+        self._still = (StillWindows(self.TILE_REFRESH_SECONDS), StillWindows(self.TILE_REFRESH_SECONDS)) \
+            if still_tiles else None
         self.reset()
 
     def reset(self) -> None:
         """Forget the faces being followed (a shot cut, a new image): the next frame is scanned
         whole and in every tile."""
         self._fresh = True
-        if self._still is not None:
-            self._still.reset()
+        for still in self._still or ():
+            still.reset()
         self._followed = np.zeros((0, 4), np.float32)  # last box of each face being followed
         self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion, pixels per second
         self._seen = np.zeros(0, np.float64)  # the time of that box, seconds (predicted where it was missed)
@@ -407,15 +413,23 @@ class BlazeFaceDetector:
         targets = self._predicted(now)  # where each followed face should be now
         n_followed = len(targets)
         predict = self._predictable(now)  # the followed faces not located in this frame
+        known = np.concatenate([targets, self._expected.boxes])
+        blocks = _Blocks()
         tiles = []
         if len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh):
-            known = np.concatenate([targets, self._expected.boxes])
-            tiles = self._still.due(image, self._grid[1:], known) if self._still else self._grid[1:]
+            tiles = self._still[0].due(blocks(image), self._grid[1:], known, now) if self._still else self._grid[1:]
         self._fresh = False
         rescan, self._rescan = self._rescan, False
         scheduled = self._starts(now, previous, self.scan_seconds)
         scan_now = bool(tiles) or rescan or not len(targets) or (scheduled and ahead is None)
         scan_ahead = scheduled and not scan_now
+        if self._still is not None:  # a scan for new faces only, skipped where nothing changed
+            whole = self._grid[:1]
+            if scan_now:
+                scan_now = bool(self._still[1].due(blocks(image), whole, known, now, force=bool(tiles) or rescan))
+            elif scan_ahead:
+                there = np.concatenate([known, self._predicted(elapsed=ahead[2] - now)])
+                scan_ahead = bool(self._still[1].due(blocks(ahead[0]), whole, there, ahead[2]))
         regions = self._grid[:1] + tiles
         # A whole-frame scan runs in a second thread while the followed faces are located: LiteRT
         # releases the GIL, so on 2 cores the two models overlap instead of adding up.
@@ -565,8 +579,8 @@ class BlazeFaceDetector:
         self._scores = np.array(scores, np.float32).reshape(-1)
         self._points = np.array(points, np.float32).reshape(-1, N_KEYPOINTS, 2)
         self._rescan = any(not len(f) for f in located)
-        if self._still is not None and lost:
-            self._still.forget(np.array(lost, np.float32))
+        for still in (self._still or ()) if lost else ():
+            still.forget(np.array(lost, np.float32))
         return Faces.concat(kept)
 
     def _window_around(self, box: np.ndarray, scale: float) -> Window:
@@ -576,6 +590,18 @@ class BlazeFaceDetector:
         side = max(int(np.ceil(max(box[2], box[3]) * scale / grid)) * grid, 2 * grid)
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         return Window(int(round((cx - side / 2) / grid)) * grid, int(round((cy - side / 2) / grid)) * grid, side)
+
+
+class _Blocks:
+    """`block_means` of each frame asked for, computed once."""
+
+    def __init__(self):
+        self._done: dict[int, np.ndarray] = {}
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if id(image) not in self._done:
+            self._done[id(image)] = block_means(image, StillWindows.BLOCK)
+        return self._done[id(image)]
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
