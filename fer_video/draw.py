@@ -133,26 +133,104 @@ def draw_faces(image: np.ndarray, faces: Faces, persons: list[str] | None = None
     smoothed yet): a box, a label (`layout_labels`) and a bar of the seven probabilities below the
     box. persons: a name or `person_<id>` per face, shown after the track id ("" for none)."""
     height, width = image.shape[:2]
-    probs = np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
-    labels = layout_labels(faces, persons, width, height, probs)
-    for box, p, label in zip(faces.boxes, probs, labels):
-        x, y, w, h = (int(round(v)) for v in box)
-        color = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
-        cv2.rectangle(image, (x, y), (x + w, y + h), color, label.thickness)
-        _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, bar_height(width, height))
-    for box, p, label in zip(faces.boxes, probs, labels):  # labels last: over any box or bar
-        x0, y0, x1, y1 = label.rect
-        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]], cv2.FILLED)
-        cv2.putText(image, label.text, (x0 + 2, label.baseline), FONT, label.font_scale, (0, 0, 0),
-                    label.thickness, cv2.LINE_AA)
+    probs = _shown(faces)
+    _draw(image, faces, probs, layout_labels(faces, persons, width, height, probs), (0, 0), (width, height))
     return image
 
 
-def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, bar_h: int) -> None:
+def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None = None) -> np.ndarray:
+    """`draw_faces` on a frame held as I420 planes (H*3/2 x W, even sides, as `read_frames` gives
+    it): a new frame with the faces drawn, the same bytes as converting the whole frame to BGR,
+    drawing and converting back. Only the parts drawn on go through BGR: both conversions work on
+    each 2x2 block of pixels alone, so a region on even coordinates converts as it would within
+    the whole frame."""
+    out = pixels.copy()
+    if not len(faces):
+        return out
+    height, width = pixels.shape[0] * 2 // 3, pixels.shape[1]
+    probs = _shown(faces)
+    labels = layout_labels(faces, persons, width, height, probs)
+    y, u, v = _planes(out, width, height)
+    for x0, y0, x1, y1 in _regions(faces, labels, width, height):
+        region = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
+        ry, ru, rv = _planes(region, x1 - x0, y1 - y0)
+        ry[:], ru[:], rv[:] = y[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+        image = cv2.cvtColor(region, cv2.COLOR_YUV2BGR_I420)
+        _draw(image, faces, probs, labels, (x0, y0), (width, height))  # every face: each is clipped to the region
+        ry, ru, rv = _planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
+        y[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = ry, ru, rv
+    return out
+
+
+def _planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of an I420 frame's Y (H x W), U and V (H/2 x W/2) planes."""
+    flat = i420.reshape(-1)
+    n, q = width * height, (width // 2) * (height // 2)
+    return (flat[:n].reshape(height, width), flat[n : n + q].reshape(height // 2, width // 2),
+            flat[n + q : n + 2 * q].reshape(height // 2, width // 2))
+
+
+def _shown(faces: Faces) -> np.ndarray:
+    return np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
+
+
+def _regions(faces: Faces, labels: list[Label], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Rectangles (x0, y0, x1, y1) on even coordinates, within the frame and apart from each
+    other, that hold every pixel `_draw` may touch: each face's box lines (their thickness spreads
+    to both sides), bar and label, with a margin; overlapping ones merged."""
+    bar_h, margin = bar_height(width, height), 2
+    regions = []
+    for box, label in zip(faces.boxes, labels):
+        x, y, x1, y1 = _rect(box)
+        pad = label.thickness + 2
+        parts = [label.rect, (x - pad, y - pad, x1 + pad, y1 + pad), bar_rect(box, bar_h)]
+        region = (max(min(r[0] for r in parts) - margin, 0) // 2 * 2,
+                  max(min(r[1] for r in parts) - margin, 0) // 2 * 2,
+                  min(-(-(max(r[2] for r in parts) + margin) // 2) * 2, width // 2 * 2),
+                  min(-(-(max(r[3] for r in parts) + margin) // 2) * 2, height // 2 * 2))
+        if region[2] > region[0] and region[3] > region[1]:
+            regions.append(region)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(regions)):
+            for j in range(i + 1, len(regions)):
+                if _overlaps(regions[i], regions[j]):
+                    a, b = regions[i], regions.pop(j)
+                    regions[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    merged = True
+                    break
+            if merged:
+                break
+    return regions
+
+
+def _draw(image: np.ndarray, faces: Faces, probs: np.ndarray, labels: list[Label], origin: tuple[int, int],
+          frame: tuple[int, int]) -> None:
+    """Draw onto `image`, the part of a `frame` (width, height) whose top-left corner is at `origin`."""
+    ox, oy = origin
+    width, height = frame
+    for box, p, label in zip(faces.boxes, probs, labels):
+        x, y, w, h = (int(round(v)) for v in box)
+        color = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
+        cv2.rectangle(image, (x - ox, y - oy), (x + w - ox, y + h - oy), color, label.thickness)
+        _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, bar_height(width, height),
+                         origin, frame)
+    for box, p, label in zip(faces.boxes, probs, labels):  # labels last: over any box or bar
+        x0, y0, x1, y1 = label.rect
+        cv2.rectangle(image, (x0 - ox, y0 - oy), (x1 - 1 - ox, y1 - 1 - oy),
+                      EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]], cv2.FILLED)
+        cv2.putText(image, label.text, (x0 + 2 - ox, label.baseline - oy), FONT, label.font_scale, (0, 0, 0),
+                    label.thickness, cv2.LINE_AA)
+
+
+def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, bar_h: int,
+                     origin: tuple[int, int], frame: tuple[int, int]) -> None:
     """Seven thin columns, one per emotion in EMOTIONS order, heights proportional to p; clipped
     to the frame."""
     col_w = max(BAR_COLUMN_MIN, w // len(EMOTIONS))
-    height, width = image.shape[:2]
+    width, height = frame
+    ox, oy = origin
     if y + bar_h >= height:
         return
     for i, (name, p) in enumerate(zip(EMOTIONS, probs)):
@@ -160,5 +238,6 @@ def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarra
         if x0 + col_w - 1 >= width or x0 < 0:
             break
         top = y + bar_h - max(1, int(round(p * bar_h)))
-        cv2.rectangle(image, (x0, y), (x0 + col_w - 2, y + bar_h), (40, 40, 40), cv2.FILLED)
-        cv2.rectangle(image, (x0, top), (x0 + col_w - 2, y + bar_h), EMOTION_COLORS_BGR[name], cv2.FILLED)
+        cv2.rectangle(image, (x0 - ox, y - oy), (x0 + col_w - 2 - ox, y + bar_h - oy), (40, 40, 40), cv2.FILLED)
+        cv2.rectangle(image, (x0 - ox, top - oy), (x0 + col_w - 2 - ox, y + bar_h - oy), EMOTION_COLORS_BGR[name],
+                      cv2.FILLED)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_video.draw import draw_faces, layout_labels
+from fer_video.draw import draw_faces, draw_faces_i420, layout_labels
 from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces
 
 
@@ -82,3 +82,28 @@ def test_a_face_at_the_frame_edge_keeps_its_label_inside():
     image = np.zeros((720, 1280, 3), np.uint8)
     draw_faces(image, faces)
     assert cv2.countNonZero(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) > 0
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (642, 362), (100, 60)])
+def test_drawing_on_i420_frames_gives_the_bytes_of_drawing_the_whole_frame_in_bgr(size):
+    """The annotated video draws only the parts of an I420 frame where faces are; the frame must
+    come out byte for byte as converting all of it to BGR, drawing and converting back would
+    make it: faces anywhere, cut by the frame's edges, overlapping, with person labels."""
+    from fer_video.samples import background
+
+    width, height = size
+    i420 = cv2.cvtColor(background(width, height), cv2.COLOR_BGR2YUV_I420)
+    rng = np.random.default_rng(width)
+    for _ in range(60):
+        n = int(rng.integers(1, 6))
+        side = rng.uniform(8, 0.6 * min(width, height), n)
+        boxes = np.stack([rng.uniform(-0.2 * width, width, n), rng.uniform(-0.2 * height, height, n), side,
+                          side * rng.uniform(0.9, 1.1, n)], axis=1)
+        probs = rng.dirichlet(np.ones(N_EMOTIONS), n).astype(np.float32)
+        faces = faces_at(boxes).with_(probs=probs, smoothed=probs)
+        persons = ["" if rng.random() < 0.5 else f"person_{i}" for i in range(n)]
+        whole = draw_faces(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), faces, persons)
+        expected = cv2.cvtColor(whole, cv2.COLOR_BGR2YUV_I420)
+        drawn = draw_faces_i420(i420, faces, persons)
+        assert np.array_equal(drawn, expected), np.argwhere(drawn != expected)[:5]
+        assert not np.array_equal(drawn, i420)

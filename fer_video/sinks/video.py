@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_video.draw import draw_faces
+from fer_video.draw import draw_faces, draw_faces_i420
 from fer_video.faces.record import Faces
 from fer_video.persons.labels import PersonLabels
 from fer_video.sinks import Sink
@@ -43,10 +43,11 @@ class VideoSink(Sink):
         if not len(faces):
             self._writer.write(frame.pixels)  # untouched, in the layout it was decoded in
             return
-        # OpenCV draws in BGR; frames go out in the layout they came in.
-        image = frame.image.copy() if not frame.is_i420 else frame.image  # a fresh array when converted
-        draw_faces(image, faces, self.labels(faces))
-        self._writer.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420) if frame.is_i420 else image)
+        # Frames go out in the layout they came in; an I420 frame is drawn on where its faces are.
+        if frame.is_i420:
+            self._writer.write(draw_faces_i420(frame.pixels, faces, self.labels(faces)))
+        else:
+            self._writer.write(draw_faces(frame.image.copy(), faces, self.labels(faces)))
 
     def close(self) -> Path:
         if self._writer is None:
