@@ -132,7 +132,7 @@ class LiveVideo:
                     self.give_up()
                     return
                 self._confirm(state)
-        frame.__dict__.pop("image", None)  # the BGR copy is made again only where faces are drawn
+        frame.__dict__.pop("image", None)  # held frames keep only their decoded planes: drawing works on them
         self.pushed += 1
         self.held.append((frame, faces))
         self.held_bytes += frame.pixels.nbytes
