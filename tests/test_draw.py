@@ -107,3 +107,41 @@ def test_drawing_on_i420_frames_gives_the_bytes_of_drawing_the_whole_frame_in_bg
         drawn = draw_faces_i420(i420, faces, persons)
         assert np.array_equal(drawn, expected), np.argwhere(drawn != expected)[:5]
         assert not np.array_equal(drawn, i420)
+
+
+def _drawn_directly(image, faces, persons):
+    """draw_faces without the label cache: each label drawn onto the frame itself, its text
+    clipped to the label's rectangle."""
+    from fer_video.draw import EMOTION_COLORS_BGR, FONT, _shown
+    from fer_video.expression.labels import EMOTIONS
+
+    height, width = image.shape[:2]
+    probs = _shown(faces)
+    labels = layout_labels(faces, persons, width, height, probs)
+    draw_faces(image, faces, persons)  # boxes and bars; the labels are drawn again below
+    for p, label in zip(probs, labels):
+        x0, y0, x1, y1 = label.rect
+        inside = image[y0:y1, x0:x1]
+        inside[:] = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
+        cv2.putText(inside, label.text, (2, label.baseline - y0), FONT, label.font_scale, (0, 0, 0), label.thickness,
+                    cv2.LINE_AA)
+    return image
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720), (1920, 1080), (3840, 2160)])
+def test_labels_drawn_once_and_reused_are_the_labels_drawn_on_the_frame(size):
+    """Labels are drawn once per wording, colour and size and copied onto each frame: the frame
+    is the one drawing each label on the frame itself gives, on a busy background, with faces
+    whose labels overlap boxes and bars of others."""
+    width, height = size
+    rng = np.random.default_rng(height)
+    for _ in range(10):
+        n = int(rng.integers(1, 8))
+        side = rng.uniform(0.03, 0.3, n) * width
+        boxes = np.stack([rng.uniform(0, width * 0.9, n), rng.uniform(0, height * 0.8, n), side, side], axis=1)
+        probs = rng.dirichlet(np.ones(N_EMOTIONS) * 0.3, n).astype(np.float32)
+        faces = faces_at(boxes).with_(probs=probs, smoothed=probs, track_ids=rng.integers(1, 200, n))
+        persons = ["" if rng.random() < 0.5 else f"person_{rng.integers(1, 99)}" for _ in range(n)]
+        background = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        assert np.array_equal(draw_faces(background.copy(), faces, persons),
+                              _drawn_directly(background.copy(), faces, persons))
