@@ -279,7 +279,11 @@ class BlazeFaceDetector:
     (bench/peer_ratio.py); `tests/test_timeline_query.py` holds time on screen to the frame.
     Without a frame ahead (a caller that passes none, the end of the video, a cut before it) a
     new face is found within 0.25 s. Small faces are found by the tiles within 0.5 s, or within
-    2 s where they appear beside someone followed (`StillWindows`).
+    2 s where they appear beside someone followed.
+
+    Scheduled scans and tiles, and the scans while no face is followed, are skipped where the
+    picture did not change since they last looked (`StillWindows`): the model would find what it
+    found then. Scans after a miss, after `reset()` and on the first frame always run.
     """
 
     name = "blazeface"
