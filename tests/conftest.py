@@ -48,6 +48,12 @@ def one_actor(width: int) -> list[Actor]:
 
 
 @pytest.fixture(scope="session")
+def face():
+    """The astronaut's head and shoulders (scikit-image), the face pasted into synthetic frames."""
+    return astronaut_face()
+
+
+@pytest.fixture(scope="session")
 def clips(tmp_path_factory):
     return tmp_path_factory.mktemp("clips")
 

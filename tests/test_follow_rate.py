@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 
 from fer_video.faces.detectors import make_detector
-from fer_video.samples import Actor, astronaut_face, background, sample_frame
+from fer_video.samples import Actor, background, sample_frame
 
 FPS, WIDTH, HEIGHT = 30, 640, 360
 FACE = 100  # face width, px; its patch is about 1/0.55 of it
 PATCH = FACE / 0.55
-
-
-@pytest.fixture(scope="module")
-def face():
-    return astronaut_face()
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 
 from fer_video.faces.detectors.blazeface import BlazeFaceDetector, StillWindows, Window, block_means
-from fer_video.samples import Actor, astronaut_face, background, sample_frame
+from fer_video.samples import Actor, background, sample_frame
 
 FPS, WIDTH, HEIGHT = 30, 1280, 720
 FACE_PER_PATCH = 0.55  # the astronaut patch's face box is about this share of its width
-
-
-@pytest.fixture(scope="module")
-def face():
-    return astronaut_face()
 
 
 @pytest.fixture(scope="module")
