@@ -1,13 +1,18 @@
 """`fer-video annotate` under different environment settings, runs interleaved: wall and CPU seconds.
 
     PYTHONPATH=. .venv/bin/python bench/env_ab.py [--seconds 30] [--repeats 3] [--set threads1 FER_VIDEO_THREADS=1 ...]
+    PYTHONPATH=. .venv/bin/python bench/env_ab.py --set base PYTHONPATH=/path/to/other/checkout --repeats 5
 
 Each setting is a name and NAME=VALUE pairs added to the environment; `default` (nothing added)
 always runs. Settings take turns (default, then each in order, `--repeats` rounds), so a change
 in the machine's load falls on all of them alike; medians of wall seconds and CPU seconds (user +
-system of fer-video and its ffmpeg children) are printed. The default settings compare one model
-thread (`FER_VIDEO_THREADS=1`: LiteRT's XNNPACK without its thread pool) and OpenCV on one thread
-(`OPENCV_FOR_THREADS_NUM=1`) with the defaults, on the bench's 720p two-face clip with the MP4.
+system of fer-video and its ffmpeg children) are printed, and for each setting the median of its
+ratios to the default's run of the same round and in how many rounds it was faster (on a shared
+host whose speed drifts over minutes, the steadier comparison). A setting of PYTHONPATH runs
+another checkout's code: two versions compared the same way. The default settings compare one
+model thread (`FER_VIDEO_THREADS=1`: LiteRT's XNNPACK without its thread pool) and OpenCV on one
+thread (`OPENCV_FOR_THREADS_NUM=1`) with the defaults, on the bench's 720p two-face clip with the
+MP4.
 """
 
 from __future__ import annotations
@@ -57,11 +62,26 @@ def main() -> int:
                       flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows = [{"setting": name, "wall_s": statistics.median(w for w, _ in runs),
-             "cpu_s": statistics.median(c for _, c in runs), "runs": len(runs)} for name, runs in found.items()]
-    print(f"\nmedians of {args.repeats}")
-    table(rows)
+    print(f"\nmedians of {args.repeats}; against default, round by round (the host's speed drifts over minutes, "
+          "so a setting is compared with the default run just before it)")
+    table(summary(found), ["setting", "wall_s", "cpu_s", "runs", "wall_ratio", "cpu_ratio", "faster_rounds"])
     return 0
+
+
+def summary(found: dict[str, list[tuple[float, float]]]) -> list[dict]:
+    """Per setting: median wall and CPU seconds, and against the default's run of the same round:
+    the median ratio of wall and of CPU seconds, and in how many rounds it was faster."""
+    rows = []
+    for name, runs in found.items():
+        row = {"setting": name, "wall_s": statistics.median(w for w, _ in runs),
+               "cpu_s": statistics.median(c for _, c in runs), "runs": len(runs)}
+        if name != "default":
+            pairs = list(zip(runs, found["default"]))
+            row["wall_ratio"] = statistics.median(w / dw for (w, _), (dw, _) in pairs)
+            row["cpu_ratio"] = statistics.median(c / dc for (_, c), (_, dc) in pairs)
+            row["faster_rounds"] = f"{sum(w < dw for (w, _), (dw, _) in pairs)}/{len(pairs)}"
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
