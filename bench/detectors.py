@@ -197,7 +197,7 @@ def entering(trials: int, seed: int = 0) -> list[dict]:
     rows = []
     for face_px in (40, 60, 90):
         patch = face_px / 0.55  # the face is about 0.55 of the patch's width
-        delays = {True: {}, False: {}}  # beside a person? -> {still_tiles: [delays]}
+        delays = {True: {}, False: {}}  # beside a person? -> {still_windows: [delays]}
         windows = {True: 0, False: 0}
         for _ in range(trials):
             enter = int(rng.integers(fps, 2 * fps)) / fps  # on a frame: the delay counts from the first showing it
@@ -209,7 +209,7 @@ def entering(trials: int, seed: int = 0) -> list[dict]:
             frames = [sample_frame(canvas, face, people + [small], i / fps) for i in range(int((enter + horizon) * fps))]
             for still in (True, False):
                 with common.quiet_stderr():
-                    detector = BlazeFaceDetector(frame_rate=fps, still_tiles=still)
+                    detector = BlazeFaceDetector(frame_rate=fps, still_windows=still)
                 late = horizon
                 for i, frame in enumerate(frames):
                     faces = detector(frame, i, time=i / fps)

@@ -1,6 +1,6 @@
 """What scanning only where the picture changed (BlazeFace's `StillWindows`) costs in faces and
 labels and saves in work: the same clips analysed with every scheduled scan and tile run
-(`still_tiles=False`) and as fer-video ships, side by side.
+(`still_windows=False`) and as fer-video ships, side by side.
 
     .venv/bin/python bench/still_windows.py [--seconds 10] [--clips two,crowd,shots]
 
@@ -44,7 +44,7 @@ def main() -> int:
         clip = make(args.seconds)
         reference = None
         for still in (False, True):
-            stats, faces = analysed(clip, None, still_tiles=still)
+            stats, faces = analysed(clip, None, still_windows=still)
             reference = faces if reference is None else reference
             matched = [k for k in faces if k in reference]
             iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])

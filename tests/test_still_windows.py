@@ -1,7 +1,7 @@
 """BlazeFace's tiles and whole-frame scans look only where the picture changed (`StillWindows`): a still background
 around the people followed is not scanned again and again, a small face that walks in clear of
 them is found as soon as with every tile, one that appears beside a person (where nothing else
-changes) within TILE_REFRESH_SECONDS, and a change of light or a face lost makes the tiles look
+changes) within STILL_REFRESH_SECONDS, and a change of light or a face lost makes the tiles look
 again. bench/detectors.py part (d) measures the delays on many placements."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def first_found(faces, centre, since: int) -> float | None:
 def test_a_still_background_around_a_moving_person_is_not_scanned_again(face, canvas):
     person = Actor(x=0.35, y=0.45, width=200 / FACE_PER_PATCH, dx=0.1, period=3.0)
     frames = [sample_frame(canvas, face, [person], i / FPS) for i in range(90)]
-    still, every = BlazeFaceDetector(frame_rate=FPS), BlazeFaceDetector(frame_rate=FPS, still_tiles=False)
+    still, every = BlazeFaceDetector(frame_rate=FPS), BlazeFaceDetector(frame_rate=FPS, still_windows=False)
     found_still, found_every = run(still, frames), run(every, frames)
     assert [len(f) for f in found_still] == [len(f) for f in found_every] == [1] * 90
     tiles_still, tiles_every = still._full.windows, every._full.windows
@@ -53,14 +53,14 @@ def test_a_small_face_walking_in_clear_of_people_is_found_as_soon_as_with_every_
     frames = [sample_frame(canvas, face, [person, small], i / FPS) for i in range(enter + 30)]
     centre = np.array([0.8 * WIDTH, 0.3 * HEIGHT])
     late_still = first_found(run(BlazeFaceDetector(frame_rate=FPS), frames), centre, enter)
-    late_every = first_found(run(BlazeFaceDetector(frame_rate=FPS, still_tiles=False), frames), centre, enter)
+    late_every = first_found(run(BlazeFaceDetector(frame_rate=FPS, still_windows=False), frames), centre, enter)
     assert late_every is not None and late_every <= BlazeFaceDetector.TILE_SECONDS
     assert late_still == late_every
 
 
 def test_a_small_face_beside_a_still_person_is_found_within_the_refresh(face, canvas):
     """Beside a person's head, where the followed face's own blocks are not compared, nothing
-    else changes: the tile holding them is scanned again within TILE_REFRESH_SECONDS."""
+    else changes: the tile holding them is scanned again within STILL_REFRESH_SECONDS."""
     person = Actor(x=0.4, y=0.45, width=200 / FACE_PER_PATCH)
     frames = [sample_frame(canvas, face, [person], i / FPS) for i in range(3)]
     box = BlazeFaceDetector(frame_rate=FPS)(frames[0], 0, time=0.0).boxes[0]
@@ -74,11 +74,11 @@ def test_a_small_face_beside_a_still_person_is_found_within_the_refresh(face, ca
     enter = 40
     small = Actor(x=centre[0] / WIDTH, y=centre[1] / HEIGHT, width=50 / FACE_PER_PATCH, enter=enter / FPS)
     frames = [sample_frame(canvas, face, [person, small], i / FPS) for i in range(enter + 90)]
-    late_every = first_found(run(BlazeFaceDetector(frame_rate=FPS, still_tiles=False), frames), centre, enter)
+    late_every = first_found(run(BlazeFaceDetector(frame_rate=FPS, still_windows=False), frames), centre, enter)
     late_still = first_found(run(BlazeFaceDetector(frame_rate=FPS), frames), centre, enter)
     assert late_every is not None and late_every <= BlazeFaceDetector.TILE_SECONDS
     assert late_still is not None
-    assert late_still <= BlazeFaceDetector.TILE_REFRESH_SECONDS + BlazeFaceDetector.TILE_SECONDS
+    assert late_still <= BlazeFaceDetector.STILL_REFRESH_SECONDS + BlazeFaceDetector.TILE_SECONDS
 
 
 def test_tiles_look_again_after_a_change_of_light_or_a_lost_face(canvas):

@@ -321,15 +321,15 @@ class BlazeFaceDetector:
 
     SCAN_SECONDS = 0.25
     TILE_SECONDS = 0.5
-    TILE_REFRESH_SECONDS = 2.0  # a window holding someone's head and shoulders is scanned this often at least
+    STILL_REFRESH_SECONDS = 2.0  # a window holding someone's head and shoulders is scanned this often at least
 
     def __init__(self, min_score: float = 0.5, min_face: int = 40, frame_rate: float | None = None,
                  scan_every: int | None = None, tile_every: int | None = None, threads: int | None = None,
-                 follow_rate: float | None = None, still_tiles: bool = True):
+                 follow_rate: float | None = None, still_windows: bool = True):
         """`frame_rate`: analysed frames per second (the video's rate / stride), which sets
         `scan_every` and `tile_every` unless they are given; without it, 30 is assumed.
         `follow_rate`: locations of a steady followed face a second (default FOLLOW_RATE; 0:
-        every frame). `still_tiles`: skip the scans and tiles whose picture did not change
+        every frame). `still_windows`: skip the scans and tiles whose picture did not change
         (`StillWindows`); False scans on schedule (bench/detectors.py compares the two)."""
         threads = threads or model_threads()
         rate = frame_rate if frame_rate and frame_rate > 0 else 30.0
@@ -356,8 +356,8 @@ class BlazeFaceDetector:
         self._calls = 0
         self._scan_thread = None
         # One for the tiles, one for the whole frame: each compares with what it last scanned.
-        self._still = (StillWindows(self.TILE_REFRESH_SECONDS), StillWindows(self.TILE_REFRESH_SECONDS)) \
-            if still_tiles else None
+        self._still = (StillWindows(self.STILL_REFRESH_SECONDS), StillWindows(self.STILL_REFRESH_SECONDS)) \
+            if still_windows else None
         self.reset()
 
     def reset(self) -> None:
