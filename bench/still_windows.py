@@ -5,7 +5,9 @@ labels and saves in work: the same clips analysed with every scheduled scan and 
     .venv/bin/python bench/still_windows.py [--seconds 10] [--clips two,crowd,shots]
 
 Clips as bench/follow_rate.py: two moving faces at 1280x720 30 fps; ten faces at 1920x1080
-30 fps; shots at 640x360 30 fps where people come, go, turn and are cut between. For each: seconds
+30 fps; shots at 640x360 30 fps where people come, go, turn and are cut between; and `empty`: the
+two moving faces at 720p, both gone for the middle 40% of the clip (a still, empty room, where the
+detector scans for newcomers; with `--clips empty`). For each: seconds
 and CPU seconds of the analysis, the full-range model's windows (whole-frame scans and tiles),
 tracks, and against scanning on schedule, on the kept, smoothed faces matched by (frame, track):
 how many match, the IoU of their boxes and the share whose smoothed label is unchanged.
@@ -20,10 +22,28 @@ import common
 from common import table
 
 
+def empty_clip(seconds: float):
+    """The bench's two moving faces at 1280x720 30 fps, both away from 30% to 70% of the clip."""
+    from dataclasses import replace
+
+    from fer_video.outputs import atomic_path
+    from fer_video.samples import make_clip, two_actors
+
+    path = common.OUT / "clips" / f"two_faces_away_1280x720_30fps_{seconds:g}s.mp4"
+    if not path.exists():
+        print(f"building {path.relative_to(common.ROOT)} ...", flush=True)
+        first, second = (replace(a, leave=0.3 * seconds) for a in two_actors(1280))
+        back = [replace(a, enter=0.7 * seconds) for a in two_actors(1280)]
+        with atomic_path(path) as temp:
+            make_clip(temp, seconds=seconds, width=1280, height=720, fps=30, actors=[first, second, *back],
+                      extra_output_args=["-f", "mp4"])
+    return path
+
+
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--clips", default="two,crowd,shots")
+    p.add_argument("--clips", default="two,crowd,shots,empty")
     args = p.parse_args()
     sys.path.insert(0, str(common.BENCH))
     common.print_machine()
@@ -37,7 +57,7 @@ def main() -> int:
 
     load_classifier(None)  # the model's load is not the analysis's
     makers = {"two": ("two faces 720p", common.clip), "crowd": ("ten faces 1080p", common.crowd_clip),
-              "shots": ("shots, turns, cuts 360p", shots_clip)}
+              "shots": ("shots, turns, cuts 360p", shots_clip), "empty": ("two faces, gone 40%, 720p", empty_clip)}
     rows = []
     for key in args.clips.split(","):
         name, make = makers[key]
