@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 import common
 from common import table
 
@@ -49,8 +51,6 @@ def main() -> int:
     common.print_machine()
     from classify_rate import shots_clip
     from follow_rate import analysed
-
-    import numpy as np
 
     from fer_video.faces.record import box_iou
     from fer_video.pipeline import load_classifier

@@ -161,14 +161,15 @@ def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None 
     out = pixels.copy()
     y, u, v = _planes(out, width, height)
     for (x0, y0, x1, y1), members in regions:
+        luma = (slice(y0, y1), slice(x0, x1))
+        chroma = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
         region = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
         ry, ru, rv = _planes(region, x1 - x0, y1 - y0)
-        ry[:], ru[:], rv[:] = y[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
+        ry[:], ru[:], rv[:] = y[luma], u[chroma], v[chroma]
         image = cv2.cvtColor(region, cv2.COLOR_YUV2BGR_I420)
         # The faces drawn within this region, in their order (no other face's drawing reaches it).
         _draw(image, faces[np.array(members)], probs[members], [labels[i] for i in members], (x0, y0), (width, height))
-        ry, ru, rv = _planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
-        y[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = ry, ru, rv
+        y[luma], u[chroma], v[chroma] = _planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
     return out
 
 
@@ -227,8 +228,7 @@ def _draw(image: np.ndarray, faces: Faces, probs: np.ndarray, labels: list[Label
         x, y, w, h = (int(round(v)) for v in box)
         color = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
         cv2.rectangle(image, (x - ox, y - oy), (x + w - ox, y + h - oy), color, label.thickness)
-        _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, bar_height(width, height),
-                         origin, frame)
+        _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, origin, frame)
     for p, label in zip(probs, labels):  # labels last: over any box or bar
         x0, y0, x1, y1 = label.rect
         patch = _label_patch(label.text, EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]], label.font_scale,
@@ -253,12 +253,13 @@ def _label_patch(text: str, color: tuple[int, int, int], font_scale: float, thic
     return patch
 
 
-def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, bar_h: int,
-                     origin: tuple[int, int], frame: tuple[int, int]) -> None:
+def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarray, origin: tuple[int, int],
+                     frame: tuple[int, int]) -> None:
     """Seven thin columns, one per emotion in EMOTIONS order, heights proportional to p; clipped
-    to the frame."""
+    to the frame (width, height), drawn onto `image`, its part whose top-left corner is at `origin`."""
     col_w = max(BAR_COLUMN_MIN, w // len(EMOTIONS))
     width, height = frame
+    bar_h = bar_height(width, height)
     ox, oy = origin
     if y + bar_h >= height:
         return

@@ -356,16 +356,17 @@ class BlazeFaceDetector:
         self._calls = 0
         self._scan_thread = None
         # One for the tiles, one for the whole frame: each compares with what it last scanned.
-        self._still = (StillWindows(self.STILL_REFRESH_SECONDS), StillWindows(self.STILL_REFRESH_SECONDS)) \
-            if still_windows else None
+        self._still_tiles = StillWindows(self.STILL_REFRESH_SECONDS) if still_windows else None
+        self._still_frame = StillWindows(self.STILL_REFRESH_SECONDS) if still_windows else None
         self.reset()
 
     def reset(self) -> None:
         """Forget the faces being followed (a shot cut, a new image): the next frame is scanned
         whole and in every tile."""
         self._fresh = True
-        for still in self._still or ():
-            still.reset()
+        for still in (self._still_tiles, self._still_frame):
+            if still is not None:
+                still.reset()
         self._followed = np.zeros((0, 4), np.float32)  # last box of each face being followed
         self._velocity = np.zeros((0, 2), np.float32)  # its centre's motion, pixels per second
         self._seen = np.zeros(0, np.float64)  # the time of that box, seconds (predicted where it was missed)
@@ -421,19 +422,20 @@ class BlazeFaceDetector:
         blocks = _Blocks()
         tiles = []
         if len(self._grid) > 1 and (self._starts(now, previous, self.tile_seconds) or self._fresh):
-            tiles = self._still[0].due(blocks(image), self._grid[1:], known, now) if self._still else self._grid[1:]
+            tiles = self._still_tiles.due(blocks(image), self._grid[1:], known, now) if self._still_tiles \
+                else self._grid[1:]
         self._fresh = False
         rescan, self._rescan = self._rescan, False
         scheduled = self._starts(now, previous, self.scan_seconds)
         scan_now = bool(tiles) or rescan or not len(targets) or (scheduled and ahead is None)
         scan_ahead = scheduled and not scan_now
-        if self._still is not None:  # a scan for new faces only, skipped where nothing changed
+        if self._still_frame is not None:  # a scan for new faces only, skipped where nothing changed
             whole = self._grid[:1]
             if scan_now:
-                scan_now = bool(self._still[1].due(blocks(image), whole, known, now, force=bool(tiles) or rescan))
+                scan_now = bool(self._still_frame.due(blocks(image), whole, known, now, force=bool(tiles) or rescan))
             elif scan_ahead:
                 there = np.concatenate([known, self._predicted(elapsed=ahead[2] - now)])
-                scan_ahead = bool(self._still[1].due(blocks(ahead[0]), whole, there, ahead[2]))
+                scan_ahead = bool(self._still_frame.due(blocks(ahead[0]), whole, there, ahead[2]))
         regions = self._grid[:1] + tiles
         # A whole-frame scan runs in a second thread while the followed faces are located: LiteRT
         # releases the GIL, so on 2 cores the two models overlap instead of adding up.
@@ -583,8 +585,9 @@ class BlazeFaceDetector:
         self._scores = np.array(scores, np.float32).reshape(-1)
         self._points = np.array(points, np.float32).reshape(-1, N_KEYPOINTS, 2)
         self._rescan = any(not len(f) for f in located)
-        for still in (self._still or ()) if lost else ():
-            still.forget(np.array(lost, np.float32))
+        if lost and self._still_tiles is not None:
+            for still in (self._still_tiles, self._still_frame):
+                still.forget(np.array(lost, np.float32))
         return Faces.concat(kept)
 
     def _window_around(self, box: np.ndarray, scale: float) -> Window:
