@@ -17,6 +17,15 @@ def model_threads() -> int:
     return max(1, int(value)) if value else len(os.sched_getaffinity(0))
 
 
+def codec_threads() -> int:
+    """Threads of each ffmpeg decoder and x264 encoder that runs beside the analysis: half the
+    cores this process may run on, at least one. The analysis keeps the cores busy, and frame
+    threads then cost more CPU in handing frames around than they save: on 2 cores one thread
+    each decodes and encodes a 720p clip several times faster than it is analysed, for 0.5 s less
+    CPU in 30 s of video (docs/benchmarks.md, 2026-12-07)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
 _quiet = threading.Lock()
 _quiet_depth = {1: 0, 2: 0}  # threads inside quiet_stderr hiding each descriptor
 _saved: dict[int, int] = {}  # the descriptor's real target while hidden

@@ -153,3 +153,34 @@ def test_video_writer_takes_i420_frames_as_decoded(tmp_path, two_face_clip):
     again = [f.pixels for f in read_frames(probe(out))]
     assert len(again) == 10
     assert all(np.array_equal(a, b) for a, b in zip(frames, again))  # crf 0: lossless
+
+
+def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, monkeypatch):
+    """Each ffmpeg runs its codec on `codec_threads()` (half the cores): beside the analysis, frame
+    threads on every core cost CPU without making the command faster (docs/benchmarks.md)."""
+    import subprocess
+
+    from fer_video.resources import codec_threads
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(args, *a, **k):  # the real ffmpeg runs; its command line is kept
+        started.append(list(args))
+        return real_popen(args, *a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    source = probe(two_face_clip.path)
+    frames = [f.pixels for f in read_frames(source)][:5]
+    with VideoWriter(tmp_path / "out.mp4", 640, 360, source.fps, pix_fmt="yuv420p", preset="ultrafast",
+                     audio_from=two_face_clip.path, audio_codec="aac") as writer:
+        for pixels in frames:
+            writer.write(pixels)
+    [decoder] = [args for args in started if "rawvideo" in args and "pipe:" in args and "libx264" not in args]
+    [encoder] = [args for args in started if "libx264" in args]
+    threads = str(codec_threads())
+    # The decoder's -threads comes before its input; the encoder's after every input (an output option).
+    assert decoder[decoder.index("-threads") + 1] == threads and decoder.index("-threads") < decoder.index("-i")
+    last_input = max(i for i, arg in enumerate(encoder) if arg == "-i")
+    assert encoder[encoder.index("-threads") + 1] == threads and encoder.index("-threads") > last_input
+    assert len(list(read_frames(probe(tmp_path / "out.mp4")))) == 5

@@ -24,6 +24,7 @@ import ffmpeg
 import numpy as np
 
 from fer_video.errors import InputError
+from fer_video.resources import codec_threads
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.pipes import enlarge_pipe
@@ -139,7 +140,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         # -copyts -start_at_zero: timestamps as a single pass has them (the file's start time
         # subtracted), not restarted at the seek point. The select drops what lies between the
         # keyframe and frame `first`, so showinfo numbers frames from `first`.
-        stream = (ffmpeg.input(ffmpeg_path(info.path), ss=f"{seek.at:.6f}").video
+        stream = (ffmpeg.input(ffmpeg_path(info.path), ss=f"{seek.at:.6f}", threads=codec_threads()).video
                   .filter("select", f"gte(t,{seek.gate:.6f})").filter("showinfo", checksum=0))
         if stride > 1:
             stream = stream.filter("select", f"not(mod(n,{stride}))")
@@ -149,7 +150,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         # showinfo sits before select, so it numbers every decoded frame and the timestamps of
         # the frames that select keeps can be looked up by their index. A segment that could not
         # seek decodes the frames before `first` and drops them.
-        stream = ffmpeg.input(ffmpeg_path(info.path)).video.filter("showinfo", checksum=0)
+        stream = ffmpeg.input(ffmpeg_path(info.path), threads=codec_threads()).video.filter("showinfo", checksum=0)
         if first or last is not None:
             upper = "" if last is None else f"*lte(n,{last})"
             stream = stream.filter("select", f"gte(n,{first}){upper}*not(mod(n-{first},{stride}))")

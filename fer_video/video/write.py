@@ -10,6 +10,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from fer_video.resources import codec_threads
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.pipes import enlarge_pipe
 from fer_video.video.probe import _ffmpeg_reason
@@ -58,7 +59,8 @@ class VideoWriter:
         if width % 2 or height % 2:
             video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         streams = [video]
-        options: dict = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart")
+        options: dict = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart",
+                             threads=codec_threads())
         if audio_from:
             streams.append(ffmpeg.input(ffmpeg_path(audio_from)).audio)
             options["acodec"] = "copy" if audio_codec in _MP4_AUDIO else "aac"
