@@ -104,6 +104,18 @@ def test_shot_cut_detector_flags_the_cut_and_only_the_cut(scenes):
     assert np.flatnonzero(flags).tolist() == [20]
 
 
+def test_shot_cut_detector_flags_the_same_cut_in_thumbnails_of_decoded_planes(scenes):
+    """The pipeline tests a thumbnail made from the I420 planes as decoded, not the BGR frame."""
+    import cv2
+
+    from fer_video.video.read import Frame
+
+    detector = ShotCutDetector()
+    frames = [Frame(i, i / FPS, cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)) for i, image in enumerate(scenes)]
+    flags = [detector(frame.thumbnail(*ShotCutDetector.SIZE)) for frame in frames]
+    assert np.flatnonzero(flags).tolist() == [20]
+
+
 def test_shot_cut_detector_ignores_a_repeated_frame_and_a_brightness_drift(scenes):
     detector = ShotCutDetector()
     frame = scenes[0]

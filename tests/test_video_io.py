@@ -140,6 +140,26 @@ def test_odd_sized_frames_come_as_bgr(odd_clip):
     assert np.array_equal(frame.image, _ffmpeg_bgr(odd_clip.path, 641, 361))
 
 
+@pytest.mark.parametrize("clip", ["two_face_clip", "odd_clip"])
+def test_a_thumbnail_is_the_frame_shrunk(clip, request):
+    """From I420 planes (even sizes) or BGR (odd): what shrinking the BGR frame gives, up to the
+    order of averaging and colour conversion (sharp colour edges differ most), and with the
+    colours the shot-cut test counts: its histograms far closer than the cut threshold (0.5)."""
+    import cv2
+
+    from fer_video.faces.detectors.geometry import shrink
+
+    def histogram(image):
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        return cv2.normalize(cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]), None)
+
+    frame = next(iter(read_frames(probe(request.getfixturevalue(clip).path))))
+    thumbnail, shrunk = frame.thumbnail(64, 36), shrink(frame.image, 64, 36)
+    assert thumbnail.shape == (36, 64, 3) and thumbnail.dtype == np.uint8
+    assert np.abs(thumbnail.astype(int) - shrunk).mean() < 3
+    assert cv2.compareHist(histogram(thumbnail), histogram(shrunk), cv2.HISTCMP_BHATTACHARYYA) < 0.2
+
+
 def test_video_writer_takes_i420_frames_as_decoded(tmp_path, two_face_clip):
     """I420 in, I420 out: frames passed through are re-encoded, not converted."""
     source = probe(two_face_clip.path)

@@ -112,14 +112,17 @@ class Tracker:
 
 
 class ShotCutDetector:
-    """Flags a frame whose hue-saturation histogram differs sharply from the previous one's."""
+    """Flags a frame whose hue-saturation histogram differs sharply from the previous one's.
+    Called with the frame, or its `Frame.thumbnail(*ShotCutDetector.SIZE)`, which is cheaper."""
+
+    SIZE = (64, 36)  # the picture the histogram is taken of
 
     def __init__(self, threshold: float = 0.5):
         self.threshold = threshold  # Bhattacharyya distance: 0 same, 1 disjoint
         self._previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> bool:
-        small = shrink(image, 64, 36)
+        small = shrink(image, *self.SIZE)
         hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         cv2.normalize(hist, hist)

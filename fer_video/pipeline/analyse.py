@@ -160,8 +160,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     before = _stamp(info.path)
-    # Decoding, the conversion to BGR and the cut test run a few frames ahead, in a thread.
-    frames = prefetch(lambda: ((f, cuts(f.image)) for f in read_frames(info, options.stride, stats, first, last)))
+    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts))
     held = deque()  # the frames after the one being analysed: the detector's look-ahead
     slot = getattr(detector, "slot", None)  # its scan schedule, in seconds of the frames' timestamps
     times: dict[int, float] = {}
@@ -217,6 +216,15 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                     face_chips=chips.table() if chips is not None else None,
                     frame_times=pd.Series(times, dtype=np.float64), end_s=stats.end, classified=batches.due_total,
                     live=live)
+
+
+def _decoded(frames, cuts: ShotCutDetector):
+    """Each frame converted to BGR, and whether a shot cut comes before it: the work `prefetch`
+    does a few frames ahead, in its thread. The cut test looks at a thumbnail of the decoded
+    planes, not at the BGR frame."""
+    for frame in frames:
+        _ = frame.image  # converted here, ahead of the analysis
+        yield frame, cuts(frame.thumbnail(*cuts.SIZE))
 
 
 LIVE_BATCH_SECONDS = 0.25  # with live drawing, a classifier batch goes at least this often, in video time
