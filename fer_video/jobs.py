@@ -71,6 +71,11 @@ class AnnotateOptions:
     classify_rate: float = option(15.0, "--classify-rate", "classify each face at most HZ times a second, sooner "
                                   "when it changes, holding the last answer between; 0: every analysed frame "
                                   "(default: %(default)s)", type=float, metavar="HZ")
+    analyse_rate: float = option(15.0, "--analyse-rate", "detect, track and classify about HZ frames a second "
+                                 "(every round(fps/HZ)th frame, and the frames either side of a shot cut); the "
+                                 "faces of the frames between are interpolated from those either side, so every "
+                                 "frame still has its rows; 0: every frame (default: %(default)s)", type=float,
+                                 metavar="HZ")
     format: str = option("parquet", "--format", "timeline format: parquet, or csv for <name>.csv beside it with "
                          "the same rows, for tools that do not read Parquet (the Parquet file is always written: "
                          "it marks a finished job and `query` reads it) (default: %(default)s)",
@@ -101,6 +106,8 @@ class AnnotateOptions:
             raise ValueError("stride must be at least 1")
         if self.classify_rate < 0:
             raise ValueError(f"--classify-rate {self.classify_rate}: must be 0 (every frame) or more")
+        if self.analyse_rate < 0:
+            raise ValueError(f"--analyse-rate {self.analyse_rate}: must be 0 (every frame) or more")
         if not 0 < self.min_score < 1:
             raise ValueError(f"--min-score {self.min_score}: must be between 0 and 1")
         if self.people is not None:
@@ -113,7 +120,7 @@ class AnnotateOptions:
         return {"stride": self.stride, "detector": self.detector, "min_face": self.min_face,
                 "smoothing": str(Smoothing.parse(self.smoothing)), "video": self.video,
                 "segments": self.segments, "min_score": self.min_score, "software": __version__,
-                "classify_rate": self.classify_rate,
+                "classify_rate": self.classify_rate, "analyse_rate": self.analyse_rate,
                 # Only when not the default, so that job keys of timelines made before stay valid.
                 **({"persons": False} if not self.persons else {}),
                 **({"identity": True} if self.identity else {}),

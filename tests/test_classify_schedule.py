@@ -73,7 +73,9 @@ def test_a_clip_keeps_its_labels_with_fewer_faces_classified(tmp_path):
     info = probe(make_clip(tmp_path / "c.mp4", seconds=1.5, width=480, height=270, fps=30))
     results = {}
     for rate in (0, 15):
-        options = AnnotateOptions(out_dir=tmp_path / "out", progress=False, persons=False, classify_rate=rate)
+        # Every frame analysed: the schedule alone decides which faces are classified.
+        options = AnnotateOptions(out_dir=tmp_path / "out", progress=False, persons=False, classify_rate=rate,
+                                  analyse_rate=0)
         analysis = analyse(info, options)
         faces = smooth(keep_faces(analysis, options)[0], options.smoothing)
         results[rate] = (analysis, dict(zip(zip(faces.frame_index.tolist(), faces.track_ids.tolist()), faces.labels)))

@@ -20,7 +20,9 @@ from tqdm import tqdm
 
 from fer_video import interrupt
 from fer_video.faces.align import crop_geometry, fer_crops
+from fer_video.faces.between import analysis_step, faces_between
 from fer_video.faces.detectors import make_detector
+from fer_video.expression.preprocess import FACE_SIZE
 from fer_video.expression.schedule import ClassifySchedule, fill_between
 from fer_video.faces.record import N_EMOTIONS, Faces
 from fer_video.faces.track import ShotCutDetector, Tracker
@@ -86,12 +88,16 @@ class _Batches:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="classify")
         self._pending = None
 
-    def add(self, faces: Faces, crops: np.ndarray, due: np.ndarray) -> None:
-        """`faces` in order; only the `due` ones' crops are classified, the others keep NaN
-        probabilities (`fill_between` fills them once the video is analysed)."""
+    def add(self, faces: Faces, crops: np.ndarray | None = None, due: np.ndarray | None = None) -> None:
+        """`faces` in order; only the `due` ones' crops are classified (none without `crops`), the
+        others keep NaN probabilities (`fill_between` fills them once the video is analysed)."""
+        if crops is None:
+            crops, due = np.empty((0, FACE_SIZE, FACE_SIZE), np.uint8), np.zeros(len(faces), bool)
+        else:
+            crops = crops[due]
         self.faces.append(faces)
         self.due.append(due)
-        self.crops.append(crops[due])
+        self.crops.append(crops)
         self.count += int(due.sum())
         self.due_total += int(due.sum())
         if self.count >= self.size or (self.seconds is not None and len(faces)
@@ -160,33 +166,59 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
     before = _stamp(info.path)
-    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts))
+    step = _step(info, options)
+
+    def on_grid(frame) -> bool:  # analysed whatever comes before or after it
+        return (frame.index // options.stride) % step == 0
+
+    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid))
     held = deque()  # the frames after the one being analysed: the detector's look-ahead
     slot = getattr(detector, "slot", None)  # its scan schedule, in seconds of the frames' timestamps
     times: dict[int, float] = {}
     distance = _lookahead(detector, info)
+    between = []  # the frames since the last analysed one, not analysed: their faces wait for the next one's
+    analysed = Faces.empty()  # the last analysed frame's faces
 
-    def analyse_one(frame, cut) -> None:
-        interrupt.check()
-        times[frame.index] = frame.time
+    def analyse_one(frame, cut: bool, look_ahead: bool = True) -> None:
+        nonlocal analysed
         if cut:
             tracker.reset()
             schedule.reset()
             detector.reset()
-        later = [f for f, c in itertools.takewhile(lambda item: not item[1], held)]  # same shot only
-        if slot is not None:  # a scheduled scan looks at the last frame before the next one
-            later = [f for f in later if slot(f.time) == slot(frame.time)]
-        ahead = (later[-1].image, later[-1].index // options.stride, later[-1].time) if later else None
+        ahead = None
+        if look_ahead:
+            later = [f for f, c in itertools.takewhile(lambda item: not item[1], held) if on_grid(f)]  # same shot
+            if slot is not None:  # a scheduled scan looks at the last frame before the next one
+                later = [f for f in later if slot(f.time) == slot(frame.time)]
+            ahead = (later[-1].image, later[-1].index // options.stride, later[-1].time) if later else None
         faces = tracker.update(detector(frame.image, frame.index // options.stride, ahead, time=frame.time),
                                frame.time, frame.image)
         if chips is not None and len(faces):
             chips.add(frame.image, faces, frame.time)  # while the frame is in memory
         faces = faces.in_frame(frame.index, frame.time)
+        for skipped in between:
+            found = faces_between(analysed, faces, skipped.time).in_frame(skipped.index, skipped.time)
+            if len(found):
+                batches.add(found)
+            if live is not None:
+                live.push(skipped, found)
+        between.clear()
         if len(faces):
             crops = fer_crops(frame.image, faces, geometry)
             batches.add(faces, crops, schedule(faces, crops))
         if live is not None:
             live.push(frame, faces)
+        analysed = faces
+
+    def take(frame, cut: bool) -> None:
+        interrupt.check()
+        times[frame.index] = frame.time
+        if cut and between:  # the last frame of the shot before is analysed: no face is interpolated across a cut
+            analyse_one(between.pop(), False, look_ahead=False)
+        if cut or on_grid(frame):
+            analyse_one(frame, cut)
+        else:
+            between.append(frame)
         bar.update(1)
 
     try:
@@ -196,9 +228,11 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                 # A frame is analysed once the frames of its scan interval are all held (the next
                 # one begins), or as many as memory allows are.
                 while held and (len(held) > distance or slot(held[-1][0].time) > slot(held[0][0].time)):
-                    analyse_one(*held.popleft())
+                    take(*held.popleft())
             while held:
-                analyse_one(*held.popleft())
+                take(*held.popleft())
+            if between:  # the video's (or segment's) last frame is analysed too
+                analyse_one(between.pop(), False)
             batches.flush()
             if live is not None:
                 live.finish()
@@ -218,13 +252,23 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
                     live=live)
 
 
-def _decoded(frames, cuts: ShotCutDetector):
-    """Each frame converted to BGR, and whether a shot cut comes before it: the work `prefetch`
-    does a few frames ahead, in its thread. The cut test looks at a thumbnail of the decoded
-    planes, not at the BGR frame."""
+def _decoded(frames, cuts: ShotCutDetector, on_grid):
+    """Each frame with whether a shot cut comes before it, and converted to BGR if it is analysed
+    (`on_grid`, or a cut): the work `prefetch` does a few frames ahead, in its thread. The cut test
+    looks at a thumbnail of the decoded planes, not at the BGR frame."""
     for frame in frames:
-        _ = frame.image  # converted here, ahead of the analysis
-        yield frame, cuts(frame.thumbnail(*cuts.SIZE))
+        cut = cuts(frame.thumbnail(*cuts.SIZE))
+        if cut or on_grid(frame):
+            _ = frame.image  # converted here, ahead of the analysis
+        yield frame, cut
+
+
+def _step(info: MediaInfo, options: AnnotateOptions) -> int:
+    """Every how many decoded frames one is analysed (`--analyse-rate`): every one for an image,
+    and for a video in segments (each segment then analyses what a single pass does)."""
+    if info.is_image or options.segments > 1:
+        return 1
+    return analysis_step(float(info.fps) / options.stride, options.analyse_rate)
 
 
 LIVE_BATCH_SECONDS = 0.25  # with live drawing, a classifier batch goes at least this often, in video time
