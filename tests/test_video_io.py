@@ -175,6 +175,40 @@ def test_video_writer_takes_i420_frames_as_decoded(tmp_path, two_face_clip):
     assert all(np.array_equal(a, b) for a, b in zip(frames, again))  # crf 0: lossless
 
 
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="reads threads' niceness from Linux's /proc")
+def test_decoder_and_encoder_run_behind_the_analysis(tmp_path, two_face_clip, monkeypatch):
+    """Every thread of the decoding and the encoding ffmpeg at CODEC_NICENESS below this process:
+    the analysis gets the CPU first (docs/benchmarks.md)."""
+    import os
+    import subprocess
+
+    from fer_video.resources import CODEC_NICENESS
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(args, *a, **k):  # the real ffmpeg runs; the process is kept
+        started.append((list(args), real_popen(args, *a, **k)))
+        return started[-1][1]
+
+    def niceness(proc) -> set[int]:
+        return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{proc.pid}/task")}
+
+    source = probe(two_face_clip.path)
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    expected = {min(19, os.getpriority(os.PRIO_PROCESS, 0) + CODEC_NICENESS)}
+    frames = read_frames(source)
+    first = next(iter(frames))
+    [decoder] = [proc for args, proc in started if "rawvideo" in args and "libx264" not in args]
+    assert niceness(decoder) == expected
+    with VideoWriter(tmp_path / "out.mp4", 640, 360, source.fps, pix_fmt="yuv420p", preset="ultrafast") as writer:
+        writer.write(first.pixels)
+        [encoder] = [proc for args, proc in started if "libx264" in args]
+        assert niceness(encoder) == expected
+        assert niceness(decoder) == expected  # threads it started since too
+    frames.close()
+
+
 def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, monkeypatch):
     """Each ffmpeg runs its codec on `codec_threads()` (half the cores): beside the analysis, frame
     threads on every core cost CPU without making the command faster (docs/benchmarks.md)."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from fer_video.errors import InputError
 from fer_video.faces.detectors.geometry import shrink
-from fer_video.resources import codec_threads
+from fer_video.resources import codec_threads, run_behind
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.pipes import enlarge_pipe
@@ -183,6 +183,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
     frame_bytes = int(np.prod(shape))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes)
     enlarge_pipe(proc.stdout, frame_bytes)
+    run_behind(proc.pid)
     timestamps: queue.Queue[tuple[int, float] | None] = queue.Queue()
     other_lines: list[bytes] = []
     drain = threading.Thread(target=_collect_stderr, args=(proc.stderr, timestamps, other_lines), daemon=True)

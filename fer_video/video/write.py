@@ -10,7 +10,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from fer_video.resources import codec_threads
+from fer_video.resources import codec_threads, run_behind
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.pipes import enlarge_pipe
 from fer_video.video.probe import _ffmpeg_reason
@@ -70,6 +70,7 @@ class VideoWriter:
             .compile(cmd=ffmpeg_exe())
         )
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        run_behind(self._proc.pid)
         enlarge_pipe(self._proc.stdin, int(np.prod(self.shape)))
         self._stderr: list[bytes] = []
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
