@@ -1,6 +1,6 @@
 """What following faces at a bounded rate (BlazeFaceDetector's `follow_rate`) costs in boxes and
-labels and saves in work: the same clips analysed with every followed face located in every analysed frame
-(rate 0) and at each rate, side by side.
+labels and saves in work: the same clips analysed with every followed face located in every
+analysed frame (rate 0) and at each rate, side by side.
 
     .venv/bin/python bench/follow_rate.py [--seconds 10] [--rates 0,15,7.5]
 
