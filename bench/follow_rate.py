@@ -1,8 +1,8 @@
 """What following faces at a bounded rate (BlazeFaceDetector's `follow_rate`) costs in boxes and
-labels and saves in work: the same clips analysed with every followed face located in every
-analysed frame (rate 0) and at each rate, side by side.
+labels and saves in work: the same clips analysed with every followed face located every frame
+(rate 0) and at each rate, side by side.
 
-    .venv/bin/python bench/follow_rate.py [--seconds 10] [--rates 0,15,7.5]
+    .venv/bin/python bench/follow_rate.py [--seconds 10] [--rates 0,15]
 
 Clips as bench/classify_rate.py: two moving faces at 1280x720 30 fps; ten faces at 1920x1080
 30 fps; shots at 640x360 30 fps where people come, go, turn and are cut between. For each: seconds
@@ -87,7 +87,7 @@ def truth_error(faces, fps: float) -> float:
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--rates", default="0,15,7.5", help="locations of a followed face a second, Hz; 0 = every frame "
+    p.add_argument("--rates", default="0,15", help="locations of a followed face a second, Hz; 0 = every frame "
                                                    "(the reference)")
     p.add_argument("--clips", default="two,crowd,shots")
     p.add_argument("--unsure", type=float, default=None, help="BlazeFaceDetector.UNSURE to try (default: the class's)")

@@ -1,6 +1,5 @@
 """BlazeFace following faces at a bounded rate (`BlazeFaceDetector.follow_rate`): a steady face
-is located by its window once per 1/7.5 s (1/15 s here where a test says so) and predicted on its
-path between; a face that stops or
+is located by its window once per 1/15 s and predicted on its path between; a face that stops or
 turns, a new face and every face after a reset are located at once."""
 
 from __future__ import annotations
@@ -39,25 +38,9 @@ def centre_x(faces):
     return float(faces.boxes[0, 0] + faces.boxes[0, 2] / 2)
 
 
-def test_the_detector_locates_a_steady_face_in_every_other_frame_the_pipeline_analyses(face, canvas):
-    """By default a steady face is located 7.5 times a second: every other frame at the 15 frames
-    a second the pipeline analyses (`--analyse-rate`), predicted between."""
-    detector = make_detector("blazeface", frame_rate=15)
-    assert detector.follow_rate == 7.5
-    xs = [150 + 8 * i for i in range(16)]  # 120 px/s at 15 frames a second
-    faces, located = [], []
-    for i, image in enumerate(frames_at(face, canvas, xs)):
-        before = detector._short.windows + detector._wide.windows
-        faces.append(detector(image, i, time=i / 15))
-        located.append(detector._short.windows + detector._wide.windows > before)
-    assert all(len(f) == 1 for f in faces)
-    assert all(located[i] for i in range(0, 16, 2))
-    assert sum(not located[i] for i in range(3, 16, 2)) >= 5, located
-
-
 def test_a_steady_face_is_located_every_other_frame_and_predicted_on_its_path(face, canvas):
-    """At 15 locations a second and 30 frames a second (the mechanism at another rate)."""
-    detector = make_detector("blazeface", frame_rate=FPS, follow_rate=15)
+    detector = make_detector("blazeface", frame_rate=FPS)
+    assert detector.follow_rate == 15
     xs = [150 + 4 * i for i in range(30)]  # 120 px/s, 1.2 face widths a second
     faces, located = follow(detector, frames_at(face, canvas, xs))
     assert all(len(f) == 1 for f in faces)
@@ -83,7 +66,7 @@ def test_a_face_that_stops_or_turns_back_is_located_again_at_once(face, canvas, 
     the first location after the change finds its motion changed, and the next frame, due to be
     predicted, is located too."""
     xs = [150 + 12 * min(i, 11) - (12 * max(i - 11, 0) if after == "turns back" else 0) for i in range(24)]
-    detector = make_detector("blazeface", frame_rate=FPS, follow_rate=15)
+    detector = make_detector("blazeface", frame_rate=FPS)
     faces, located = follow(detector, frames_at(face, canvas, xs))
     assert all(len(f) == 1 for f in faces)
     assert not located[9], located  # steady before

@@ -9,7 +9,7 @@ and vectorised numpy.
   window three times its size. Measured on the two-face bench clip (bench/detectors.py): the
   whole-frame pass missed a 100 px face in 78 of 200 frames, the windows in none, and their
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
-  a discovered face is located by its window in the same frame. A steady face is located 7.5
+  a discovered face is located by its window in the same frame. A steady face is located 15
   times a second and predicted on its path in the frames between (`FOLLOW_RATE`).
 - A tile, or the whole frame, is scanned only where the picture changed since it was last
   scanned, outside the people already followed (`StillWindows`): with a still camera most scans
@@ -309,14 +309,13 @@ class BlazeFaceDetector:
     WIDE_SCALE = 3.5
     FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
     # A followed face is located by its window at most FOLLOW_RATE times a second: once in each
-    # stretch of 1/FOLLOW_RATE s counted from the video's start (every other frame the pipeline
-    # analyses at its default 15 a second; every 4th frame of a 30 fps video analysed whole).
+    # stretch of 1/FOLLOW_RATE s counted from the video's start (at 30 fps, every other frame).
     # In the frames between it is where its motion puts it (`_predicted`), with the score and
     # keypoints of its last location moved alike. Only a steady face is predicted: one located
     # twice in a row whose velocity changed by less than UNSURE face widths per 1/FOLLOW_RATE s
     # between its last two locations; a new face, one a scan or a look-ahead just found, one
     # missed or turning, and every face after `reset()` are located. 0: every frame.
-    FOLLOW_RATE = 7.5
+    FOLLOW_RATE = 15.0
     UNSURE = 0.1
     WINDOW_GRID = 8
 
