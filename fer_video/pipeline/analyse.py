@@ -1,5 +1,7 @@
-"""Stage 1, analysis: every `stride`-th frame decoded, its faces detected, tracked (each gets its
-track id), cropped and classified (each gets its expression), and gathered into one `Faces`.
+"""Stage 1, analysis: every `stride`-th frame decoded, and about 15 of them a second
+(`--analyse-rate`) with their faces detected, tracked (each gets its track id), cropped and
+classified (each gets its expression); the frames between get their faces from the analysed
+frames either side (`fer_video.faces.between`). All are gathered into one `Faces`.
 
 Analysis streams: a few frames are held at a time (decoded ahead, and the detector's look-ahead:
 at most 0.25 s of video and LOOKAHEAD_BYTES), and only the small per-face records are kept.
@@ -145,8 +147,9 @@ def _classify_due(classifier, faces: Faces, crops: np.ndarray, due: np.ndarray) 
 
 def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None, draw: bool = False) -> Analysis:
-    """Decode, detect, track, crop and classify every `stride`-th frame (of frames `first` to
-    `last` only, for one segment of a video). `draw`: also draw the annotated video as the frames
+    """Decode every `stride`-th frame (of frames `first` to `last` only, for one segment of a
+    video); detect, track, crop and classify every `_step`-th of those and the frames either side
+    of a shot cut, and interpolate the faces of the frames between. `draw`: also draw the annotated video as the frames
     go, where `fer_video.pipeline.live` can (`Analysis.live`, which the render stage checks and
     keeps, or draws again)."""
     detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
