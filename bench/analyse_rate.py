@@ -21,18 +21,16 @@ import time
 import numpy as np
 
 import common
-from common import table
 
 
 def analysed(clip, rate: float) -> tuple[dict, dict]:
     """`clip`'s analysis at `--analyse-rate rate`: its figures, and each kept, smoothed face's box
     and probabilities by (frame, track)."""
     from fer_video.faces.detectors import make_detector
-    from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, smooth
+    from fer_video.pipeline import AnnotateOptions
 
     from follow_rate import truth_error
 
-    analyse_module = sys.modules["fer_video.pipeline.analyse"]  # the module: the package's `analyse` is the function
     seen = [0]
 
     def make(name, **options):
@@ -48,15 +46,7 @@ def analysed(clip, rate: float) -> tuple[dict, dict]:
         return detector
 
     options = AnnotateOptions(out_dir=common.OUT / "analyse_rate", progress=False, persons=False, analyse_rate=rate)
-    info = probe(clip)
-    analyse_module.make_detector = make
-    try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        analysis = analyse(info, options)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        analyse_module.make_detector = make_detector
-    kept = smooth(keep_faces(analysis, options)[0], options.smoothing)
+    analysis, wall, cpu, kept, info = common.timed_analysis(clip, options, make)
     keys = list(zip(kept.frame_index.tolist(), kept.track_ids.tolist()))
     stats = {"analyse_s": wall, "cpu_s": cpu, "detector_frames": seen[0], "faces": len(analysis.faces),
              "kept_tracks": len(set(kept.track_ids.tolist())), "jitter_px": jitter(kept)}
@@ -87,28 +77,11 @@ def main() -> int:
     args = p.parse_args()
     sys.path.insert(0, str(common.BENCH))
     common.print_machine()
-    from classify_rate import hand_clip, shots_clip
-    from fer_video.faces.record import box_iou
-    from fer_video.pipeline import load_classifier
+    from classify_rate import rate_clips
+    from follow_rate import boxes_and_labels
 
-    load_classifier(None)  # the model's load is not the analysis's
-    makers = {"two": ("two faces 720p", common.clip), "crowd": ("ten faces 1080p", common.crowd_clip),
-              "shots": ("shots, turns, cuts 360p", shots_clip), "hand": ("hand over mouth 360p", hand_clip)}
-    clips = {makers[c][0]: makers[c][1](args.seconds) for c in args.clips.split(",")}
-    rates = [float(r) for r in args.rates.split(",")]
-
-    def compare(reference, faces, matched):
-        iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])
-        same = np.array([faces[k][1].argmax() == reference[k][1].argmax() for k in matched])
-        nan = float("nan")
-        return {"iou_mean": float(iou.mean()) if len(iou) else nan,
-                "iou_p5": float(np.percentile(iou, 5)) if len(iou) else nan,
-                "same_label": float(same.mean()) if len(same) else nan}
-
-    rows = common.against_rates(clips, rates, analysed, compare)
-    table(rows, None, f"{args.seconds:g} s clips; kept faces after smoothing (window:0.5), against every frame analysed")
-    common.emit_json(args.json, {"rows": rows})
-    return 0
+    return common.rate_study(args, rate_clips(args.seconds, args.clips), analysed, boxes_and_labels,
+                             "kept faces after smoothing (window:0.5), against every frame analysed")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import common
-from common import OUT, table
+from common import OUT
 
 
 def shots_clip(seconds: float):
@@ -38,6 +38,14 @@ def shots_clip(seconds: float):
              Shot(part, {"mirrored": (0.4, 0.5, 0, 99), "hopper": (0.75, 0.5, 0, part / 2)}, scene=3),
              Shot(part, {"cameraman": (0.5, 0.5, 0, 99)}, scene=4)]
     return make_shots_clip(path, shots, faces, fps=30)
+
+
+def rate_clips(seconds: float, keys: str) -> dict:
+    """The rate benches' clips by name, of `keys` (comma-separated): two moving faces at 720p
+    (two), ten at 1080p (crowd), the shots (shots) and the hand over a mouth (hand)."""
+    makers = {"two": ("two faces 720p", common.clip), "crowd": ("ten faces 1080p", common.crowd_clip),
+              "shots": ("shots, turns, cuts 360p", shots_clip), "hand": ("hand over mouth 360p", hand_clip)}
+    return {makers[key][0]: makers[key][1](seconds) for key in keys.split(",")}
 
 
 def hand_clip(seconds: float):
@@ -76,12 +84,7 @@ def main() -> int:
     p.add_argument("--rates", default="0,15,10", help="classifier rates per track, Hz; 0 = every frame (the reference)")
     args = p.parse_args()
     common.print_machine()
-    from fer_video.pipeline import load_classifier
-
-    load_classifier(None)  # the model's load is not the analysis's
-    clips = {"two faces 720p": common.clip(args.seconds), "ten faces 1080p": common.crowd_clip(args.seconds),
-             "shots, turns, cuts 360p": shots_clip(args.seconds), "hand over mouth 360p": hand_clip(args.seconds)}
-    rates = [float(r) for r in args.rates.split(",")]
+    clips = rate_clips(args.seconds, "two,crowd,shots,hand")
 
     def measure(clip, rate):
         stats, smoothed = labelled(clip, rate)
@@ -95,10 +98,8 @@ def main() -> int:
                 "mean_dp": float(np.abs(a - b).mean()) if len(a) else nan,
                 "max_dp": float(np.abs(a - b).max()) if len(a) else nan}
 
-    rows = common.against_rates(clips, rates, measure, compare)
-    table(rows, None, f"{args.seconds:g} s clips; labels and probabilities after smoothing (window:0.5), against every frame classified")
-    common.emit_json(args.json, {"rows": rows})
-    return 0
+    return common.rate_study(args, clips, measure, compare,
+                             "labels and probabilities after smoothing (window:0.5), against every frame classified")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,40 @@ def emit_json(enabled: bool, results: dict) -> None:
         print(json.dumps(results, indent=2, default=str))
 
 
+def timed_analysis(clip, options, make=None):
+    """`clip`'s analysis with `options`, its detector made by `make(name, **options)` where given:
+    (the analysis, its seconds and CPU seconds, its kept faces smoothed, the clip's MediaInfo)."""
+    from fer_video.pipeline import analyse, keep_faces, probe, smooth
+
+    analyse_module = sys.modules["fer_video.pipeline.analyse"]  # the module: the package's `analyse` is the function
+    info = probe(clip)
+    shipped = analyse_module.make_detector
+    if make is not None:
+        analyse_module.make_detector = make
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        analysis = analyse(info, options)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        analyse_module.make_detector = shipped
+    return analysis, wall, cpu, smooth(keep_faces(analysis, options)[0], options.smoothing), info
+
+
+def rate_study(args, clips: dict, measure, compare, against: str) -> int:
+    """The rate benches' run: the model loaded first (its load is not the analysis's), each clip
+    measured at each of `args.rates` (comma-separated Hz, the first the reference) with
+    `against_rates`, the rows printed as a table titled with what they are `against`, and written
+    with `--json`."""
+    from fer_video.pipeline import load_classifier
+
+    load_classifier(None)
+    rates = [float(r) for r in args.rates.split(",")]
+    rows = against_rates(clips, rates, measure, compare)
+    table(rows, None, f"{args.seconds:g} s clips; {against}")
+    emit_json(args.json, {"rows": rows})
+    return 0
+
+
 def against_rates(clips: dict, rates: list[float], measure, compare) -> list[dict]:
     """For each clip, `measure(clip, rate)` -> (stats, {(frame, track): value}) at each rate, the
     first rate's values the reference; `compare(reference, values, matched_keys)` -> columns.

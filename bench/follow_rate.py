@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 import common
-from common import OUT, table
-from classify_rate import shots_clip
+from common import OUT
+from classify_rate import rate_clips
 
 
 def analysed(clip, rate: float | None, **detector_options) -> tuple[dict, dict]:
@@ -28,9 +28,7 @@ def analysed(clip, rate: float | None, **detector_options) -> tuple[dict, dict]:
     `detector_options`: its figures, and each kept, smoothed face's box and probabilities by
     (frame, track)."""
     from fer_video.faces.detectors import make_detector
-    from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, smooth
-
-    analyse_module = sys.modules["fer_video.pipeline.analyse"]  # the module: the package's `analyse` is the function
+    from fer_video.pipeline import AnnotateOptions
 
     made = []
 
@@ -40,16 +38,8 @@ def analysed(clip, rate: float | None, **detector_options) -> tuple[dict, dict]:
         return detector
 
     options = AnnotateOptions(out_dir=OUT / "follow_rate", progress=False, persons=False)
-    info = probe(clip)
-    analyse_module.make_detector = make
-    try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        analysis = analyse(info, options)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        analyse_module.make_detector = make_detector
+    analysis, wall, cpu, kept, info = common.timed_analysis(clip, options, make)
     detector = made[0]
-    kept = smooth(keep_faces(analysis, options)[0], options.smoothing)
     keys = list(zip(kept.frame_index.tolist(), kept.track_ids.tolist()))
     invokes = {m: getattr(detector, f"_{m}").invokes for m in ("full", "short", "wide")}
     windows = {m: getattr(detector, f"_{m}").windows for m in ("full", "short", "wide")}
@@ -84,6 +74,20 @@ def truth_error(faces, fps: float) -> float:
     return float(np.concatenate(spread).mean()) if spread else float("nan")
 
 
+def boxes_and_labels(reference: dict, faces: dict, matched: list) -> dict:
+    """Against the reference's faces (box, smoothed probabilities by (frame, track)), the
+    `matched` ones': the IoU of their boxes (mean, 5th percentile) and the share whose smoothed
+    label is the same."""
+    from fer_video.faces.record import box_iou
+
+    iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])
+    same = np.array([faces[k][1].argmax() == reference[k][1].argmax() for k in matched])
+    nan = float("nan")
+    return {"iou_mean": float(iou.mean()) if len(iou) else nan,
+            "iou_p5": float(np.percentile(iou, 5)) if len(iou) else nan,
+            "same_label": float(same.mean()) if len(same) else nan}
+
+
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10.0)
@@ -98,27 +102,8 @@ def main() -> int:
         BlazeFaceDetector.UNSURE = args.unsure
     sys.path.insert(0, str(common.BENCH))
     common.print_machine()
-    from fer_video.faces.record import box_iou
-    from fer_video.pipeline import load_classifier
-
-    load_classifier(None)  # the model's load is not the analysis's
-    makers = {"two": ("two faces 720p", common.clip), "crowd": ("ten faces 1080p", common.crowd_clip),
-              "shots": ("shots, turns, cuts 360p", shots_clip)}
-    clips = {makers[c][0]: makers[c][1](args.seconds) for c in args.clips.split(",")}
-    rates = [float(r) for r in args.rates.split(",")]
-
-    def compare(reference, faces, matched):
-        iou = np.array([box_iou(faces[k][0][None], reference[k][0][None])[0, 0] for k in matched])
-        same = np.array([faces[k][1].argmax() == reference[k][1].argmax() for k in matched])
-        nan = float("nan")
-        return {"iou_mean": float(iou.mean()) if len(iou) else nan,
-                "iou_p5": float(np.percentile(iou, 5)) if len(iou) else nan,
-                "same_label": float(same.mean()) if len(same) else nan}
-
-    rows = common.against_rates(clips, rates, analysed, compare)
-    table(rows, None, f"{args.seconds:g} s clips; kept faces after smoothing (window:0.5), against every frame located")
-    common.emit_json(args.json, {"rows": rows})
-    return 0
+    return common.rate_study(args, rate_clips(args.seconds, args.clips), analysed, boxes_and_labels,
+                             "kept faces after smoothing (window:0.5), against every frame located")
 
 
 if __name__ == "__main__":
