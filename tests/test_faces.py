@@ -11,7 +11,7 @@ from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.align import crop_geometry, fer_crops, roll_degrees
 from fer_video.faces.detectors import make_detector
 from fer_video.faces.detectors.blazeface import BlazeFaceDetector, Window, plan_windows
-from fer_video.faces.record import N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
+from fer_video.faces.record import ARRAYS, N_EMOTIONS, N_KEYPOINTS, Faces, box_iou
 from fer_video.samples import Actor, astronaut_face, background, sample_frame
 from helpers import ncc
 
@@ -123,6 +123,35 @@ def test_faces_with_replaces_a_column_only():
     g = f.with_(track_ids=np.array([7, 8]))
     assert g.track_ids.tolist() == [7, 8] and (f.track_ids == -1).all()
     np.testing.assert_array_equal(g.boxes, f.boxes)
+
+
+def test_selections_replacements_and_joins_are_records_as_built():
+    """Indexing, `with_` and `concat` skip the constructor's checks on columns that are slices or
+    joins of valid ones: each result must hold what building it anew would, dtypes and shapes
+    included, and a replaced column is converted as the constructor converts it."""
+    f = make_faces(3).with_(track_ids=[4, 5, 6], persons=["a", None, "b"], data={"speaker": np.array([1, 0, 1])})
+
+    def as_built(g: Faces) -> None:
+        again = Faces(**{name: getattr(g, name) for name in ARRAYS}, data=g.data)
+        for name in ARRAYS:
+            column, expected = getattr(g, name), getattr(again, name)
+            assert column.dtype == expected.dtype and column.shape == expected.shape, name
+            np.testing.assert_array_equal(column, expected)
+
+    for g in (f[1], f[1:], f[np.array([True, False, True])], f[[2, 0]], Faces.concat([f, f[:1]]),
+              f.with_(track_ids=[1, 2, 3]), f.with_(probs=None), f.in_frame(7, 0.5)):
+        as_built(g)
+        assert list(g.data) == ["speaker"]
+    replaced = f.with_(track_ids=[1.0, 2.0, 3.0], frame_index=np.int32(9) * np.ones(3, np.int32))
+    assert replaced.track_ids.dtype == np.int64 and replaced.frame_index.dtype == np.int64
+    assert np.isnan(f.with_(probs=None).probs).all()
+    with pytest.raises(ValueError):
+        f.with_(scores=[1.0, 2.0])  # two scores for three faces
+    with pytest.raises(TypeError, match="no column"):
+        f.with_(colour=[1, 2, 3])
+    g = f.with_(track_ids=[7, 8, 9])
+    g.data["extra"] = np.zeros(3)
+    assert "extra" not in f.data  # the copy's own mapping
 
 
 def test_faces_xyxy_and_concat():

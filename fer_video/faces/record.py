@@ -45,20 +45,22 @@ class Faces:
 
     def __post_init__(self):
         n = len(self.boxes)
-        self.boxes = np.asarray(self.boxes, np.float32).reshape(n, 4)
-        self.scores = np.asarray(self.scores, np.float32).reshape(n)
-        self.keypoints = np.asarray(self.keypoints, np.float32).reshape(n, N_KEYPOINTS, 2)
-        self.track_ids = _column(self.track_ids, (n,), np.int64, -1)
-        self.probs = _column(self.probs, (n, N_EMOTIONS), np.float32, np.nan)
-        self.smoothed = _column(self.smoothed, (n, N_EMOTIONS), np.float32, np.nan)
-        self.frame_index = _column(self.frame_index, (n,), np.int64, -1)
-        self.timestamp_s = _column(self.timestamp_s, (n,), np.float64, np.nan)
-        self.person_ids = _column(self.person_ids, (n,), np.int64, -1)
-        self.persons = _column(self.persons, (n,), object, None)
+        for name in ARRAYS:
+            setattr(self, name, _column(name, getattr(self, name), n))
         self.data = {name: np.asarray(values) for name, values in (self.data or {}).items()}
         for name, values in self.data.items():
             if len(values) != n:
                 raise ValueError(f"Faces.data[{name!r}] has {len(values)} rows for {n} faces")
+
+    @classmethod
+    def _of(cls, columns: dict, data: dict) -> "Faces":
+        """A `Faces` of columns that are already what `__post_init__` makes of them (slices and
+        joins of other records' columns): made without checking them again, which costs more
+        than the slicing on the per-frame path."""
+        faces = object.__new__(cls)
+        faces.__dict__.update(columns)
+        faces.data = data
+        return faces
 
     @classmethod
     def empty(cls) -> "Faces":
@@ -72,14 +74,19 @@ class Faces:
         index array."""
         if isinstance(index, (int, np.integer)):
             index = np.array([index])  # a row, not a scalar: every column keeps its rank
-        columns = {name: getattr(self, name)[index] for name in ARRAYS}
-        return Faces(**columns, data={name: values[index] for name, values in self.data.items()})
+        return Faces._of({name: getattr(self, name)[index] for name in ARRAYS},
+                         {name: values[index] for name, values in self.data.items()})
 
     def with_(self, **columns) -> "Faces":
         """A copy with these columns replaced (`data` too: pass the whole mapping)."""
-        if "data" not in columns:
-            columns["data"] = dict(self.data)  # the copy's own mapping: adding a column to it leaves this one as it is
-        return replace(self, **columns)
+        if "data" in columns or "boxes" in columns:
+            if "data" not in columns:
+                columns["data"] = dict(self.data)  # the copy's own mapping: adding a column to it leaves this one as it is
+            return replace(self, **columns)
+        n = len(self.boxes)
+        kept = {name: getattr(self, name) for name in ARRAYS}
+        kept.update({name: _column(name, values, n) for name, values in columns.items()})
+        return Faces._of(kept, dict(self.data))
 
     def in_frame(self, index: int, time: float) -> "Faces":
         """These faces stamped with the frame they were found in."""
@@ -114,8 +121,8 @@ class Faces:
         names = list(parts[0].data)
         if any(list(p.data) != names for p in parts):
             raise ValueError(f"Faces.concat: data columns differ: {sorted({tuple(p.data) for p in parts})}")
-        return Faces(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in ARRAYS},
-                     data={name: np.concatenate([p.data[name] for p in parts]) for name in names})
+        return Faces._of({name: np.concatenate([getattr(p, name) for p in parts]) for name in ARRAYS},
+                         {name: np.concatenate([p.data[name] for p in parts]) for name in names})
 
 
 ARRAYS = tuple(f.name for f in fields(Faces) if f.name != "data")  # the fixed columns, in order
@@ -188,10 +195,24 @@ def _names(values, n: int) -> np.ndarray:
     return np.array([v if isinstance(v, str) else None for v in values], dtype=object).reshape(n)
 
 
-def _column(values, shape: tuple, dtype, missing) -> np.ndarray:
-    if values is None:
-        return np.full(shape, missing, dtype)
-    return np.asarray(values, dtype).reshape(shape)
+GIVEN = object()  # a column the detector always gives: no default
+# Each fixed column's shape after its row count, its dtype and what it holds before its stage
+# fills it.
+COLUMNS = {"boxes": ((4,), np.float32, GIVEN), "scores": ((), np.float32, GIVEN),
+           "keypoints": ((N_KEYPOINTS, 2), np.float32, GIVEN), "track_ids": ((), np.int64, -1),
+           "probs": ((N_EMOTIONS,), np.float32, np.nan), "smoothed": ((N_EMOTIONS,), np.float32, np.nan),
+           "frame_index": ((), np.int64, -1), "timestamp_s": ((), np.float64, np.nan),
+           "person_ids": ((), np.int64, -1), "persons": ((), object, None)}
+
+
+def _column(name: str, values, n: int) -> np.ndarray:
+    """`values` as column `name` of `n` faces (its default where None)."""
+    if name not in COLUMNS:
+        raise TypeError(f"Faces has no column {name!r}")
+    shape, dtype, missing = COLUMNS[name]
+    if values is None and missing is not GIVEN:
+        return np.full((n, *shape), missing, dtype)
+    return np.asarray(values, dtype).reshape((n, *shape))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
