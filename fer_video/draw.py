@@ -11,6 +11,7 @@ import numpy as np
 
 from fer_video.expression.labels import EMOTIONS
 from fer_video.faces.record import Faces
+from fer_video.video.planes import i420_planes
 
 # BGR, chosen to be told apart at a glance and to read as the feeling (red anger, yellow joy).
 EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {
@@ -159,26 +160,18 @@ def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None 
         _draw(image, faces, probs, labels, (0, 0), (width, height))
         return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
     out = pixels.copy()
-    y, u, v = _planes(out, width, height)
+    y, u, v = i420_planes(out, width, height)
     for (x0, y0, x1, y1), members in regions:
         luma = (slice(y0, y1), slice(x0, x1))
         chroma = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
         region = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
-        ry, ru, rv = _planes(region, x1 - x0, y1 - y0)
+        ry, ru, rv = i420_planes(region, x1 - x0, y1 - y0)
         ry[:], ru[:], rv[:] = y[luma], u[chroma], v[chroma]
         image = cv2.cvtColor(region, cv2.COLOR_YUV2BGR_I420)
         # The faces drawn within this region, in their order (no other face's drawing reaches it).
         _draw(image, faces[np.array(members)], probs[members], [labels[i] for i in members], (x0, y0), (width, height))
-        y[luma], u[chroma], v[chroma] = _planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
+        y[luma], u[chroma], v[chroma] = i420_planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
     return out
-
-
-def _planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Views of an I420 frame's Y (H x W), U and V (H/2 x W/2) planes."""
-    flat = i420.reshape(-1)
-    n, q = width * height, (width // 2) * (height // 2)
-    return (flat[:n].reshape(height, width), flat[n : n + q].reshape(height // 2, width // 2),
-            flat[n + q : n + 2 * q].reshape(height // 2, width // 2))
 
 
 def _shown(faces: Faces) -> np.ndarray:

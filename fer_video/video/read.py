@@ -29,6 +29,7 @@ from fer_video.resources import codec_threads, run_behind
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.pipes import enlarge_pipe
+from fer_video.video.planes import i420_planes
 from fer_video.video.probe import MediaInfo, _ffmpeg_reason
 
 log = logging.getLogger("fer_video.video")
@@ -57,10 +58,11 @@ class Frame:
         `image` is not needed (0.13 ms against 0.28 for 720p to 64x36)."""
         if not self.is_i420:
             return shrink(self.pixels, width, height)
-        rows, cols = self.pixels.shape[0] * 2 // 3, self.pixels.shape[1]
-        y, chroma = self.pixels[:rows], self.pixels[rows:].reshape(2, rows // 2, cols // 2)
-        planes = [shrink(y, width, height)] + [shrink(c, width // 2, height // 2) for c in chroma]
-        small = np.concatenate([plane.ravel() for plane in planes]).reshape(height * 3 // 2, width)
+        y, u, v = i420_planes(self.pixels, self.pixels.shape[1], self.pixels.shape[0] * 2 // 3)
+        small = np.empty((height * 3 // 2, width), np.uint8)
+        sy, su, sv = i420_planes(small, width, height)
+        sy[:], su[:], sv[:] = shrink(y, width, height), shrink(u, width // 2, height // 2), \
+            shrink(v, width // 2, height // 2)
         return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
 
 
