@@ -79,10 +79,9 @@ class Faces:
 
     def with_(self, **columns) -> "Faces":
         """A copy with these columns replaced (`data` too: pass the whole mapping)."""
-        if "data" in columns or "boxes" in columns:
-            if "data" not in columns:
-                columns["data"] = dict(self.data)  # the copy's own mapping: adding a column to it leaves this one as it is
-            return replace(self, **columns)
+        # The copy has its own `data` mapping: adding a column to it leaves this one as it is.
+        if "boxes" in columns or "data" in columns:  # the rows or their extra columns change: all checked
+            return replace(self, **{"data": dict(self.data), **columns})
         n = len(self.boxes)
         kept = {name: getattr(self, name) for name in ARRAYS}
         kept.update({name: _column(name, values, n) for name, values in columns.items()})

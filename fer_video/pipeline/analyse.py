@@ -149,9 +149,9 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
             first: int = 0, last: int | None = None, draw: bool = False) -> Analysis:
     """Decode every `stride`-th frame (of frames `first` to `last` only, for one segment of a
     video); detect, track, crop and classify every `_step`-th of those and the frames either side
-    of a shot cut, and interpolate the faces of the frames between. `draw`: also draw the annotated video as the frames
-    go, where `fer_video.pipeline.live` can (`Analysis.live`, which the render stage checks and
-    keeps, or draws again)."""
+    of a shot cut, and interpolate the faces of the frames between. `draw`: also draw the
+    annotated video as the frames go, where `fer_video.pipeline.live` can (`Analysis.live`, which
+    the render stage checks and keeps, or draws again)."""
     detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
                              frame_rate=float(info.fps) / options.stride if not info.is_image else None)
     classifier = model_cache.load_classifier(options.model)
