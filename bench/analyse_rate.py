@@ -16,7 +16,6 @@ of their boxes (mean, 5th percentile) and the share whose smoothed label is unch
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 

@@ -14,7 +14,6 @@ boxes (mean, 5th percentile) and the share whose smoothed label is unchanged.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 

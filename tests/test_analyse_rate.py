@@ -73,10 +73,10 @@ def test_a_clip_keeps_every_frames_rows_and_labels_with_half_its_frames_analysed
         return Counted()
 
     info = probe(make_clip(tmp_path / "c.mp4", seconds=2.0, width=480, height=270, fps=30))
+    monkeypatch.setattr(importlib.import_module("fer_video.pipeline.analyse"), "make_detector", counting)
     results = {}
     for rate in (0, 15):
         seen.clear()
-        monkeypatch.setattr(importlib.import_module("fer_video.pipeline.analyse"), "make_detector", counting)
         options = AnnotateOptions(out_dir=tmp_path / "out", progress=False, persons=False, analyse_rate=rate)
         analysis = analyse(info, options)
         kept = smooth(keep_faces(analysis, options)[0], options.smoothing)
