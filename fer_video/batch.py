@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_video import interrupt
 from fer_video.errors import problem_of
 from fer_video.outputs import (VIDEO_SUFFIXES, check_overwrite, claim, is_output, name_note, output_name,
                                timeline_metadata)
@@ -115,8 +116,6 @@ def wait_to_settle(paths: list[Path], say=None, limit: float | None = None) -> d
     just copied in), it waits until they stop changing, `limit` seconds at most, saying so in one
     line through `say`, and returns those still being written then. A scheduled run (`serve`)
     does not wait: the next run takes them."""
-    from fer_video import interrupt
-
     limit = _wait_seconds() if limit is None else limit
     growing = still_being_written(paths)
     if not growing or limit <= 0:
@@ -290,8 +289,6 @@ def in_threads(concurrency: int = 2, retry_delay: float = 1.0, job=None):
     job = job or annotate_job
 
     def attempt(path, name, options, model_sha, retries):
-        from fer_video import interrupt
-
         for tries_left in range(retries, -1, -1):
             try:
                 return job(path, name, options, model_sha)
@@ -307,7 +304,7 @@ def in_threads(concurrency: int = 2, retry_delay: float = 1.0, job=None):
         with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="job") as pool:
             futures = [pool.submit(attempt, path, name, options, model_sha, retries) for path, name in jobs]
             for future in futures:
-                yield future.result()
+                yield interrupt.result(future)  # the main thread waits here: a signal must reach it
 
     return run_jobs
 

@@ -50,6 +50,18 @@ def check() -> None:
         raise Cancelled()
 
 
+def result(future):
+    """`future.result()` for the main thread, waiting in slices. Python runs a signal's handler
+    in the main thread, once that thread runs Python code again; the kernel may hand the signal
+    to any thread, and then a main thread blocked in one long wait (a batch's jobs, a video's
+    segments) would not stop until the work it waits on ends, seconds or minutes later."""
+    from concurrent.futures import wait
+
+    while not wait([future], timeout=0.1).done:
+        pass
+    return future.result()
+
+
 @contextlib.contextmanager
 def in_flight(path: str | Path):
     """While a temp file is being written: removed by `hard_exit` if the process is cut short."""

@@ -408,6 +408,42 @@ def test_batch_stops_at_once_on_a_signal(sig, to_group, code, long_folder, tmp_p
         assert hidden_partials(out) == []
 
 
+def test_a_signal_another_thread_receives_stops_the_main_thread_waiting_on_jobs():
+    """The kernel hands a signal to any thread of the process, and Python runs its handler in the
+    main thread only once that thread runs Python code again. A batch's main thread waits on its
+    jobs: it must notice within a moment, not when the job it waits on ends. Here the signal goes
+    to the job's thread itself (`pthread_kill`), whose job would run 10 s more."""
+    script = textwrap.dedent("""
+        import signal, threading, time
+        from fer_video import interrupt
+        from fer_video.batch import in_threads
+
+        interrupt.handle_signals()
+        started = threading.Event()
+
+        def job(path, name, options, model_sha):
+            started.set()
+            interrupt.CANCELLED.wait(10)  # busy with frames, checking for a cancel between them
+            interrupt.check()
+
+        def send():
+            started.wait()
+            time.sleep(0.2)
+            worker = next(t for t in threading.enumerate() if t.name.startswith("job"))
+            signal.pthread_kill(worker.ident, signal.SIGINT)
+
+        threading.Thread(target=send, daemon=True).start()
+        sent = time.monotonic()
+        try:
+            list(in_threads(concurrency=1, job=job)([("a.mp4", "a")], None, "", 0))
+        except KeyboardInterrupt:
+            print(f"stopped {time.monotonic() - sent:.2f}", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("stopped"), (done.stdout, done.stderr)
+    assert float(done.stdout.split()[1]) < 2, done.stdout
+
+
 def test_flow_run_stops_at_once_on_ctrl_c(long_folder, tmp_path):
     """--prefect (an ephemeral server): Ctrl-C to the group stops the flow run and the server,
     exit 130, one line, rather than a minute of ConnectError retries against a dead server."""

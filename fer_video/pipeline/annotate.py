@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_video import interrupt
 from fer_video.errors import InputError
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key, model_sha256
@@ -91,7 +92,7 @@ class Stages:
 
         with ThreadPoolExecutor(len(ranges), thread_name_prefix="segment") as pool:
             futures = [pool.submit(self.analyse, info, options, name, first, last) for first, last in ranges]
-            return [f.result() for f in futures]
+            return [interrupt.result(f) for f in futures]  # a signal must reach this, the main thread
 
 
 def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None,
