@@ -27,6 +27,7 @@ GRACE = 1.0  # seconds from the signal to the hard exit
 CANCELLED = threading.Event()
 _partials: set[Path] = set()
 _lock = threading.Lock()
+_exiting = threading.Lock()
 _received: list[int] = []
 _raising = True
 
@@ -152,7 +153,10 @@ def _mid_line() -> bool:
 
 
 def hard_exit(code: int | None = None) -> None:
-    """Clean up and leave now, without waiting on threads or running exit hooks."""
+    """Clean up and leave now, without waiting on threads or running exit hooks. The first caller
+    does it all; a second (the grace timer firing while the main thread gets here) waits on the
+    first's exit, which would otherwise cut short its cleanup or its one line."""
+    _exiting.acquire()  # never released: this thread or the one holding it ends the process
     code = exit_code() if code is None else code
     with contextlib.suppress(BaseException):
         remove_partials()

@@ -646,3 +646,32 @@ def test_demo_declares_what_the_prefect_path_reads():
     for command in ("annotate x.mp4", "demo"):
         args = build_parser().parse_args([*command.split(), "--workers", "2"])
         assert args.segments == 1 and args.workers == 2, command
+
+
+def test_the_grace_timer_and_the_main_thread_exiting_together_still_print_the_line():
+    """The grace timer and the main thread may both reach `hard_exit` at about 1 s after the
+    signal. The second must not `os._exit` while the first is between deciding to announce and
+    writing the line: the command would exit 130 with no word of why."""
+    script = textwrap.dedent("""
+        import sys, threading, time
+        from fer_video import interrupt
+
+        class SlowFlush:  # widens the window between deciding to announce and writing
+            def __init__(self, stream):
+                self.stream = stream
+            def write(self, text):
+                return self.stream.write(text)
+            def flush(self):
+                time.sleep(0.5)
+                self.stream.flush()
+            def isatty(self):
+                return False
+
+        sys.stderr = SlowFlush(sys.stderr)
+        threading.Thread(target=interrupt.hard_exit, args=(130,)).start()
+        time.sleep(0.1)
+        interrupt.hard_exit(130)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["fer-video: error: interrupted"], done.stderr
