@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 GRACE = 1.0  # seconds from the signal to the hard exit
+EXIT_WAIT = 2.0  # seconds a second `hard_exit` waits on the first's before it exits itself
 CANCELLED = threading.Event()
 _partials: set[Path] = set()
 _lock = threading.Lock()
@@ -133,18 +134,23 @@ def remove_partials() -> None:
 
 
 _announced = False
+_written = False
 
 
-def announce() -> None:
-    """The one line an interrupted command prints."""
-    global _announced
-    if not _announced:
-        _announced = True
+def announce(flush: bool = True) -> None:
+    """The one line an interrupted command prints: once, after what stderr still buffers
+    (`flush`), else as soon as it is called (a caller that gave up waiting on one stuck there)."""
+    global _announced, _written
+    if _announced and (flush or _written):
+        return
+    _announced = True
+    if flush:
         with contextlib.suppress(BaseException):
             sys.stderr.flush()
-        # Straight to the file descriptor: the interrupted thread may hold sys.stderr's lock.
-        with contextlib.suppress(OSError):
-            os.write(2, b"\nfer-video: error: interrupted\n" if _mid_line() else b"fer-video: error: interrupted\n")
+    # Straight to the file descriptor: the interrupted thread may hold sys.stderr's lock.
+    with contextlib.suppress(OSError):
+        os.write(2, b"\nfer-video: error: interrupted\n" if _mid_line() else b"fer-video: error: interrupted\n")
+    _written = True
 
 
 def _mid_line() -> bool:
@@ -155,14 +161,16 @@ def _mid_line() -> bool:
 def hard_exit(code: int | None = None) -> None:
     """Clean up and leave now, without waiting on threads or running exit hooks. The first caller
     does it all; a second (the grace timer firing while the main thread gets here) waits on the
-    first's exit, which would otherwise cut short its cleanup or its one line."""
-    _exiting.acquire()  # never released: this thread or the one holding it ends the process
+    first's exit, which would otherwise cut short its cleanup or its one line. It waits
+    EXIT_WAIT at most: a first caller stuck (its stderr flush blocked on a full pipe) must not
+    keep the process alive."""
+    first = _exiting.acquire(timeout=EXIT_WAIT)  # never released: whoever holds it ends the process
     code = exit_code() if code is None else code
     with contextlib.suppress(BaseException):
         remove_partials()
     with contextlib.suppress(BaseException):
         end_children()
-    announce()
+    announce(flush=first)
     with contextlib.suppress(BaseException):
         sys.stdout.flush()
     os._exit(code)

@@ -675,3 +675,30 @@ def test_the_grace_timer_and_the_main_thread_exiting_together_still_print_the_li
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 130, done.stderr
     assert done.stderr.splitlines() == ["fer-video: error: interrupted"], done.stderr
+
+
+def test_a_hard_exit_stuck_in_its_flush_does_not_keep_the_process_alive():
+    """The first `hard_exit` blocks flushing stderr (a full pipe nobody reads): the second, the
+    grace timer's, waits a bounded time, then exits with the line itself."""
+    script = textwrap.dedent("""
+        import sys, threading, time
+        from fer_video import interrupt
+
+        class StuckFlush:
+            def write(self, text):
+                return len(text)
+            def flush(self):
+                time.sleep(600)
+            def isatty(self):
+                return False
+
+        sys.stderr = StuckFlush()
+        threading.Thread(target=interrupt.hard_exit, args=(130,), daemon=True).start()
+        time.sleep(0.1)
+        interrupt.hard_exit(130)
+    """)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["fer-video: error: interrupted"], done.stderr
+    assert time.monotonic() - started < 10
