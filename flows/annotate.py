@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -30,7 +31,17 @@ class _TaskStages(pipeline.Stages):
         # Segments at once on the flow's task runner: threads, or Dask workers (a single segment
         # too, so that the cluster, not this process, does the work).
         futures = [self.analyse.submit(info, options, name, first, last) for first, last in ranges]
-        return [f.result() for f in futures]
+        return results(futures)
+
+
+def results(futures) -> list:
+    """Each Prefect future's result, in order, the main thread waiting in 0.1 s slices: a signal
+    the kernel hands to another thread runs its handler only once the main thread runs Python
+    code (`fer_video.interrupt.result`). Both task runners' futures wrap one with `done()`."""
+    for future in futures:
+        while not future.wrapped_future.done():
+            time.sleep(0.1)
+    return [future.result() for future in futures]
 
 
 STAGES = _TaskStages(wrap=_task)

@@ -702,3 +702,46 @@ def test_a_hard_exit_stuck_in_its_flush_does_not_keep_the_process_alive():
     assert done.returncode == 130, done.stderr
     assert done.stderr.splitlines() == ["fer-video: error: interrupted"], done.stderr
     assert time.monotonic() - started < 10
+
+
+def test_a_signal_another_thread_receives_stops_a_flow_waiting_on_its_segments():
+    """The same for a video's segments as Prefect tasks (`annotate --prefect --segments N`): the
+    flow's main thread waits on their futures, and the signal goes to a task's thread."""
+    script = textwrap.dedent("""
+        import signal, threading, time
+        from prefect import flow, task
+        from fer_video import interrupt
+        from flows.annotate import results
+
+        interrupt.handle_signals()
+        started = threading.Event()
+        worker = []
+
+        @task
+        def segment():
+            worker.append(threading.get_ident())
+            started.set()
+            interrupt.CANCELLED.wait(10)  # busy with frames, checking for a cancel between them
+            interrupt.check()
+
+        @flow
+        def segments():
+            return results([segment.submit()])
+
+        def send():
+            started.wait()
+            time.sleep(0.2)
+            sent.append(time.monotonic())
+            signal.pthread_kill(worker[0], signal.SIGINT)
+
+        sent = []
+        threading.Thread(target=send, daemon=True).start()
+        try:
+            segments()
+        except KeyboardInterrupt:
+            print(f"stopped {time.monotonic() - sent[0]:.2f}", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=_env())
+    assert done.stdout.startswith("stopped"), (done.stdout, done.stderr[-2000:])
+    assert float(done.stdout.split()[1]) < 2, done.stdout
