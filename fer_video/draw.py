@@ -143,14 +143,15 @@ def draw_faces(image: np.ndarray, faces: Faces, persons: list[str] | None = None
 WHOLE_FRAME_SHARE = 0.5  # regions drawn on covering more of the frame than this: the whole frame is converted
 
 
-def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None = None) -> np.ndarray:
+def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None = None,
+                    in_place: bool = False) -> np.ndarray:
     """`draw_faces` on a frame held as I420 planes (H*3/2 x W, even sides, as `read_frames` gives
-    it): a new frame with the faces drawn, the same bytes as converting the whole frame to BGR,
-    drawing and converting back. Only the parts drawn on go through BGR: both conversions work on
-    each 2x2 block of pixels alone, so a region on even coordinates converts as it would within
-    the whole frame."""
+    it): a new frame with the faces drawn (`pixels` itself, drawn on, with `in_place`), the same
+    bytes as converting the whole frame to BGR, drawing and converting back. Only the parts drawn
+    on go through BGR: both conversions work on each 2x2 block of pixels alone, so a region on
+    even coordinates converts as it would within the whole frame."""
     if not len(faces):
-        return pixels.copy()
+        return pixels if in_place else pixels.copy()
     height, width = pixels.shape[0] * 2 // 3, pixels.shape[1]
     probs = _shown(faces)
     labels = layout_labels(faces, persons, width, height, probs)
@@ -158,8 +159,8 @@ def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None 
     if sum((x1 - x0) * (y1 - y0) for (x0, y0, x1, y1), _ in regions) > WHOLE_FRAME_SHARE * width * height:
         image = cv2.cvtColor(pixels, cv2.COLOR_YUV2BGR_I420)
         _draw(image, faces, probs, labels, (0, 0), (width, height))
-        return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
-    out = pixels.copy()
+        return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=pixels if in_place else None)
+    out = pixels if in_place else pixels.copy()
     y, u, v = i420_planes(out, width, height)
     for (x0, y0, x1, y1), members in regions:
         luma = (slice(y0, y1), slice(x0, x1))

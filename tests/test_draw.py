@@ -107,6 +107,9 @@ def test_drawing_on_i420_frames_gives_the_bytes_of_drawing_the_whole_frame_in_bg
         drawn = draw_faces_i420(i420, faces, persons)
         assert np.array_equal(drawn, expected), np.argwhere(drawn != expected)[:5]
         assert not np.array_equal(drawn, i420)
+        own = i420.copy()  # drawn on its own pixels (the live video's frames): the same bytes
+        assert draw_faces_i420(own, faces, persons, in_place=True) is own
+        assert np.array_equal(own, expected)
 
 
 def _drawn_directly(image, faces, persons):

@@ -43,6 +43,8 @@ def test_read_frames_streams_every_frame_with_its_time(two_face_clip):
     assert frames[0].image.shape == (360, 640, 3) and frames[0].image.dtype == np.uint8
     assert stats.decoded == two_face_clip.frames
     assert stats.skipped == 0 and stats.work == two_face_clip.frames  # a whole pass never seeks
+    # Each frame is an array of its own that may be drawn on (the live video draws in place).
+    assert all(f.pixels.flags.writeable and f.pixels.flags.owndata for f in frames)
 
 
 def test_read_frames_with_stride(two_face_clip):

@@ -288,7 +288,9 @@ def _live_video(info: MediaInfo, options: AnnotateOptions, name: str | None, det
     if not can_draw_live(info, options):
         return None
     path = outputs_of(info, options.out_dir, name, options.inputs_root).media
-    sink = VideoSink(info, path, options, Faces.empty())  # person labels: checked at the end (`LiveVideo.matches`)
+    # Person labels: checked at the end (`LiveVideo.matches`). Each frame is drawn once its
+    # analysis is done with it, so on its own pixels.
+    sink = VideoSink(info, path, options, Faces.empty(), draw_in_place=True)
     return LiveVideo(sink, options, detector_spec(detector.name).score_policy.filters_tracks)
 
 

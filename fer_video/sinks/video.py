@@ -24,12 +24,15 @@ class VideoSink(Sink):
 
     needs_pixels = True
 
-    def __init__(self, info, path: str | Path, options, faces: Faces):
+    def __init__(self, info, path: str | Path, options, faces: Faces, draw_in_place: bool = False):
+        """`draw_in_place`: draw on each appended frame's own pixels (where they are writable) rather
+        than a copy, for a caller that hands each frame to this sink alone and uses it no more."""
         from fer_video.video.read import frame_layout
 
         self.info, self.path, self.preset = info, Path(path), options.preset
         self.labels = PersonLabels(faces)
         self.pix_fmt, _ = frame_layout(info.width, info.height)
+        self.draw_in_place = draw_in_place
         self._writer = None
 
     def append(self, faces: Faces, frame=None) -> None:
@@ -45,7 +48,8 @@ class VideoSink(Sink):
             return
         # Frames go out in the layout they came in; an I420 frame is drawn on where its faces are.
         if frame.is_i420:
-            self._writer.write(draw_faces_i420(frame.pixels, faces, self.labels(faces)))
+            in_place = self.draw_in_place and frame.pixels.flags.writeable
+            self._writer.write(draw_faces_i420(frame.pixels, faces, self.labels(faces), in_place=in_place))
         else:
             self._writer.write(draw_faces(frame.image.copy(), faces, self.labels(faces)))
 

@@ -183,7 +183,9 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
         .compile(cmd=ffmpeg_exe())
     )
     frame_bytes = int(np.prod(shape))
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes)
+    # Unbuffered: each frame is read straight into an array of its own, which the caller may
+    # draw on (a buffered read would copy it once more, into a read-only bytes).
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     enlarge_pipe(proc.stdout, frame_bytes)
     run_behind(proc.pid)
     timestamps: queue.Queue[tuple[int, float] | None] = queue.Queue()
@@ -198,8 +200,8 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
     try:
         emitted = 0
         while True:
-            data = proc.stdout.read(frame_bytes)
-            if len(data) < frame_bytes:
+            pixels = np.empty(shape, np.uint8)
+            if not _read_into(proc.stdout, pixels):
                 break
             index = first + emitted * stride
             emitted += 1
@@ -220,7 +222,7 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
                 log.warning("%s: frame %d is at %.6f s, the frame index says otherwise: indices after it may "
                             "differ from a single pass", info.path, index, time)
                 warned = True
-            yield Frame(index, time, np.frombuffer(data, np.uint8).reshape(shape))
+            yield Frame(index, time, pixels)
         if seek is not None and emitted == 0:
             raise _Misaligned("no frame decoded after the seek point")
         finished = True
@@ -241,6 +243,18 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
     _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), last, times, stats)
     if last is None and times:
         stats.end = video_end(info, times)
+
+
+def _read_into(pipe, array: np.ndarray) -> bool:
+    """Fill `array` from the unbuffered `pipe`; False at the end of the stream (a partial frame
+    at the end is dropped, as ffmpeg never writes one unless it was cut short)."""
+    view, got = memoryview(array).cast("B"), 0
+    while got < len(view):
+        n = pipe.readinto(view[got:])
+        if not n:
+            return False
+        got += n
+    return True
 
 
 def video_end(info: MediaInfo, times: list[float]) -> float:
