@@ -29,8 +29,7 @@ import cv2
 import numpy as np
 
 from fer_video.faces.embed import MIN_FACE_PX, FaceEmbedder
-
-TEMPLATE_PX = 24
+from fer_video.faces.template import TEMPLATE_PX, correlation, grey_template
 JUMP = 0.6  # template correlation under which the embedding is asked
 FLOOR = 0.4  # ... and under which, with no embedding to ask, the face is another person's
 CHECK_EVERY_S = 0.25  # embedding checks of one track at most this often
@@ -61,19 +60,12 @@ def face_sample(image: np.ndarray, box: np.ndarray, time: float) -> _Face:
     x0, y0 = int(max(x - pad, 0)), int(max(y - pad, 0))
     x1, y1 = int(min(x + w + pad, width)), int(min(y + h + pad, height))
     crop = image[y0:y1, x0:x1].copy()
-    fx0, fy0 = int(min(max(x, 0), width - 1)), int(min(max(y, 0), height - 1))  # a box half out of frame too
-    fx1, fy1 = int(min(x + w, width)), int(min(y + h, height))
-    face = image[fy0:max(fy1, fy0 + 1), fx0:max(fx1, fx0 + 1)]
-    grey = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY) if face.ndim == 3 else face
-    template = cv2.resize(grey, (TEMPLATE_PX, TEMPLATE_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
-    template -= template.mean()
-    template /= float(np.linalg.norm(template)) + 1e-6
-    return _Face(template, crop, np.array([x - x0, y - y0, w, h], np.float32), time)
+    return _Face(grey_template(image, box), crop, np.array([x - x0, y - y0, w, h], np.float32), time)
 
 
 def similarity(a: _Face, b: _Face) -> float:
     """Normalised correlation of two faces' grey templates: 1 the same picture, about 0 unrelated."""
-    return float((a.template * b.template).sum())
+    return correlation(a.template, b.template)
 
 
 class AppearanceCheck:

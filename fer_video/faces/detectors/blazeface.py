@@ -9,8 +9,9 @@ and vectorised numpy.
   window three times its size. Measured on the two-face bench clip (bench/detectors.py): the
   whole-frame pass missed a 100 px face in 78 of 200 frames, the windows in none, and their
   boxes jitter half as much from frame to frame. So every box comes from the short-range model;
-  a discovered face is located by its window in the same frame. A steady face is located 15
-  times a second and predicted on its path in the frames between (`FOLLOW_RATE`).
+  a discovered face is located by its window in the same frame. A steady face is located 7.5
+  times a second and predicted on its path in the frames between (`FOLLOW_RATE`), while the
+  predicted box still looks like it (`LOOKS_ALIKE`).
 - A tile, or the whole frame, is scanned only where the picture changed since it was last
   scanned, outside the people already followed (`StillWindows`): with a still camera most scans
   are skipped.
@@ -27,6 +28,7 @@ import numpy as np
 
 from fer_video.faces.detectors.geometry import clip_to_frame, shrink, top_face, weighted_nms
 from fer_video.faces.record import N_KEYPOINTS, Faces, box_iou
+from fer_video.faces.template import correlation, grey_template
 from fer_video.resources import model_threads, new_interpreter
 
 
@@ -309,14 +311,21 @@ class BlazeFaceDetector:
     WIDE_SCALE = 3.5
     FOLLOW_FRAMES = 3  # a face missed this many frames in a row is no longer followed
     # A followed face is located by its window at most FOLLOW_RATE times a second: once in each
-    # stretch of 1/FOLLOW_RATE s counted from the video's start (at 30 fps, every other frame).
+    # stretch of 1/FOLLOW_RATE s counted from the video's start (every other frame of the 15 a
+    # second the pipeline analyses).
     # In the frames between it is where its motion puts it (`_predicted`), with the score and
     # keypoints of its last location moved alike. Only a steady face is predicted: one located
     # twice in a row whose velocity changed by less than UNSURE face widths per 1/FOLLOW_RATE s
     # between its last two locations; a new face, one a scan or a look-ahead just found, one
     # missed or turning, and every face after `reset()` are located. 0: every frame.
-    FOLLOW_RATE = 15.0
+    FOLLOW_RATE = 7.5
     UNSURE = 0.1
+    # A face is predicted only while its predicted box still looks like the face where it was last
+    # located: their grey templates (`fer_video.faces.template`) correlate at LOOKS_ALIKE or more
+    # (the same person from one analysed frame to the next: 0.71-1.0; another person framed alike:
+    # 0.17-0.21, bench/identity.py). Otherwise it is located: a face that leaves, or is covered,
+    # is not predicted where it was.
+    LOOKS_ALIKE = 0.6
     WINDOW_GRID = 8
 
     SCAN_SECONDS = 0.25
@@ -374,6 +383,7 @@ class BlazeFaceDetector:
         self._steady = np.zeros(0, bool)  # its motion is steady: it may be predicted until the next location
         self._scores = np.zeros(0, np.float32)  # its score where last found
         self._points = np.zeros((0, N_KEYPOINTS, 2), np.float32)  # its keypoints where last found
+        self._templates: list[np.ndarray | None] = []  # its grey template where last found
         self._rescan = False  # a face was missed: scan the next frame whole rather than wait
         self._expected = Faces.empty()  # faces a scan found in a frame ahead, not yet seen here
         self._expected_until = np.zeros(0, np.int64)  # the position of that frame
@@ -418,6 +428,10 @@ class BlazeFaceDetector:
         targets = self._predicted(now)  # where each followed face should be now
         n_followed = len(targets)
         predict = self._predictable(now)  # the followed faces not located in this frame
+        for i in np.flatnonzero(predict):
+            template = self._templates[i]
+            if template is None or correlation(grey_template(image, targets[i]), template) < self.LOOKS_ALIKE:
+                predict[i] = False
         known = np.concatenate([targets, self._expected.boxes])
         blocks = _Blocks()
         tiles = []
@@ -470,7 +484,7 @@ class BlazeFaceDetector:
                 # A new face whose window misses it keeps the full-range box.
                 located += [face if len(face) else candidates[j : j + 1] for j, face in enumerate(found)]
                 targets = np.concatenate([targets, candidates.boxes])
-        return self._follow(targets, located, now, predict)
+        return self._follow(targets, located, now, predict, image)
 
     def _predictable(self, now: float) -> np.ndarray:
         """Which followed faces are predicted rather than located in the frame at `now`: the
@@ -527,7 +541,8 @@ class BlazeFaceDetector:
             self._scan_thread = ThreadPoolExecutor(1, thread_name_prefix="scan")  # its thread ends with the detector
         return self._scan_thread
 
-    def _follow(self, targets: np.ndarray, located: list[Faces], now: float, predict: np.ndarray) -> Faces:
+    def _follow(self, targets: np.ndarray, located: list[Faces], now: float, predict: np.ndarray,
+                image: np.ndarray) -> Faces:
         """This frame's faces, one per target at most (two targets that found the same face become
         one); updates what is followed into the next frame. `predict`: which followed faces are at
         their predicted boxes, not located: they keep their last location and motion."""
@@ -540,6 +555,8 @@ class BlazeFaceDetector:
         patience = (self.FOLLOW_FRAMES - 0.5) * self.step
         kept: list[Faces] = []
         followed, velocity, seen_at, found_at, steady, scores, points, lost = [], [], [], [], [], [], [], []
+        templates = []
+        old_templates = self._templates + [None] * (len(targets) - n_followed)
         for i in np.argsort([-(f.scores[0] if len(f) else -1.0) for f in located], kind="stable"):
             face = located[i]
             if len(face):
@@ -554,8 +571,10 @@ class BlazeFaceDetector:
                     steady.append(True)
                     scores.append(self._scores[i])
                     points.append(self._points[i])
+                    templates.append(old_templates[i])
                     continue
                 followed.append(face.boxes[0])
+                templates.append(grey_template(image, face.boxes[0]) if self.follow_seconds else None)
                 elapsed = now - seen[i]
                 moving = i < n_followed and elapsed > 0
                 velocity.append((_centre(face.boxes[0]) - _centre(previous[i])) / elapsed if moving else np.zeros(2))
@@ -577,6 +596,7 @@ class BlazeFaceDetector:
                 steady.append(False)
                 scores.append(self._scores[i] if i < n_followed else 0.0)
                 points.append(self._points[i] if i < n_followed else np.full((N_KEYPOINTS, 2), np.nan))
+                templates.append(old_templates[i])
         self._followed = np.array(followed, np.float32).reshape(-1, 4)
         self._velocity = np.array(velocity, np.float32).reshape(-1, 2)
         self._seen = np.array(seen_at, np.float64)
@@ -584,6 +604,7 @@ class BlazeFaceDetector:
         self._steady = np.array(steady, bool)
         self._scores = np.array(scores, np.float32).reshape(-1)
         self._points = np.array(points, np.float32).reshape(-1, N_KEYPOINTS, 2)
+        self._templates = templates
         self._rescan = any(not len(f) for f in located)
         if lost and self._still_tiles is not None:
             for still in (self._still_tiles, self._still_frame):
