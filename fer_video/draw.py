@@ -79,8 +79,9 @@ def layout_labels(faces: Faces, persons: list[str] | None, width: int, height: i
     order = np.argsort(-faces.boxes[:, 2] * faces.boxes[:, 3], kind="stable") if len(faces) else []
     placed: dict[int, Label] = {}
     bar_h = bar_height(width, height)
-    bars = [bar_rect(box, bar_h) for box in faces.boxes]
-    boxes = [_rect(box) for box in faces.boxes]
+    whole = _pixel_boxes(faces.boxes)
+    bars = [bar_rect(box, bar_h) for box in whole]
+    boxes = [_rect(box) for box in whole]
     taken: list[tuple[int, int, int, int]] = []
     for i in order:
         x, y, w = boxes[i][0], boxes[i][1], boxes[i][2] - boxes[i][0]
@@ -115,14 +116,19 @@ def layout_labels(faces: Faces, persons: list[str] | None, width: int, height: i
     return [placed[i] for i in range(len(faces))]
 
 
-def _rect(box: np.ndarray) -> tuple[int, int, int, int]:
-    x, y, w, h = (int(round(v)) for v in box)
+def _pixel_boxes(boxes: np.ndarray) -> list[list[int]]:
+    """Each box (x, y, w, h) rounded to whole pixels, as Python ints (half to even, as `round`)."""
+    return np.rint(boxes).astype(np.int64).tolist()
+
+
+def _rect(box: list[int]) -> tuple[int, int, int, int]:
+    x, y, w, h = box
     return x, y, x + w, y + h
 
 
-def bar_rect(box: np.ndarray, bar_h: int) -> tuple[int, int, int, int]:
-    """The probability bar's rectangle under a face's box."""
-    x, y, w, h = (int(round(v)) for v in box)
+def bar_rect(box: list[int], bar_h: int) -> tuple[int, int, int, int]:
+    """The probability bar's rectangle under a face's box (in whole pixels, `_pixel_boxes`)."""
+    x, y, w, h = box
     return x, y + h + 3, x + max(w, BAR_COLUMN_MIN * len(EMOTIONS)), y + h + 3 + bar_h
 
 
@@ -136,7 +142,8 @@ def draw_faces(image: np.ndarray, faces: Faces, persons: list[str] | None = None
     box. persons: a name or `person_<id>` per face, shown after the track id ("" for none)."""
     height, width = image.shape[:2]
     probs = _shown(faces)
-    _draw(image, faces, probs, layout_labels(faces, persons, width, height, probs), (0, 0), (width, height))
+    _draw(image, _pixel_boxes(faces.boxes), probs, layout_labels(faces, persons, width, height, probs), (0, 0),
+          (width, height))
     return image
 
 
@@ -155,10 +162,11 @@ def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None 
     height, width = pixels.shape[0] * 2 // 3, pixels.shape[1]
     probs = _shown(faces)
     labels = layout_labels(faces, persons, width, height, probs)
-    regions = _regions(faces, labels, width, height)
+    boxes = _pixel_boxes(faces.boxes)
+    regions = _regions(boxes, labels, width, height)
     if sum((x1 - x0) * (y1 - y0) for (x0, y0, x1, y1), _ in regions) > WHOLE_FRAME_SHARE * width * height:
         image = cv2.cvtColor(pixels, cv2.COLOR_YUV2BGR_I420)
-        _draw(image, faces, probs, labels, (0, 0), (width, height))
+        _draw(image, boxes, probs, labels, (0, 0), (width, height))
         return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=pixels if in_place else None)
     out = pixels if in_place else pixels.copy()
     y, u, v = i420_planes(out, width, height)
@@ -170,7 +178,8 @@ def draw_faces_i420(pixels: np.ndarray, faces: Faces, persons: list[str] | None 
         ry[:], ru[:], rv[:] = y[luma], u[chroma], v[chroma]
         image = cv2.cvtColor(region, cv2.COLOR_YUV2BGR_I420)
         # The faces drawn within this region, in their order (no other face's drawing reaches it).
-        _draw(image, faces[np.array(members)], probs[members], [labels[i] for i in members], (x0, y0), (width, height))
+        _draw(image, [boxes[i] for i in members], probs[members], [labels[i] for i in members], (x0, y0),
+              (width, height))
         y[luma], u[chroma], v[chroma] = i420_planes(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
     return out
 
@@ -179,7 +188,7 @@ def _shown(faces: Faces) -> np.ndarray:
     return np.where(np.isnan(faces.smoothed), faces.probs, faces.smoothed)
 
 
-def _regions(faces: Faces, labels: list[Label], width: int,
+def _regions(boxes: list[list[int]], labels: list[Label], width: int,
              height: int) -> list[tuple[tuple[int, int, int, int], list[int]]]:
     """Rectangles (x0, y0, x1, y1) on even coordinates, within the frame and apart from each
     other, that hold every pixel `_draw` may touch: each face's box lines (their thickness spreads
@@ -187,7 +196,7 @@ def _regions(faces: Faces, labels: list[Label], width: int,
     whose drawing it holds, in order."""
     bar_h, margin = bar_height(width, height), 2
     regions = []
-    for i, (box, label) in enumerate(zip(faces.boxes, labels)):
+    for i, (box, label) in enumerate(zip(boxes, labels)):
         x, y, x1, y1 = _rect(box)
         pad = label.thickness + 2
         parts = [label.rect, (x - pad, y - pad, x1 + pad, y1 + pad), bar_rect(box, bar_h)]
@@ -213,13 +222,12 @@ def _regions(faces: Faces, labels: list[Label], width: int,
     return regions
 
 
-def _draw(image: np.ndarray, faces: Faces, probs: np.ndarray, labels: list[Label], origin: tuple[int, int],
+def _draw(image: np.ndarray, boxes: list[list[int]], probs: np.ndarray, labels: list[Label], origin: tuple[int, int],
           frame: tuple[int, int]) -> None:
     """Draw onto `image`, the part of a `frame` (width, height) whose top-left corner is at `origin`."""
     ox, oy = origin
     width, height = frame
-    for box, p, label in zip(faces.boxes, probs, labels):
-        x, y, w, h = (int(round(v)) for v in box)
+    for (x, y, w, h), p, label in zip(boxes, probs, labels):
         color = EMOTION_COLORS_BGR[EMOTIONS[int(np.argmax(p))]]
         cv2.rectangle(image, (x - ox, y - oy), (x + w - ox, y + h - oy), color, label.thickness)
         _probability_bar(image, x, y + h + 3, max(w, BAR_COLUMN_MIN * len(EMOTIONS)), p, origin, frame)
@@ -257,11 +265,12 @@ def _probability_bar(image: np.ndarray, x: int, y: int, w: int, probs: np.ndarra
     ox, oy = origin
     if y + bar_h >= height:
         return
-    for i, (name, p) in enumerate(zip(EMOTIONS, probs)):
+    heights = np.maximum(np.rint(probs * bar_h), 1).astype(np.int64).tolist()  # as round(), at once
+    for i, (name, column) in enumerate(zip(EMOTIONS, heights)):
         x0 = x + i * col_w
         if x0 + col_w - 1 >= width or x0 < 0:
             break
-        top = y + bar_h - max(1, int(round(p * bar_h)))
+        top = y + bar_h - column
         cv2.rectangle(image, (x0 - ox, y - oy), (x0 + col_w - 2 - ox, y + bar_h - oy), (40, 40, 40), cv2.FILLED)
         cv2.rectangle(image, (x0 - ox, top - oy), (x0 + col_w - 2 - ox, y + bar_h - oy), EMOTION_COLORS_BGR[name],
                       cv2.FILLED)
