@@ -388,6 +388,26 @@ def test_each_track_is_scored_for_a_chip_once_per_interval(monkeypatch):
     assert gatherer.tracks[0].candidates  # it still found its chips
 
 
+def test_a_chip_from_the_face_s_surroundings_is_the_chip_from_the_whole_frame():
+    """Chips are cut from the face's part of the BGR frame, converted alone (`chip_bgr`): the same
+    bytes as from the whole frame converted to RGB, for faces anywhere, cut by the frame's edges
+    too; and a face's sharpness is the same from its part as from the grey frame."""
+    from fer_video.faces import embed
+
+    embedder = FaceEmbedder.shared()
+    face = cv2.resize(astronaut_face(), (150, 150))
+    rng = np.random.default_rng(3)
+    for x, y in [(200, 100), (-40, 30), (540, 250), (10, -50), (555, -20)]:
+        image = (rng.random((360, 640, 3)) * 60).astype(np.uint8)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + 150, 640), min(y + 150, 360)
+        image[y0:y1, x0:x1] = face[y0 - y:y1 - y, x0 - x:x1 - x]
+        box = np.array([x + 30.5, y + 35.25, 90.0, 92.5], np.float32)
+        whole = embedder.chip(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), box)
+        assert np.array_equal(embedder.chip_bgr(image, box), whole), (x, y)
+        assert embed.sharpness(image, box) == embed.sharpness(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), box)
+
+
 # An edited sequence that cuts between different people framed alike, on the same background (one
 # scene: no histogram cut), as interviews and news do: each person for 1 s, six shots, 10 frames/s.
 EDIT_ORDER = ["astronaut", "hopper", "cameraman", "astronaut", "hopper", "cameraman"]

@@ -35,6 +35,7 @@ MAX_PER_TRACK = 3  # embeddings per track: each costs about 0.13 s of CPU (bench
 MIN_FACE_PX = 36  # a smaller face gives unreliable embeddings; measured, see README "Who is who"
 MIN_SHARPNESS = 15.0  # variance of the Laplacian of the 64 px grey face; below is a blur
 EVERY_S = 0.2  # seconds between candidates of one track
+CHIP_REACH = 1.0  # landmark-box sides around a face that a chip may read (its padding is 0.25)
 # BlazeFace's box is tight around eyes to mouth; dlib's 5-point model was trained on its own HOG
 # detector's boxes, which are about this much larger. Measured on the test photos: landmarks
 # land on the eyes and nose with it, drift without it.
@@ -85,15 +86,28 @@ class FaceEmbedder:
             cls._shared = cls()
         return cls._shared
 
-    def chip(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """The 150x150 RGB face, aligned on its 5 landmarks, of an x, y, w, h box."""
+    def chip(self, rgb: np.ndarray, box: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The 150x150 RGB face, aligned on its 5 landmarks, of an x, y, w, h box; `rgb` is the
+        part of the frame whose top-left corner is at `origin` (the box is the frame's)."""
         x, y, w, h = (float(v) for v in box)
         side = DLIB_BOX_SCALE * max(w, h)
         cx, cy = x + w / 2, y + h / 2
-        rect = self._dlib.rectangle(int(round(cx - side / 2)), int(round(cy - side / 2)),
-                                    int(round(cx + side / 2)), int(round(cy + side / 2)))
+        ox, oy = origin
+        rect = self._dlib.rectangle(int(round(cx - side / 2)) - ox, int(round(cy - side / 2)) - oy,
+                                    int(round(cx + side / 2)) - ox, int(round(cy + side / 2)) - oy)
         shape = self.shape_predictor(rgb, rect)
         return np.asarray(self._dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
+
+    def chip_bgr(self, image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """`chip` of a BGR frame, converting only the face's surroundings (CHIP_REACH of its
+        landmark box on each side: all that the landmarks and the aligned chip look at) to RGB."""
+        x, y, w, h = (float(v) for v in box)
+        reach = CHIP_REACH * DLIB_BOX_SCALE * max(w, h)
+        height, width = image_bgr.shape[:2]
+        x0, y0 = max(int(x - reach), 0), max(int(y - reach), 0)
+        x1, y1 = min(int(np.ceil(x + w + reach)), width), min(int(np.ceil(y + h + reach)), height)
+        rgb = cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        return self.chip(rgb, box, (x0, y0))
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         """(N, 128) float32 embeddings of aligned chips."""
@@ -124,14 +138,18 @@ def frontality(keypoints: np.ndarray) -> float:
     return float(np.clip(1 - 2 * abs(nose[0] - eyes[:, 0].mean()) / distance, 0, 1))
 
 
-def sharpness(grey: np.ndarray, box: np.ndarray) -> float:
-    """Variance of the Laplacian of the face resized to 64 px: comparable across face sizes."""
+def sharpness(image: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian of the face resized to 64 px: comparable across face sizes.
+    `image`: grey, or BGR (only the face is converted)."""
     x, y, w, h = (int(round(v)) for v in box)
-    height, width = grey.shape
+    height, width = image.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return 0.0
-    face = cv2.resize(grey[y0:y1, x0:x1], (64, 64), interpolation=cv2.INTER_AREA)
+    face = image[y0:y1, x0:x1]
+    if face.ndim == 3:
+        face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    face = cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)
     return float(cv2.Laplacian(face, cv2.CV_32F).var())
 
 
@@ -161,16 +179,15 @@ class TrackCandidates:
         self.tracks: dict[int, _TrackBuffer] = {}
 
     def add(self, image_bgr: np.ndarray, faces: Faces, time: float) -> None:
-        rgb = grey = None
+        # Colour conversions of each face's surroundings only, not of the whole frame: both are
+        # per pixel, so a part converts to the same bytes as it has in the converted frame.
         for box, score, kps, track in zip(faces.boxes, faces.scores, faces.keypoints, faces.track_ids):
             buffer = self.tracks.setdefault(int(track), _TrackBuffer())
             buffer.frames += 1
             if time - buffer.last_scored < EVERY_S or min(box[2], box[3]) < MIN_FACE_PX:
                 continue
             buffer.last_scored = time  # not only when kept: else, once a track has its best few, every frame is scored
-            if grey is None:
-                grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-            sharp = sharpness(grey, box)
+            sharp = sharpness(image_bgr, box)
             if sharp < MIN_SHARPNESS:
                 continue
             # Size saturates at 150 px (the chip's size), sharpness at 4x the floor.
@@ -179,11 +196,9 @@ class TrackCandidates:
             worst = min(buffer.candidates, key=lambda c: c.quality) if buffer.candidates else None
             if len(buffer.candidates) >= self.per_track and quality <= worst.quality:
                 continue
-            if rgb is None:
-                rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
             if len(buffer.candidates) >= self.per_track:
                 buffer.candidates.remove(worst)
-            buffer.candidates.append(_Candidate(quality, self.embedder.chip(rgb, box), time))
+            buffer.candidates.append(_Candidate(quality, self.embedder.chip_bgr(image_bgr, box), time))
 
     def table(self) -> pd.DataFrame:
         """One row per kept candidate, the best of each track first: track_id, time_s, quality,
