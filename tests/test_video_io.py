@@ -240,3 +240,34 @@ def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, monke
     last_input = max(i for i, arg in enumerate(encoder) if arg == "-i")
     assert encoder[encoder.index("-threads") + 1] == threads and encoder.index("-threads") > last_input
     assert len(list(read_frames(probe(tmp_path / "out.mp4")))) == 5
+
+
+def test_ffmpeg_log_lines_split_across_reads_are_read_whole():
+    """The decoder's log is read in whatever pieces the pipe holds: a line cut between two reads
+    is still one line, and a last line without its newline is kept."""
+    import os
+    import queue
+    import threading
+    import time
+
+    from fer_video.video.read import _collect_stderr
+
+    log = b"".join(b"[Parsed_showinfo_0 @ 0x1] n:%4d pts:%7d pts_time:%g duration:512\n" % (n, 512 * n, n / 30)
+                   for n in range(40))
+    log += b"[Parsed_showinfo_0 @ 0x1] color_range:tv\n\n[h264 @ 0x2] error while decoding MB 3 4"
+    read_end, write_end = os.pipe()
+
+    def write():
+        for start in range(0, len(log), 37):  # pieces that cut lines anywhere
+            os.write(write_end, log[start:start + 37])
+            time.sleep(0.0005)
+        os.close(write_end)
+
+    threading.Thread(target=write).start()
+    timestamps, other = queue.Queue(), []
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        _collect_stderr(pipe, timestamps, other)
+    found = list(iter(timestamps.get, None))
+    assert [n for n, _ in found] == list(range(40))
+    np.testing.assert_allclose([t for _, t in found], np.arange(40) / 30, atol=1e-5)
+    assert other == [b"", b"[h264 @ 0x2] error while decoding MB 3 4"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import re
 import subprocess
@@ -282,13 +283,26 @@ def _agrees(index: FrameIndex, position: int, time: float) -> bool:
 
 
 def _collect_stderr(pipe, timestamps: queue.Queue, other_lines: list[bytes]) -> None:
-    for line in pipe:
-        m = _PTS.search(line)
-        if m:
-            timestamps.put((int(m.group(1)), float(m.group(2))))
-        elif b"Parsed_showinfo" not in line:
-            other_lines.append(line.rstrip())
-            del other_lines[:-50]  # only the last complaints are reported
+    """ffmpeg's log lines: each frame's timestamp into `timestamps`, the last complaints into
+    `other_lines`. Read in whatever chunks the pipe holds and split here: iterating the buffered
+    pipe by line cost 5x the CPU (0.19 s against 0.04 s for 900 frames' lines)."""
+    fd, rest = pipe.fileno(), b""
+    while True:
+        data = os.read(fd, 65536)
+        if data:
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()  # a line still being written waits for its end
+        else:
+            lines, rest = [rest] if rest else [], b""
+        for line in lines:
+            m = _PTS.search(line)
+            if m:
+                timestamps.put((int(m.group(1)), float(m.group(2))))
+            elif b"Parsed_showinfo" not in line:
+                other_lines.append(line.rstrip())
+                del other_lines[:-50]  # only the last complaints are reported
+        if not data:
+            break
     timestamps.put(None)
 
 
