@@ -32,7 +32,7 @@ from fer_video.faces.record import N_EMOTIONS, Faces
 from fer_video.smoothing import Smoothing
 
 HOLD_SECONDS = 2.0  # a frame is drawn at the latest this long after it was decoded
-DRAW_AHEAD = 4  # frames handed to the drawing thread and not yet written, at most
+DRAW_AHEAD = 2  # groups of frames handed to the drawing thread and not yet written, at most
 HOLD_BYTES = 256 * 2**20  # and when the frames held reach this
 MIN_TRACK_FRAMES = 3  # keep.py's: a track seen in fewer analysed frames is not a face
 TRACK_GAP = 1.0  # the tracker's max_gap: a track not seen for longer has ended
@@ -205,16 +205,23 @@ class LiveVideo:
     # --- drawing ---
 
     def _drain(self, end: bool) -> None:
+        # Frames turn final in runs (each classified batch finishes a stretch of them): a run goes
+        # to the drawing thread as one task, not a hand-over per frame.
+        run = []
         while self.held:
             frame, faces = self.held[0]
             ready = end or self._final(frame, faces)
             if not ready and self.now - frame.time < HOLD_SECONDS and self.held_bytes < HOLD_BYTES:
-                return
+                break
             if not ready:
                 self.forced += 1
             self.held.popleft()
             self.held_bytes -= frame.pixels.nbytes
-            self._draw(frame, faces)
+            run.append((self._shown(frame, faces), frame))
+        if run:
+            self._drawing.append(self._pool.submit(self._append, run))
+            while len(self._drawing) > DRAW_AHEAD:
+                self._drawing.popleft().result()  # raises here what drawing or writing raised
 
     def _final(self, frame, faces: Faces) -> bool:
         horizon = frame.time + (self.half or 0.0)
@@ -225,16 +232,19 @@ class LiveVideo:
         return not any(t.first <= frame.index and self.now - t.last_seen <= TRACK_GAP
                        for t in self._open.values())
 
-    def _draw(self, frame, faces: Faces) -> None:
+    def _shown(self, frame, faces: Faces) -> Faces:
+        """The frame's faces as drawn (kept tracks, numbered, smoothed), its digest noted."""
         kept = [i for i, t in enumerate(faces.track_ids.tolist())
                 if self.tracks[t].confirmed(self.min_score, self.min_frames)]
         shown = self._numbered(faces[np.array(kept, dtype=np.int64)], frame)
-        self._drawing.append(self._pool.submit(self.sink.append, shown, frame))
-        while len(self._drawing) > DRAW_AHEAD:
-            self._drawing.popleft().result()  # raises here what drawing or writing raised
         self.frames += 1
         if len(shown):
             self.digests[frame.index] = frame_digest(shown, [""] * len(shown))
+        return shown
+
+    def _append(self, run: list) -> None:
+        for shown, frame in run:
+            self.sink.append(shown, frame)
 
     def _numbered(self, faces: Faces, frame) -> Faces:
         """The faces as the render stage has them: ids in order of appearance among the kept
