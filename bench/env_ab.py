@@ -40,7 +40,9 @@ def run(clip: Path, out: Path, extra: dict) -> tuple[float, float]:
 
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=30, help="length of the 720p clip (default 30)")
+    p.add_argument("--seconds", type=float, default=30, help="length of the clip (default 30)")
+    p.add_argument("--clip", choices=["two-720p", "crowd-1080p"], default="two-720p",
+                   help="two-720p: 1280x720, two faces; crowd-1080p: 1920x1080, ten faces (default two-720p)")
     p.add_argument("--repeats", type=int, default=3, help="rounds of all settings (default 3)")
     p.add_argument("--set", nargs="+", action="append", metavar=("NAME", "VAR=VALUE"),
                    help="a setting to compare with the default (repeatable)")
@@ -49,7 +51,7 @@ def main() -> int:
     settings = {"default": {}}
     for name, *pairs in args.set or DEFAULT_SETTINGS:
         settings[name] = dict(pair.split("=", 1) for pair in pairs)
-    clip = common.clip(args.seconds)
+    clip = common.clip(args.seconds) if args.clip == "two-720p" else common.crowd_clip(args.seconds)
     print(f"clip: {clip.relative_to(common.ROOT)}; settings: {settings}", flush=True)
     found: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     work = Path(tempfile.mkdtemp(prefix="fer-video-env-ab-"))
