@@ -745,3 +745,21 @@ def test_a_signal_another_thread_receives_stops_a_flow_waiting_on_its_segments()
                           env=_env())
     assert done.stdout.startswith("stopped"), (done.stdout, done.stderr[-2000:])
     assert float(done.stdout.split()[1]) < 2, done.stdout
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("3", "3")])
+def test_numpy_s_blas_runs_on_one_thread_unless_the_user_says_otherwise(preset, expected):
+    """The command sets OPENBLAS_NUM_THREADS=1 before NumPy is imported (OpenBLAS's pool spins
+    beside the busy frame threads), unless the user set it."""
+    script = ("import os, sys\n"
+              "from fer_video.cli import _environment\n"
+              "assert 'numpy' not in sys.modules\n"
+              "_environment(False)\n"
+              "print(os.environ['OPENBLAS_NUM_THREADS'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected, done.stdout

@@ -30,6 +30,10 @@ def _environment(verbose: bool) -> None:
     """Settings that must be in place before TensorFlow or Prefect is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if not verbose else "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # NumPy's OpenBLAS would keep a thread per core that spins after the BLAS calls it shares
+    # out; the pipeline's arrays are small and its cores are busy with frames: 3-4% less CPU on
+    # the 30 s 720p bench clip (bench/env_ab.py, 8 rounds, twice). Read when NumPy is imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Prefect waits 20 s for its ephemeral server; a first run (database migrations) on a busy
     # machine takes longer and the whole batch failed with "Timed out while attempting to connect".
