@@ -114,6 +114,17 @@ def _ffmpeg_bgr(path, width: int, height: int) -> np.ndarray:
     return np.frombuffer(data, np.uint8).reshape(height, width, 3)
 
 
+def _ffmpeg_limited_i420(path, width: int, height: int) -> np.ndarray:
+    """The first frame as I420 in limited range, converted by ffmpeg's scale filter."""
+    import subprocess
+
+    from fer_video.video.ffmpeg_binary import ffmpeg_exe
+
+    data = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1", "-vf", "scale=out_range=tv",
+                           "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:"], capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(height * 3 // 2, width)
+
+
 @pytest.mark.parametrize("colour_range", ["limited", "full"])
 def test_even_sized_frames_come_as_i420_and_convert_like_ffmpeg(tmp_path, colour_range):
     """Full range is what many phones record (yuvj420p): it must look the same as limited."""
@@ -126,7 +137,12 @@ def test_even_sized_frames_come_as_i420_and_convert_like_ffmpeg(tmp_path, colour
     path = encode_frames(tmp_path / f"{colour_range}.mp4", [image] * 3, 320, 240, 25,
                          ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", pix_fmt])
     assert (pix_fmt + "(pc" if colour_range == "full" else pix_fmt) in ffmpeg_info(path)
-    frame = next(iter(read_frames(probe(path))))
+    info = probe(path)
+    assert (info.pixel_format, info.full_range) == (pix_fmt, colour_range == "full")
+    frame = next(iter(read_frames(info)))
+    # Limited range comes as decoded; full range through swscale to limited: both as ffmpeg's
+    # own range conversion gives them.
+    assert np.array_equal(frame.pixels, _ffmpeg_limited_i420(path, 320, 240))
     assert frame.is_i420 and frame.pixels.shape == (240 * 3 // 2, 320)
     # OpenCV's conversion against swscale's, and against the picture encoded: the same up to
     # chroma interpolation.

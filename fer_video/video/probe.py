@@ -32,6 +32,8 @@ class MediaInfo:
     frame_count: int | None = None  # frames the container's own index lists (MP4/MOV sample table)
     video_start: float = 0.0  # seconds from the file's start to the video stream's (after the audio's)
     video_end: float | None = None  # seconds from the file's start to the video's end, where the stream says
+    pixel_format: str = ""  # as decoded, e.g. "yuv420p", "yuvj420p" (full range), "yuv420p10le"
+    full_range: bool = False  # its colours use the full 0-255 range ("pc"), as many phones record
 
     @property
     def has_audio(self) -> bool:
@@ -120,7 +122,7 @@ def probe(path: str | Path) -> MediaInfo:
         path=str(path), width=width, height=height, fps=_fps(rest), duration=duration,
         rotation=rotation, video_codec=codec, audio_codec=audio.group(1) if audio else None,
         is_image=is_image, container=container, frame_count=frame_count, video_start=video_start,
-        video_end=video_end,
+        video_end=video_end, **_pixel_format(rest),
     )
 
 
@@ -134,6 +136,15 @@ def _video_stream(text: str) -> re.Match | None:
         if "(attached pic)" not in match.group(2):
             return match
     return None
+
+
+def _pixel_format(stream: str) -> dict:
+    """The pixel format and range from the stream line: "..., yuvj420p(pc, bt709), 1280x720, ..."."""
+    m = re.search(r", ([a-z][a-z0-9_]*)(?:\(([^)]*)\))?, \d{1,5}x\d{1,5}", stream)
+    if m is None:
+        return {}
+    details = [d.strip() for d in (m.group(2) or "").split(",")]
+    return {"pixel_format": m.group(1), "full_range": m.group(1).startswith("yuvj") or "pc" in details}
 
 
 def _frame_size(path: Path, stream: str) -> tuple[int, int]:
