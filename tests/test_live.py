@@ -150,3 +150,36 @@ def test_a_long_stream_matches_the_whole_videos_faces_with_memory_kept_short():
     assert live.matches(final, [""] * len(final))
     assert 9 not in live.number  # the flicker was never a face
     assert max(len(t.times) for t in live.tracks.values()) < 120  # not 1200: old faces forgotten
+
+
+def test_frames_handed_to_the_drawing_thread_stay_few_when_many_turn_final_at_once():
+    """Classified 2 s late, 60 frames turn final at once: they go to the drawing thread a few at a
+    time, and the analysis waits on it rather than going on decoding while all 60 wait (the peak
+    memory of a 1080p video grew by a fifth when they went as one task)."""
+    import time
+
+    from fer_video.video.read import Frame
+
+    class Slow(_Discard):
+        def append(self, faces, frame=None):
+            time.sleep(0.002)
+
+    live = LiveVideo(Slow(), AnnotateOptions(persons=False))
+    sizes, pending = [], []
+    real = live._append
+    live._append = lambda group: sizes.append(len(group)) or real(group)
+    rng, batch = np.random.default_rng(1), []
+    for i in range(240):
+        faces = Faces(rng.uniform(10, 50, (1, 4)), np.full(1, 0.9), np.zeros((1, N_KEYPOINTS, 2)),
+                      track_ids=[1]).in_frame(i, i / 30)
+        live.push(Frame(i, i / 30, np.zeros((6, 4), np.uint8)), faces)
+        pending.append(len(live._drawing))
+        batch.append(faces.with_(probs=rng.dirichlet(np.ones(N_EMOTIONS), 1).astype(np.float32)))
+        if len(batch) == 60:
+            live.classified(Faces.concat(batch))
+            pending.append(len(live._drawing))
+            batch = []
+    live.finish()
+    live.close()
+    assert live.frames == 240 and sum(sizes) == 240
+    assert max(sizes) * max(pending) <= 8, (sizes, pending)  # frames handed over and not yet drawn

@@ -33,6 +33,7 @@ from fer_video.smoothing import Smoothing
 
 HOLD_SECONDS = 2.0  # a frame is drawn at the latest this long after it was decoded
 DRAW_AHEAD = 2  # groups of frames handed to the drawing thread and not yet written, at most
+GROUP_FRAMES = 4  # frames a group, at most: the analysis waits on the drawing past 8 frames
 HOLD_BYTES = 256 * 2**20  # and when the frames held reach this
 MIN_TRACK_FRAMES = 3  # keep.py's: a track seen in fewer analysed frames is not a face
 TRACK_GAP = 1.0  # the tracker's max_gap: a track not seen for longer has ended
@@ -206,8 +207,10 @@ class LiveVideo:
 
     def _drain(self, end: bool) -> None:
         # Frames turn final in runs (each classified batch finishes a stretch of them): a run goes
-        # to the drawing thread as one task, not a hand-over per frame.
-        run = []
+        # to the drawing thread in groups of GROUP_FRAMES, not a hand-over per frame, and the
+        # analysis waits once DRAW_AHEAD groups are pending, so frames drawn late are not joined
+        # by more decoded ones.
+        run = deque()
         while self.held:
             frame, faces = self.held[0]
             ready = end or self._final(frame, faces)
@@ -218,8 +221,9 @@ class LiveVideo:
             self.held.popleft()
             self.held_bytes -= frame.pixels.nbytes
             run.append((self._shown(frame, faces), frame))
-        if run:
-            self._drawing.append(self._pool.submit(self._append, run))
+        while run:
+            group = [run.popleft() for _ in range(min(GROUP_FRAMES, len(run)))]
+            self._drawing.append(self._pool.submit(self._append, group))
             while len(self._drawing) > DRAW_AHEAD:
                 self._drawing.popleft().result()  # raises here what drawing or writing raised
 
