@@ -744,7 +744,7 @@ def test_a_signal_another_thread_receives_stops_a_flow_waiting_on_its_segments()
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=_env())
     assert done.stdout.startswith("stopped"), (done.stdout, done.stderr[-2000:])
-    assert float(done.stdout.split()[1]) < 2, done.stdout
+    assert float(done.stdout.split()[1]) < 5, done.stdout  # 0.8 s here (Prefect records the crash); 10 s unfixed
 
 
 @pytest.mark.parametrize("preset, expected", [(None, "1"), ("3", "3")])
