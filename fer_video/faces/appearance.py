@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from fer_video.faces.embed import MIN_FACE_PX, FaceEmbedder
-from fer_video.faces.template import TEMPLATE_PX, correlation, grey_template
+from fer_video.faces.template import correlation, grey_template
+
 JUMP = 0.6  # template correlation under which the embedding is asked
 FLOOR = 0.4  # ... and under which, with no embedding to ask, the face is another person's
 CHECK_EVERY_S = 0.25  # embedding checks of one track at most this often
@@ -39,7 +40,7 @@ MARGIN = 0.5  # kept around the face (of its side) so that dlib's landmarks find
 
 @dataclass
 class _Face:
-    template: np.ndarray  # TEMPLATE_PX x TEMPLATE_PX float32, zero mean, unit norm
+    template: np.ndarray  # `grey_template`: 24x24 float32, zero mean, unit norm
     crop: np.ndarray  # BGR, the face and MARGIN around it
     box: np.ndarray  # x, y, w, h of the face within `crop`
     time: float
