@@ -52,15 +52,26 @@ def check() -> None:
         raise Cancelled()
 
 
-def result(future):
-    """`future.result()` for the main thread, waiting in slices. Python runs a signal's handler
-    in the main thread, once that thread runs Python code again; the kernel may hand the signal
-    to any thread, and then a main thread blocked in one long wait (a batch's jobs, a video's
-    segments) would not stop until the work it waits on ends, seconds or minutes later."""
-    from concurrent.futures import wait
+def wait(future) -> None:
+    """Until `future` is done, for the main thread, waiting in 0.1 s slices. Python runs a
+    signal's handler in the main thread, once that thread runs Python code again; the kernel may
+    hand the signal to any thread, and then a main thread blocked in one long wait (a batch's
+    jobs, a video's segments) would not stop until the work it waits on ends, seconds or minutes
+    later. `future`: a `concurrent.futures.Future`, or anything else with `done()` (a Dask one)."""
+    import time
+    from concurrent.futures import Future
+    from concurrent.futures import wait as wait_for
 
-    while not wait([future], timeout=0.1).done:
-        pass
+    while not future.done():
+        if isinstance(future, Future):
+            wait_for([future], timeout=0.1)
+        else:
+            time.sleep(0.1)
+
+
+def result(future):
+    """`future.result()` once `wait` has seen it done."""
+    wait(future)
     return future.result()
 
 

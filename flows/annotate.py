@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -10,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_video import pipeline
+from fer_video import interrupt, pipeline
 from fer_video.pipeline import AnnotateOptions, Result
 
 def _task(stage: pipeline.Stage):
@@ -35,12 +34,11 @@ class _TaskStages(pipeline.Stages):
 
 
 def results(futures) -> list:
-    """Each Prefect future's result, in order, the main thread waiting in 0.1 s slices: a signal
-    the kernel hands to another thread runs its handler only once the main thread runs Python
-    code (`fer_video.interrupt.result`). Both task runners' futures wrap one with `done()`."""
+    """Each Prefect future's result, in order, the main thread waiting in slices so that a signal
+    stops it (`fer_video.interrupt.wait`) on the future each task runner's wraps (a concurrent
+    or a Dask one)."""
     for future in futures:
-        while not future.wrapped_future.done():
-            time.sleep(0.1)
+        interrupt.wait(future.wrapped_future)
     return [future.result() for future in futures]
 
 
