@@ -54,3 +54,21 @@ def test_what_batch_checks_before_its_first_line_loads_nothing_heavy(tmp_path):
             "print(sorted(m for m in ('cv2', 'numpy', 'pyarrow', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == ["2", "[]"], out
+
+
+def test_the_analysis_starts_without_pandas():
+    """The pipeline's modules import pandas where a stage after the analysis uses it: importing
+    them (as `annotate` does before its first frame) leaves it to `import_later_stages`, which
+    loads it in a thread beside the analysis (0.2 s before the first frame otherwise)."""
+    code = ("import sys; import fer_video.pipeline, fer_video.cli.annotate, fer_video.sinks.csv, "
+            "fer_video.persons.store; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_the_later_stages_libraries_load_in_a_thread_of_their_own():
+    code = ("import sys, threading; from fer_video.pipeline.annotate import import_later_stages; "
+            "thread = import_later_stages(); print(thread.name, thread is not threading.main_thread()); "
+            "thread.join(); print('pandas' in sys.modules, 'pyarrow.parquet' in sys.modules, import_later_stages())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["import-later True", "True True None"], out

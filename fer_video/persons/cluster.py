@@ -8,8 +8,12 @@ people, so they are never merged.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # dlib's documented threshold for its ResNet (99.38% on LFW) is 0.6, a balance of both errors.
 # Here a wrong merge is worse than a split, so the threshold is chosen for precision on labelled

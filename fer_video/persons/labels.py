@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def person_labels(rows: pd.DataFrame) -> list[str] | None:
@@ -19,6 +23,8 @@ def person_labels(rows: pd.DataFrame) -> list[str] | None:
 
 def person_label(person_id, person=None) -> str:
     """What people read: the name, else `person_<id>`."""
+    import pandas as pd
+
     if person is not None and not (isinstance(person, float) and np.isnan(person)) and person is not pd.NA:
         return str(person)
     return f"person_{int(person_id)}"

@@ -7,11 +7,15 @@ A person's id is the smallest track id among its tracks, so a track that is its 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from fer_video.faces.record import Faces
 from fer_video.persons.cluster import THRESHOLD, cluster, co_occurring, track_means
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def person_ids(rows: pd.DataFrame, embeddings: pd.DataFrame, threshold: float = THRESHOLD) -> dict[int, int]:
@@ -41,6 +45,8 @@ def assign_persons(faces: Faces, embeddings: pd.DataFrame, threshold: float = TH
 def _placed(faces: Faces) -> pd.DataFrame:
     """Which track each face belongs to and in which frame, one row per face: what the clustering
     (`person_ids`, `co_occurring`) reads."""
+    import pandas as pd
+
     return pd.DataFrame({"frame_index": faces.frame_index, "track_id": faces.track_ids})
 
 
@@ -81,6 +87,7 @@ def renumber_chips(chips: pd.DataFrame | None, mapping: dict) -> pd.DataFrame | 
 def join_chips(parts: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     """The segments' chips as one video's: the best MAX_PER_TRACK per track (a track that spans a
     seam was gathered by two segments)."""
+    import pandas as pd
     from fer_video.faces.embed import MAX_PER_TRACK
 
     parts = [p for p in parts if p is not None]
@@ -104,6 +111,7 @@ def _may_share_a_person(rows: pd.DataFrame) -> set[int]:
 
 def embed_chips(chips: pd.DataFrame) -> pd.DataFrame:
     """chips (track_id, time_s, quality, chip) -> embeddings (track_id, time_s, quality, embedding)."""
+    import pandas as pd
     from fer_video.faces.embed import FaceEmbedder
 
     vectors = FaceEmbedder.shared().embed_chips(list(chips["chip"])) if len(chips) else np.zeros((0, 128), np.float32)
@@ -140,6 +148,8 @@ AMBIGUOUS = 0.15
 
 
 def _embed_as_needed(rows: pd.DataFrame, chips: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     candidates = _may_share_a_person(rows)
     chips = chips[chips["track_id"].isin(candidates)]
     best = chips.groupby("track_id", sort=True).head(1)  # `table()` puts each track's best first

@@ -7,13 +7,16 @@ written atomically (temporary file, then rename).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fer_video.outputs import IDENTITY_DIR  # declared there: `is_output` must know the folder too
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REGISTRY = "persons.parquet"
 EMBEDDINGS_SUFFIX = ".embeddings.parquet"
@@ -53,6 +56,8 @@ def write_atomic(table: pa.Table, path: Path) -> Path:
 def write_embeddings(embeddings: pd.DataFrame | None, out_dir: str | Path, name: str) -> Path:
     """Store one video's track embeddings (biometric data: only with --identity). A video without
     faces gets an empty file, so that a batch knows its embeddings are there."""
+    import pandas as pd
+
     frame = (embeddings if embeddings is not None else pd.DataFrame(
         {"track_id": [], "time_s": [], "quality": [], "embedding": []})).assign(video_id=name)
     table = pa.table({
@@ -66,6 +71,8 @@ def write_embeddings(embeddings: pd.DataFrame | None, out_dir: str | Path, name:
 
 
 def read_embeddings(out_dir: str | Path) -> pd.DataFrame:
+    import pandas as pd
+
     files = sorted(identity_dir(out_dir).glob(f"*{EMBEDDINGS_SUFFIX}"))
     files = [f for f in files if not f.name.startswith(".")]
     if not files:

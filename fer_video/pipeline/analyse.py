@@ -15,9 +15,9 @@ from collections import deque
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from fer_video import interrupt
@@ -34,6 +34,9 @@ from fer_video.persons.stage import appearance_check, chip_gatherer
 from fer_video.pipeline import model_cache
 from fer_video.video import DecodeStats, MediaInfo, read_frames
 from fer_video.video.prefetch import prefetch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 CLASSIFY_BATCH = 256  # faces per classifier call, gathered across frames
@@ -243,6 +246,8 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
         if live is not None:
             live.discard()
         raise
+    import pandas as pd  # here, not before the first frame (`pipeline.annotate.import_later_stages`)
+
     name = name or output_name(info.path)
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
     if not info.is_image and _stamp(info.path) != before:

@@ -13,7 +13,9 @@ as Prefect tasks and maps segments over its task runner, so orchestration is wri
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +109,7 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
     `overwrite`. The timeline is written last: a Parquet file with its job key is the mark of a
     finished job.
     """
+    import_later_stages()
     stages = stages or Stages()
     info = stages.probe(path)  # first: an input that is not there or not a video leaves nothing in --out
     name = name or output_name(info.path)
@@ -120,6 +123,30 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
         timeline = outputs_of(info, options.out_dir, name, options.inputs_root).timeline
         note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
         return _annotate_claimed(info, options, name, content_sha256, stages, note)
+
+
+# What the stages after the analysis need and the analysis does not (pandas alone takes 0.2 s).
+LATER_MODULES = ("pandas", "pyarrow.parquet")
+
+
+def import_later_stages(modules: tuple[str, ...] = LATER_MODULES) -> threading.Thread | None:
+    """Import `modules` in a thread of their own, so the analysis starts without waiting for
+    them: they load beside it, on the CPU the codecs (which run niced, `resources.run_behind`)
+    would otherwise have. A stage that needs one before it is loaded waits for it at its import.
+    None when all are loaded already (the next input of a batch)."""
+    if all(name in sys.modules for name in modules):
+        return None
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the stage that imports it reports the failure itself
+                pass
+
+    thread = threading.Thread(target=load, name="import-later", daemon=True)
+    thread.start()
+    return thread
 
 
 def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str,

@@ -5,13 +5,17 @@ follows it, rather than being matched back by frame and box."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from fer_video.faces.detectors import detector_spec
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 MIN_TRACK_FRAMES = 3  # a video's track seen in fewer analysed frames is a flicker, not a face
@@ -21,6 +25,8 @@ def drop_false_tracks(faces: Faces, min_score: float, min_frames: int) -> tuple[
     """The faces of the tracks whose peak detector score reaches `min_score` and that are seen in
     at least `min_frames` analysed frames, ids renumbered 1, 2, ... in order of appearance (ties
     by the old id); and the map old id -> new id, which holds the kept tracks only."""
+    import pandas as pd
+
     if not len(faces):
         return faces, {}
     per_face = pd.DataFrame({"track_id": faces.track_ids, "det_score": faces.scores, "frame_index": faces.frame_index})
@@ -34,6 +40,8 @@ def drop_false_tracks(faces: Faces, min_score: float, min_frames: int) -> tuple[
 
 def renumbered(faces: Faces, mapping: dict[int, int]) -> Faces:
     """The faces whose track id is in `mapping`, in their order, with the ids it maps them to."""
+    import pandas as pd
+
     ids = pd.Series(faces.track_ids).map(mapping)
     kept = faces[ids.notna().to_numpy()]
     return kept.with_(track_ids=ids.dropna().to_numpy(np.int64))

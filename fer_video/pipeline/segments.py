@@ -4,13 +4,17 @@ segments run (threads here, the flow's task runner in flows/)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions
 from fer_video.pipeline.analyse import Analysis
 from fer_video.video import MediaInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 OVERLAP_SECONDS = 1.0  # segments overlap by this much, so tracks can be matched across the seam
@@ -42,6 +46,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
     ids in order of appearance. The overlap's faces are kept from the earlier segment, whose
     tracker was already warm there.
     """
+    import pandas as pd
     from fer_video.faces.assign import linear_sum_assignment
 
     from fer_video.faces.record import box_iou
@@ -98,5 +103,7 @@ def stitch(parts: list[Analysis], ranges: list[tuple[int, int | None]]) -> Analy
 def _placed(faces: Faces) -> pd.DataFrame:
     """Where each face is: frame index, track id and box, one row per face in the record's order
     (what `stitch` groups by frame to match tracks across a seam)."""
+    import pandas as pd
+
     x, y, w, h = faces.boxes.T
     return pd.DataFrame({"frame_index": faces.frame_index, "track_id": faces.track_ids, "x": x, "y": y, "w": w, "h": h})

@@ -4,16 +4,22 @@ an HMM needs a face's future frames."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from fer_video.faces.record import Faces
 from fer_video.smoothing import Smoothing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def smooth(faces: Faces, smoothing: str) -> Faces:
     """`faces` in (frame_index, track_id) order, their smoothed probabilities filled (per track,
     over time)."""
+    import pandas as pd
+
     smoother = Smoothing.parse(smoothing)
     faces = faces[np.lexsort((faces.track_ids, faces.frame_index))]  # stable: ties keep their order
     smoothed = np.zeros(faces.probs.shape, np.float32)

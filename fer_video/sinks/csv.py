@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer_video.faces.record import Faces, timeline_columns
 from fer_video.sinks import Sink
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FLUSH_ROWS = 4096  # faces held before they are written: memory stays bounded, pandas is called per batch, not per frame
 
@@ -60,6 +63,8 @@ class CsvSink(Sink):
         self._file.abandon()
 
     def _flush(self, always: bool = False) -> None:
+        import pandas as pd
+
         if not self._parts and not always:
             return
         faces = Faces.concat(self._parts) if self._parts else Faces.empty()

@@ -16,11 +16,14 @@ analysed frame, which lasts until the video's end). A timeline written before th
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer_video.timeline.schema import TimelineMetadata
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def frame_ends(face_frames, frame_times: pd.Series | None, end: float | None) -> list[list[float]] | None:
@@ -62,6 +65,8 @@ def frame_durations(frame: pd.DataFrame, metadata: dict[str, TimelineMetadata]) 
     """Seconds each row's frame shows (aligned with `frame`'s index), from its own and the next
     analysed frame's timestamps. `frame` must hold all rows of its videos (filter after this:
     a frame's next one may be another track's or outside a time window)."""
+    import pandas as pd
+
     out = pd.Series(np.nan, index=frame.index, dtype=np.float64)
     if not len(frame):
         return out
