@@ -52,6 +52,34 @@ def test_prefetch_runs_at_most_a_few_items_ahead():
     stream.close()
 
 
+def test_prefetch_starts_producing_before_the_first_item_is_asked_for():
+    """The analysis loads its models while ffmpeg starts: decoding must not wait for `next`."""
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield 1
+
+    stream = prefetch(items)
+    assert started.wait(5)
+    assert list(stream) == [1]
+
+
+def test_a_prefetch_dropped_unused_stops_its_producer():
+    stopped = threading.Event()
+
+    def items():
+        try:
+            for i in range(10**9):
+                yield i
+        finally:
+            stopped.set()
+
+    stream = prefetch(items)
+    del stream
+    assert stopped.wait(5)
+
+
 def test_a_consumer_that_stops_early_closes_the_producer_in_its_thread():
     closed_in = []
 

@@ -155,14 +155,29 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     of a shot cut, and interpolate the faces of the frames between. `draw`: also draw the
     annotated video as the frames go, where `fer_video.pipeline.live` can (`Analysis.live`, which
     the render stage checks and keeps, or draws again)."""
-    detector = make_detector(options.detector, min_face=options.min_face, min_score=min(0.5, options.min_score),
-                             frame_rate=float(info.fps) / options.stride if not info.is_image else None)
-    classifier = model_cache.load_classifier(options.model)
-    tracker, cuts = Tracker(same_face=appearance_check(options)), ShotCutDetector()
-    chips = chip_gatherer(options)
-    geometry = crop_geometry(detector.name)
     stats = DecodeStats()
-    live = _live_video(info, options, name, detector) if draw and first == 0 and last is None else None
+    cuts = ShotCutDetector()
+    step = _step(info, options)
+
+    def on_grid(frame) -> bool:  # analysed whatever comes before or after it
+        return (frame.index // options.stride) % step == 0
+
+    before = _stamp(info.path)
+    # Decoding starts first: ffmpeg's start and first frames (about 0.05 s) overlap with loading
+    # the models.
+    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid))
+    try:
+        detector = make_detector(options.detector, min_face=options.min_face,
+                                 min_score=min(0.5, options.min_score),
+                                 frame_rate=float(info.fps) / options.stride if not info.is_image else None)
+        classifier = model_cache.load_classifier(options.model)
+        tracker = Tracker(same_face=appearance_check(options))
+        chips = chip_gatherer(options)
+        geometry = crop_geometry(detector.name)
+        live = _live_video(info, options, name, detector) if draw and first == 0 and last is None else None
+    except BaseException:
+        frames.close()
+        raise
     batches = _Batches(classifier, on_classified=live.classified if live else None,
                        seconds=LIVE_BATCH_SECONDS if live else None)
     schedule = ClassifySchedule(options.classify_rate if not info.is_image else 0)
@@ -171,13 +186,6 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     expected = max(span, 0) // options.stride or None
     bar = tqdm(total=expected, unit="frame", desc=f"analyse {Path(info.path).name}",
                disable=not options.progress, leave=False, dynamic_ncols=True)
-    before = _stamp(info.path)
-    step = _step(info, options)
-
-    def on_grid(frame) -> bool:  # analysed whatever comes before or after it
-        return (frame.index // options.stride) % step == 0
-
-    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid))
     held = deque()  # the frames after the one being analysed: the detector's look-ahead
     slot = getattr(detector, "slot", None)  # its scan schedule, in seconds of the frames' timestamps
     times: dict[int, float] = {}

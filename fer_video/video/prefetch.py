@@ -25,48 +25,75 @@ class _Failed:
         self.error = error
 
 
-def prefetch(make_items: Callable[[], Iterator[T]], ahead: int = AHEAD) -> Iterator[T]:
+def prefetch(make_items: Callable[[], Iterator[T]], ahead: int = AHEAD) -> "Prefetched[T]":
     """The items of `make_items()`, produced in a worker thread up to `ahead` before they are
-    used. An exception the items raise is raised here, after the items before it, as a plain
-    loop would. When the caller stops early (break, an exception, Ctrl-C), the producer stops
-    and closes its iterator in its own thread (a generator runs its clean-up there: `read_frames`
-    ends its ffmpeg)."""
-    items: queue.Queue = queue.Queue(ahead)
-    stop = threading.Event()
+    used; the thread starts at once, so the first items are on their way while the caller gets
+    ready for them (the analysis loads its models while ffmpeg starts). An exception the items
+    raise is raised here, after the items before it, as a plain loop would. When the caller stops
+    early (`close`, break, an exception, Ctrl-C) or drops it, the producer stops and closes its
+    iterator in its own thread (a generator runs its clean-up there: `read_frames` ends its
+    ffmpeg)."""
+    return Prefetched(make_items, ahead)
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                pass
-        return False
 
-    def produce() -> None:
-        iterator = make_items()
+class Prefetched(Iterator[T]):
+    def __init__(self, make_items: Callable[[], Iterator[T]], ahead: int):
+        self._items: queue.Queue = queue.Queue(ahead)
+        self._stop = threading.Event()
+        self._done = False
+        # The worker holds the queue and the event, not this object: dropped, it is closed.
+        self._worker = threading.Thread(target=_produce, args=(make_items, self._items, self._stop),
+                                        name="prefetch", daemon=True)
+        self._worker.start()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
         try:
-            for item in iterator:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as error:  # handed to the consumer, raised in its thread
-            put(_Failed(error))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            item = self._items.get()
+        except BaseException:
+            self.close()
+            raise
+        if item is _END:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self.close()
+            raise item.error
+        return item
 
-    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
-    worker.start()
+    def close(self) -> None:
+        """Stop the producer and wait for it to close its iterator; safe to call again."""
+        self._done = True
+        self._stop.set()
+        if self._worker is not threading.current_thread():
+            self._worker.join(timeout=10)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _put(items: queue.Queue, stop: threading.Event, item) -> bool:
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _produce(make_items, items: queue.Queue, stop: threading.Event) -> None:
+    iterator = None
     try:
-        while True:
-            item = items.get()
-            if item is _END:
+        iterator = make_items()
+        for item in iterator:
+            if not _put(items, stop, item):
                 return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+        _put(items, stop, _END)
+    except BaseException as error:  # handed to the consumer, raised in its thread
+        _put(items, stop, _Failed(error))
     finally:
-        stop.set()
-        worker.join(timeout=10)
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
