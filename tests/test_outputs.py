@@ -253,3 +253,29 @@ def test_batch_outputs_of_an_earlier_run_elsewhere_are_not_inputs(recordings, tm
     proc = _batch(recordings, "--out", tmp_path / "elsewhere", "--no-video")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _done(proc) == {"clip.mp4": "done", "b.mp4": "done"}, proc.stdout
+
+
+# --- the input's hash ------------------------------------------------------------------------------
+
+def test_a_new_output_hashes_its_input_beside_the_analysis(tmp_path, monkeypatch):
+    """With no timeline to replace, nothing waits for the hash: it is computed in a thread of its
+    own while the analysis runs, and the timeline records it. With one to replace, the hash
+    decides first (the tests above)."""
+    import hashlib
+    import threading
+
+    from fer_video import pipeline
+    from fer_video.jobs import AnnotateOptions, file_sha256
+
+    annotate_module = __import__("sys").modules["fer_video.pipeline.annotate"]
+    hashed_in = []
+
+    def recording(path):
+        hashed_in.append(threading.current_thread().name)
+        return file_sha256(path)
+
+    monkeypatch.setattr(annotate_module, "file_sha256", recording)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.5, **SMALL)
+    pipeline.annotate(clip, AnnotateOptions(out_dir=tmp_path / "out", progress=False))
+    assert hashed_in == ["hash-input"]
+    assert meta(tmp_path / "out" / "clip.parquet").content_sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()

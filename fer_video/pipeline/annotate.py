@@ -17,6 +17,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,11 +119,15 @@ def annotate(path: str | Path, options: AnnotateOptions, name: str | None = None
     with claim(options.out_dir, name) as mine:
         if not mine:
             raise InputError(info.path, f"busy: another fer-video run is writing {options.out_dir / name}.* now")
-        content_sha256 = content_sha256 or file_sha256(info.path)
-        key = job_key(content_sha256, model_sha256(options), options)
         timeline = outputs_of(info, options.out_dir, name, options.inputs_root).timeline
-        note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
-        return _annotate_claimed(info, options, name, content_sha256, stages, note)
+        if content_sha256 or timeline.exists():  # what it replaces depends on what the input is
+            content_sha256 = content_sha256 or file_sha256(info.path)
+            key = job_key(content_sha256, model_sha256(options), options)
+            note = check_overwrite(timeline, info.path, content_sha256, key, overwrite)
+            return _annotate_claimed(info, options, name, content_sha256, stages, note)
+        # Nothing to replace: the input is hashed (for the timeline's metadata) beside the
+        # analysis, not before it (a second on a large file, on the core the analysis leaves).
+        return _annotate_claimed(info, options, name, _hashed_beside(info.path), stages, None)
 
 
 # What the stages after the analysis need and the analysis does not (pandas alone takes 0.2 s).
@@ -149,10 +154,26 @@ def import_later_stages(modules: tuple[str, ...] = LATER_MODULES) -> threading.T
     return thread
 
 
-def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str,
+def _hashed_beside(path: str) -> Future:
+    """`file_sha256(path)`, computed in a thread of its own (hashlib lets go of the GIL)."""
+    done: Future = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(file_sha256(path))
+        except BaseException as error:  # noqa: BLE001 - raised where the hash is waited for
+            done.set_exception(error)
+
+    threading.Thread(target=run, name="hash-input", daemon=True).start()
+    return done
+
+
+def _annotate_claimed(info: MediaInfo, options: AnnotateOptions, name: str, content_sha256: str | Future,
                       stages: Stages, note: str | None) -> Result:
     ranges = plan_segments(info, options)
     parts = stages.analyse_segments(info, options, name, ranges)
+    if isinstance(content_sha256, Future):
+        content_sha256 = interrupt.result(content_sha256)
     analysis = parts[0] if len(parts) == 1 else stages.stitch(parts, ranges)
     analysis.content_sha256 = content_sha256
     try:
