@@ -116,6 +116,32 @@ def test_shot_cut_detector_flags_the_same_cut_in_thumbnails_of_decoded_planes(sc
     assert np.flatnonzero(flags).tolist() == [20]
 
 
+def test_the_cut_tests_thumbnail_of_every_4th_row_sees_what_the_whole_frame_shows():
+    """The thumbnail reads a quarter of a 720p frame's rows: from frame to frame within a shot its
+    histograms move as the whole frame's do (within 0.05, where the threshold is 0.5), and the
+    cut is flagged on the same frame."""
+    import cv2
+
+    from fer_video.video.read import Frame
+
+    face = astronaut_face()
+    actors = [Actor(x=0.35, y=0.5, width=200, dx=0.1, scale=0.1, period=1.0), Actor(x=0.7, y=0.45, width=160)]
+    first, second = background(1280, 720, seed=0), background(1280, 720, seed=1)[:, ::-1] // 2 + 60
+    frames = [Frame(i, i / FPS, cv2.cvtColor(sample_frame(first if i < 20 else second, face, actors, i / FPS),
+                                             cv2.COLOR_BGR2YUV_I420)) for i in range(40)]
+
+    def distances(row_step):
+        detector, found = ShotCutDetector(), []
+        for frame in frames:
+            detector(frame.thumbnail(*ShotCutDetector.SIZE, row_step=row_step))
+            found.append(detector._previous)
+        return np.array([cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA) for a, b in zip(found, found[1:])])
+
+    rows, whole = distances(4), distances(1)
+    assert np.flatnonzero(rows > 0.5).tolist() == np.flatnonzero(whole > 0.5).tolist() == [19]  # frame 20
+    assert np.abs(rows - whole).max() < 0.05
+
+
 def test_shot_cut_detector_ignores_a_repeated_frame_and_a_brightness_drift(scenes):
     detector = ShotCutDetector()
     frame = scenes[0]
