@@ -5,24 +5,26 @@ is written after it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_video import __version__
 from fer_video.faces.record import Faces
 from fer_video.jobs import AnnotateOptions, file_sha256, job_key
 from fer_video.outputs import outputs_of
-from fer_video.persons.store import write_embeddings
 from fer_video.pipeline.analyse import Analysis
-from fer_video.sinks import feed
-from fer_video.sinks.csv import CsvSink
-from fer_video.sinks.timeline import ParquetSink
 from fer_video.smoothing import Smoothing
-from fer_video.timeline.durations import frame_ends
-from fer_video.timeline.schema import TimelineMetadata
+
+if TYPE_CHECKING:
+    from fer_video.timeline.schema import TimelineMetadata
 
 
 def metadata(analysis: Analysis, options: AnnotateOptions, faces: Faces | None = None) -> TimelineMetadata:
     """The timeline's metadata; `faces`, the faces written (after tracks were dropped), fix which
     frames need their end recorded (`timeline.durations`)."""
+    # pyarrow with them: loaded beside the analysis (`pipeline.annotate.import_later_stages`)
+    from fer_video.timeline.durations import frame_ends
+    from fer_video.timeline.schema import TimelineMetadata
+
     info = analysis.info
     content_sha256 = analysis.content_sha256 or file_sha256(info.path)
     return TimelineMetadata(
@@ -44,6 +46,11 @@ def metadata(analysis: Analysis, options: AnnotateOptions, faces: Faces | None =
 def write(faces: Faces, analysis: Analysis, options: AnnotateOptions) -> Path:
     """The timeline of `faces` (the whole video's, smoothed), and with --identity the embeddings
     before it. Sinks that do not draw go in the list before the ParquetSink, which closes last."""
+    from fer_video.persons.store import write_embeddings
+    from fer_video.sinks import feed
+    from fer_video.sinks.csv import CsvSink
+    from fer_video.sinks.timeline import ParquetSink
+
     path = outputs_of(analysis.info, options.out_dir, analysis.name).timeline
     if options.identity:  # before the timeline, whose presence marks the whole job done
         write_embeddings(analysis.embeddings, options.out_dir, analysis.name)
