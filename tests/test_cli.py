@@ -73,6 +73,7 @@ BAD = {
     "stride not a number": (["annotate", "{folder}/a.mp4", "--stride", "x"], ["--stride", "not a whole number"]),
     "bad smoothing": (["batch", "{folder}", "--smoothing", "median:3"], ["smoothing", "median"]),
     "missing model": (["annotate", "{folder}/a.mp4", "--model", "{folder}/no.keras"], ["--model", "no such file"]),
+    "model not a .keras": (["annotate", "{folder}/a.mp4", "--model", "{folder}/a.mp4"], ["--model", "not a .keras model"]),
     "bad every": (["serve", "{folder}", "--every", "10x"], ["--every '10x'"]),
     "bad cron": (["serve", "{folder}", "--cron", "61 * * * *"], ["--cron", "minute '61'"]),
     "cron of 3 fields": (["serve", "{folder}", "--cron", "* * *"], ["--cron", "5 fields"]),

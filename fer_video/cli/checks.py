@@ -81,6 +81,10 @@ def check_settings(args) -> None:
         model = Path(args.model)
         if not model.is_file():
             raise UsageError(f"--model {args.model}: no such file")
+        import zipfile
+
+        if not zipfile.is_zipfile(model):  # what TensorFlow would say only after seconds of loading
+            raise UsageError(f"--model {args.model}: not a .keras model (a .keras file is a zip archive)")
     check_people(args)
 
 

@@ -51,11 +51,14 @@ def convert(model, dynamic_range: bool = False, representative=None) -> bytes:
     whose ranges are calibrated on those faces; the input and output stay float32 (a quantise
     op in, a dequantise op out), so callers do not change. `dynamic_range`: int8 weights only,
     activations quantised at run time. Float32 when neither."""
-    import keras
-    import tensorflow as tf
+    # TensorFlow's C++ start-up (absl, oneDNN, CUDA probing) writes to the descriptors directly:
+    # a command that converts a user's model, or fails to read it, says one line of its own.
+    with quiet_stderr(also_stdout=True):
+        import keras
+        import tensorflow as tf
 
-    if not isinstance(model, keras.Model):
-        model = keras.models.load_model(model, compile=False)
+        if not isinstance(model, keras.Model):
+            model = keras.models.load_model(model, compile=False)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if representative is not None:
