@@ -137,9 +137,10 @@ LATER_MODULES = ("pandas", "pyarrow", "pyarrow.parquet")
 
 def import_later_stages(modules: tuple[str, ...] = LATER_MODULES) -> threading.Thread | None:
     """Import `modules` in a thread of their own, so the analysis starts without waiting for
-    them: they load beside it, on the CPU the codecs (which run niced, `resources.run_behind`)
-    would otherwise have. A stage that needs one before it is loaded waits for it at its import.
-    None when all are loaded already (the next input of a batch)."""
+    them. Loaded beside it they still take CPU the analysis wants, but less of its time than
+    before its first frame (docs/benchmarks.md, 2026-12-07 17:55). A stage that needs one before
+    it is loaded waits for it at its import. None when all are loaded already (the next input of
+    a batch)."""
     if all(name in sys.modules for name in modules):
         return None
 
