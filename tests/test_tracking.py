@@ -166,3 +166,17 @@ def test_a_face_the_check_calls_someone_else_ends_its_track():
     assert ids == [1, 1, 1, 1, 1, 2, 3, 4]  # the check says no to every later face here
     assert asked[0] == (1, 0.0)  # the first face of a track is shown to the check too
     assert int(tracker.update(faces([[108, 80, 60, 60]]), 0.8).track_ids[0]) == 4  # no image: no check, followed
+
+
+def test_a_faces_template_in_a_frame_is_made_once_and_a_new_frame_gets_its_own():
+    """The detector and the appearance check both ask for it: the second gets the first's."""
+    from fer_video.faces.template import grey_template
+
+    frame = sample_frame(background(320, 180, seed=2), astronaut_face(), [Actor(x=0.5, y=0.5, width=90)], 0.0)
+    box = np.array([115, 45, 90, 90], np.float32)
+    first = grey_template(frame, box)
+    assert grey_template(frame, box.astype(np.float64)) is first and not first.flags.writeable
+    assert np.isclose(float(np.linalg.norm(first)), 1.0, atol=1e-3)
+    darker = frame // 2  # a new frame: its own template, not the last one's
+    assert grey_template(darker, box) is not first
+    assert grey_template(darker, box + 1) is not grey_template(darker, box)
