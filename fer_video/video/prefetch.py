@@ -39,15 +39,14 @@ def prefetch(make_items: Callable[[], Iterator[T]], ahead: int = AHEAD) -> "Pref
 class Prefetched(Iterator[T]):
     def __init__(self, make_items: Callable[[], Iterator[T]], ahead: int):
         self._items: queue.Queue = queue.Queue(ahead)
-        self._stop = threading.Event()
-        self._done = False
+        self._stop = threading.Event()  # set when the consumer is done: the producer stops
         # The worker holds the queue and the event, not this object: dropped, it is closed.
         self._worker = threading.Thread(target=_produce, args=(make_items, self._items, self._stop),
                                         name="prefetch", daemon=True)
         self._worker.start()
 
     def __next__(self) -> T:
-        if self._done:
+        if self._stop.is_set():
             raise StopIteration
         try:
             item = self._items.get()
@@ -64,7 +63,6 @@ class Prefetched(Iterator[T]):
 
     def close(self) -> None:
         """Stop the producer and wait for it to close its iterator; safe to call again."""
-        self._done = True
         self._stop.set()
         if self._worker is not threading.current_thread():
             self._worker.join(timeout=10)
