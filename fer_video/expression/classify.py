@@ -39,11 +39,12 @@ def model_card_path(model_path: Path) -> Path:
 class _LiteRT:
     """logits(x): (n, 48, 48, 1) float32 -> (n, 7) through a LiteRT interpreter (XNNPACK).
 
-    One interpreter per invoke size, sizes rounded up to a power of two up to 16 and to a multiple
-    of 16 above (at most `max_images`): a call never reallocates an interpreter, a short tail is
-    padded by less than half (15 images at most above 16), and there are a handful of interpreters
-    per process at most. Rows are independent, so padding does not
-    change the other rows' logits."""
+    An interpreter's batch size is fixed, and the model costs the same per face at 8 faces an
+    invoke as at 64 (docs/benchmarks.md, "The classifier's invokes"), so a batch is never padded: it runs as invokes of the sizes it breaks
+    into, a multiple of 16 (at most `max_images`) and then 8, 4, 2 and 1 for the rest. Ten faces
+    run as 8 and 2, not as 16 of which six are zeros. There are a handful of interpreters per
+    process at most (1, 2, 4, 8, 16, 32, 48, 64), and rows are independent, so how a batch is
+    split does not change any row's logits."""
 
     def __init__(self, content: bytes, threads: int, max_images: int):
         self._content, self._threads = content, threads
@@ -58,19 +59,27 @@ class _LiteRT:
         return self._interpreters[size]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        if n >= self.max_images:
-            size = n
-        elif n > 16:  # a multiple of 16: the mirror pass of `flip_below` ends in tails of any size
-            size = min(-(-n // 16) * 16, self.max_images)
-        else:
-            size = 1 << max(n - 1, 0).bit_length()
-        interpreter, index, output = self._interpreter(size)
-        if size != n:
-            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+        out = [self._invoke(x[start : start + size]) for start, size in _pieces(len(x), self.max_images)]
+        if not out:
+            return np.zeros((0, 7), np.float32)
+        return np.concatenate(out) if len(out) > 1 else out[0]
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        interpreter, index, output = self._interpreter(len(x))
         interpreter.set_tensor(index, np.ascontiguousarray(x))
         interpreter.invoke()
-        return interpreter.get_tensor(output)[:n]
+        return interpreter.get_tensor(output)
+
+
+def _pieces(n: int, max_images: int) -> list[tuple[int, int]]:
+    """(start, size) of the invokes `n` images run as (`_LiteRT`): all at once from `max_images`
+    on, else a multiple of 16, then the powers of two the rest is made of, largest first."""
+    if n >= max_images:
+        return [(0, n)]
+    sizes = [n // 16 * 16] if n >= 16 else []
+    sizes += [bit for bit in (8, 4, 2, 1) if n % 16 & bit]
+    starts = np.cumsum([0] + sizes[:-1]).tolist()
+    return list(zip(starts, sizes))
 
 
 class _Keras:
