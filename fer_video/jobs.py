@@ -68,9 +68,10 @@ class AnnotateOptions:
     preset: str = option("ultrafast", "--preset", f"x264 preset of the MP4: {', '.join(PRESETS)} (default: "
                          "%(default)s; veryfast: files about 5x smaller, render about 25%% slower)",
                          choices=PRESETS, metavar="PRESET")
-    classify_rate: float = option(15.0, "--classify-rate", "classify each face at most HZ times a second, sooner "
-                                  "when it changes, holding the last answer between; 0: every analysed frame "
-                                  "(default: %(default)s)", type=float, metavar="HZ")
+    classify_rate: float = option(7.5, "--classify-rate", "classify each face at most HZ times a second, sooner "
+                                  "when it changes or is new, holding the last answer between (the default: "
+                                  "every other analysed frame); 0: every analysed frame (default: %(default)s)",
+                                  type=float, metavar="HZ")
     analyse_rate: float = option(15.0, "--analyse-rate", "detect, track and classify about HZ frames a second "
                                  "(every round(fps/HZ)th frame, and the frames either side of a shot cut); the "
                                  "faces of the frames between are interpolated from those either side, so every "

@@ -85,6 +85,27 @@ def test_a_clip_keeps_its_labels_with_fewer_faces_classified(tmp_path):
     assert results[15][1] == results[0][1]
 
 
+def test_by_default_a_steady_face_is_classified_on_every_other_analysed_frame(tmp_path):
+    """As shipped (`--analyse-rate 15`, `--classify-rate 7.5`): the classifier sees about half the
+    analysed faces, and every kept face's smoothed label is the one classifying every analysed
+    face gives."""
+    from fer_video.pipeline import AnnotateOptions, analyse, keep_faces, probe, smooth
+    from fer_video.samples import make_clip
+
+    info = probe(make_clip(tmp_path / "c.mp4", seconds=2, width=480, height=270, fps=30))
+    results = {}
+    for rate in (0, None):
+        options = AnnotateOptions(out_dir=tmp_path / "out", progress=False, persons=False,
+                                  **({} if rate is None else {"classify_rate": rate}))
+        analysis = analyse(info, options)
+        faces = smooth(keep_faces(analysis, options)[0], options.smoothing)
+        results[rate] = (analysis, dict(zip(zip(faces.frame_index.tolist(), faces.track_ids.tolist()), faces.labels)))
+    every, default = results[0][0], results[None][0]
+    assert AnnotateOptions().classify_rate == AnnotateOptions().analyse_rate / 2
+    assert 0 < default.classified <= 0.6 * every.classified
+    assert results[None][1] == results[0][1]
+
+
 def test_a_negative_rate_is_refused_in_one_line(tmp_path):
     from helpers import run_cli
 
