@@ -15,6 +15,10 @@ after a warm-up call; the best of `--rounds` is kept. Single-face latency is the
 `--repeats` one-face calls. `load_s` is the classifier's construction, imports included: the
 LiteRT rows are measured first, before anything has imported TensorFlow. `--sweep` also measures
 the LiteRT path with flip at other batch sizes (faces per invoke; the default is the measured best).
+`--invokes` measures the engine alone (`_LiteRT`, no TTA) on calls of a few faces, as the live
+pipeline gives it 4-10 faces every 0.25 s of video: faces/s run as the engine splits a call
+(invokes of a multiple of 16, 8, 4, 2, 1) beside the same faces padded with zeros to the next
+power of two (how it ran before), so what padding wastes is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,40 @@ def measure(classifier, faces: np.ndarray, rounds: int, repeats: int, per_call: 
             "single_face_ms": single}
 
 
+def invoke_sizes(classifier, faces: np.ndarray, rounds: int) -> list[dict]:
+    """The engine of `classifier` (its `_LiteRT`) on calls of n faces: split as it splits them, and
+    padded with zeros to the next power of two (at most 16 above, as before the split)."""
+    from fer_video.expression.classify import _pieces
+    from fer_video.expression.preprocess import to_model_input
+
+    engine = classifier._logits
+    x = to_model_input(faces[:64])
+    rows = []
+    for n in (1, 2, 4, 5, 8, 10, 13, 16, 24, 32, 64):
+        padded = n if n >= 16 and n % 16 == 0 else (1 << max(n - 1, 0).bit_length() if n < 16 else -(-n // 16) * 16)
+        calls = max(1, 512 // n)
+        row = {"faces_per_call": n, "invokes": "+".join(str(size) for _, size in _pieces(n, engine.max_images)),
+               "padded_to": padded}
+        for name, batch in (("split", x[:n]), ("padded", np.concatenate([x[:n], np.zeros((padded - n, *x.shape[1:]),
+                                                                                          x.dtype)]))):
+            engine(batch)  # warm-up: the interpreters made
+            best = best_cpu = 0.0
+            for _ in range(rounds):
+                cpu = cpu_seconds()
+                with Timer() as t:
+                    for _ in range(calls):
+                        engine(batch)
+                best = max(best, n * calls / t.seconds)
+                best_cpu = max(best_cpu, n * calls / max(cpu_seconds() - cpu, 1e-9))
+            row[f"{name}_faces_per_s"], row[f"{name}_faces_per_cpu_s"] = best, best_cpu
+        rows.append(row)
+    table(rows, ["faces_per_call", "invokes", "split_faces_per_s", "split_faces_per_cpu_s", "padded_to",
+                 "padded_faces_per_s", "padded_faces_per_cpu_s"],
+          f"the engine alone ({engine._threads} threads, no TTA) on calls of n faces: split into invokes, or padded "
+          f"with zeros (best of {rounds})")
+    return rows
+
+
 def main() -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--model", help="model .keras (default: the shipped models/fer_vgg.keras)")
@@ -67,6 +105,7 @@ def main() -> int:
     p.add_argument("--faces-from", metavar="FOLDER", help="real faces from a FER2013-layout folder (default: random)")
     p.add_argument("--flip-below", type=float, default=0.5, metavar="P",
                    help="also a row mirroring only faces whose confidence is below P (default 0.5; 0: no such row)")
+    p.add_argument("--invokes", action="store_true", help="also the engine on calls of 1-64 faces, split and padded")
     p.add_argument("--tflite", nargs="*", default=[], metavar="PATH",
                    help="other .tflite conversions of the model to measure back to back, with flip")
     args = p.parse_args()
@@ -118,6 +157,8 @@ def main() -> int:
             if batch != default:
                 rows.append({**row("auto", True, batch_size=batch), "single_face_ms": None})
 
+    if args.invokes:
+        results["invokes"] = invoke_sizes(card, faces, args.rounds)
     results["model"], results["rows"] = args.model or "models/fer_vgg.keras", rows
     table(rows, ["backend", "flip_tta", "batch", "load_s", "faces_per_s", "faces_per_cpu_s", "ms_per_face_batched",
                  "single_face_ms"],
