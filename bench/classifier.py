@@ -66,7 +66,7 @@ def invoke_sizes(classifier, faces: np.ndarray, rounds: int) -> list[dict]:
     x = to_model_input(faces[:64])
     rows = []
     for n in (1, 2, 4, 5, 8, 10, 13, 16, 24, 32, 64):
-        padded = n if n >= 16 and n % 16 == 0 else (1 << max(n - 1, 0).bit_length() if n < 16 else -(-n // 16) * 16)
+        padded = 1 << max(n - 1, 0).bit_length() if n < 16 else -(-n // 16) * 16
         calls = max(1, 512 // n)
         row = {"faces_per_call": n, "invokes": "+".join(str(size) for _, size in _pieces(n, engine.max_images)),
                "padded_to": padded}

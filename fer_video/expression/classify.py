@@ -40,11 +40,11 @@ class _LiteRT:
     """logits(x): (n, 48, 48, 1) float32 -> (n, 7) through a LiteRT interpreter (XNNPACK).
 
     An interpreter's batch size is fixed, and the model costs the same per face at 8 faces an
-    invoke as at 64 (`bench/classifier.py --invokes`), so a batch is never padded: it runs as invokes of the sizes it breaks
-    into, a multiple of 16 (at most `max_images`) and then 8, 4, 2 and 1 for the rest. Ten faces
-    run as 8 and 2, not as 16 of which six are zeros. There are a handful of interpreters per
-    process at most (1, 2, 4, 8, 16, 32, 48, 64), and rows are independent, so how a batch is
-    split does not change any row's logits."""
+    invoke as at 64 (`bench/classifier.py --invokes`), so a batch is never padded: it runs as
+    invokes of the sizes it breaks into, a multiple of 16 (at most `max_images`) and then 8, 4, 2
+    and 1 for the rest. Ten faces run as 8 and 2, not as 16 of which six are zeros. There are a
+    handful of interpreters per process at most (1, 2, 4, 8, 16, 32, 48, 64), and rows are
+    independent, so how a batch is split does not change any row's logits."""
 
     def __init__(self, content: bytes, threads: int, max_images: int):
         self._content, self._threads = content, threads
