@@ -70,8 +70,9 @@ def invoke_sizes(classifier, faces: np.ndarray, rounds: int) -> list[dict]:
         calls = max(1, 512 // n)
         row = {"faces_per_call": n, "invokes": "+".join(str(size) for _, size in _pieces(n, engine.max_images)),
                "padded_to": padded}
-        for name, batch in (("split", x[:n]), ("padded", np.concatenate([x[:n], np.zeros((padded - n, *x.shape[1:]),
-                                                                                          x.dtype)]))):
+        zero_padded = np.zeros((padded, *x.shape[1:]), x.dtype)
+        zero_padded[:n] = x[:n]
+        for name, batch in (("split", x[:n]), ("padded", zero_padded)):
             engine(batch)  # warm-up: the interpreters made
             best = best_cpu = 0.0
             for _ in range(rounds):

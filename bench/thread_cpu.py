@@ -58,12 +58,27 @@ def _role(pid: int, root: int) -> str:
 
 def run_once(clip: Path, code: Path) -> tuple[float, dict[str, tuple[float, float]]]:
     """Wall seconds, and (user, system) CPU seconds by process role and thread name."""
-    out = Path(tempfile.mkdtemp(prefix="thread_cpu_"))
+    with tempfile.TemporaryDirectory(prefix="thread_cpu_") as out, tempfile.TemporaryFile() as stderr_file:
+        wall, last, returncode = _watch(clip, code, Path(out), stderr_file)
+        if returncode:
+            stderr_file.seek(0)
+            raise SystemExit(f"fer-video failed: {stderr_file.read().decode(errors='replace').strip()}")
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    for role, name, user, system in last.values():
+        key = f"{role}: {name}" if role != "fer-video" or name != "fer-video" else "fer-video: main (and its pools)"
+        totals[key][0] += user
+        totals[key][1] += system
+    return wall, {k: (u, s) for k, (u, s) in totals.items()}
+
+
+def _watch(clip: Path, code: Path, out: Path, stderr_file) -> tuple[float, dict, int]:
+    """Run the command into `out`, its standard error to `stderr_file`, reading /proc while
+    it runs: wall seconds, each thread's last (role, name, user, system), the exit status."""
     exe = Path(sys.executable).parent / "fer-video"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH / "thread_names"), str(code)])}
     start = time.perf_counter()
     proc = subprocess.Popen([str(exe), "annotate", str(clip), "--out", str(out), "--quiet"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=stderr_file)
     last: dict[tuple[int, int], tuple[str, str, float, float]] = {}
     roles: dict[int, str] = {}
     while proc.poll() is None:
@@ -78,15 +93,7 @@ def run_once(clip: Path, code: Path) -> tuple[float, dict[str, tuple[float, floa
             except (OSError, ValueError):
                 pass  # a thread or process that ended between the listing and the read
         time.sleep(0.02)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"fer-video failed: {proc.stderr.read().decode(errors='replace').strip()}")
-    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
-    for role, name, user, system in last.values():
-        key = f"{role}: {name}" if role != "fer-video" or name != "fer-video" else "fer-video: main (and its pools)"
-        totals[key][0] += user
-        totals[key][1] += system
-    return wall, {k: (u, s) for k, (u, s) in totals.items()}
+    return time.perf_counter() - start, last, proc.returncode
 
 
 def main() -> int:

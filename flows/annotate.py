@@ -35,8 +35,8 @@ class _TaskStages(pipeline.Stages):
 
 def results(futures) -> list:
     """Each Prefect future's result, in order, the main thread waiting in slices so that a signal
-    stops it (`fer_video.interrupt.wait`) on the future each task runner's wraps (a concurrent
-    or a Dask one)."""
+    stops it (`fer_video.interrupt.wait`), on the future that each task runner's future wraps (a
+    concurrent or a Dask one)."""
     for future in futures:
         interrupt.wait(future.wrapped_future)
     return [future.result() for future in futures]

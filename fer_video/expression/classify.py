@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -78,8 +79,7 @@ def _pieces(n: int, max_images: int) -> list[tuple[int, int]]:
         return [(0, n)]
     sizes = [n // 16 * 16] if n >= 16 else []
     sizes += [bit for bit in (8, 4, 2, 1) if n % 16 & bit]
-    starts = np.cumsum([0] + sizes[:-1]).tolist()
-    return list(zip(starts, sizes))
+    return list(zip(itertools.accumulate(sizes[:-1], initial=0), sizes))
 
 
 class _Keras:
