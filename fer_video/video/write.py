@@ -12,7 +12,7 @@ import numpy as np
 
 from fer_video.resources import codec_threads, run_behind
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
-from fer_video.video.pipes import enlarge_pipe
+from fer_video.video.pipes import FramePipe, enlarge_pipe
 from fer_video.video.probe import _ffmpeg_reason
 from fer_video.video.read import frame_shape
 
@@ -22,7 +22,8 @@ _MP4_AUDIO = {"aac", "mp3"}
 
 class VideoWriter:
     """`with VideoWriter(out, w, h, fps, audio_from=src) as w: w.write(frame)`, frames BGR (H x W x 3)
-    or, with `pix_fmt="yuv420p"`, I420 planes (H*3/2 x W) as `read_frames` gives them.
+    or, with `pix_fmt="yuv420p"`, I420 planes (H*3/2 x W) as `read_frames` gives them. A frame
+    must not change once written: ffmpeg reads it in place, later (`fer_video.video.pipes.FramePipe`).
 
     Frames go to a hidden temp file of this writer's own (`fer_video.outputs.atomic_path`), renamed
     to `out` only after ffmpeg finished cleanly, so a crash never leaves a file that looks complete. yuv420p needs even sides: an odd-sized source is
@@ -72,6 +73,7 @@ class VideoWriter:
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         run_behind(self._proc.pid)
         enlarge_pipe(self._proc.stdin, int(np.prod(self.shape)))
+        self._frames = FramePipe(self._proc.stdin, int(np.prod(self.shape)))
         self._stderr: list[bytes] = []
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
         self._drain.start()
@@ -80,12 +82,12 @@ class VideoWriter:
         if image.shape != self.shape:
             raise ValueError(f"frame of shape {image.shape}, expected {self.shape}")
         try:
-            self._proc.stdin.write(np.ascontiguousarray(image).data)
+            self._frames.write(image)
         except BrokenPipeError:
             self._fail("ffmpeg stopped taking frames")
 
     def close(self) -> Path:
-        self._proc.stdin.close()
+        self._frames.close()
         self._proc.wait()
         self._drain.join(timeout=10)
         if self._proc.returncode != 0:
