@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -33,16 +34,25 @@ def _frame(i: int) -> np.ndarray:
     return np.full((HEIGHT * 3 // 2, WIDTH), i % 251, np.uint8)
 
 
-def _written(frames_pipe_args, out, n: int, delay_s: float) -> bytes:
+def _written(frames_pipe_args, out, n: int, delay_s: float, room: int = 4) -> bytes:
+    """What ffmpeg receives of `n` frames written through a FramePipe into a pipe with room for
+    `room` of them, the reader starting after `delay_s`."""
     proc = _raw_copy(out, delay_s)
-    enlarge_pipe(proc.stdin, FRAME_BYTES)
+    enlarge_pipe(proc.stdin, FRAME_BYTES, frames=room)
     pipe = FramePipe(proc.stdin, FRAME_BYTES, **frames_pipe_args)
     for i in range(n):
         frame = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)  # likely the memory of the frame dropped just before
         frame[:] = _frame(i)
         pipe.write(frame)
         del frame  # the caller keeps nothing
-    pipe.close()
+    # While the pipe is closed and ffmpeg reads what is left in it, this thread goes on making
+    # frames, in the memory of the last ones written if the pipe let go of them too soon.
+    closing = threading.Thread(target=pipe.close, args=(proc,))
+    closing.start()
+    while closing.is_alive():
+        junk = [np.full((HEIGHT * 3 // 2, WIDTH), 255, np.uint8) for _ in range(8)]
+        del junk
+    closing.join()
     assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
     return out.read_bytes()
 
@@ -55,6 +65,14 @@ def test_spliced_frames_reach_ffmpeg_as_written_though_the_caller_drops_them(tmp
     # made in the memory of the dropped ones.
     assert _written({}, tmp_path / "spliced.yuv", 120, delay_s=0.5) == expected
     assert _written({"splice": False}, tmp_path / "written.yuv", 120, delay_s=0.0) == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="vmsplice is Linux's; elsewhere frames are written")
+def test_the_last_frames_stay_until_the_reader_has_read_them(tmp_path):
+    """All 30 frames fit in the pipe and the reader starts only after it is closed: closing keeps
+    them until ffmpeg has read them, while the program goes on allocating."""
+    expected = b"".join(_frame(i).tobytes() for i in range(30))
+    assert _written({}, tmp_path / "closed.yuv", 30, delay_s=0.5, room=30) == expected
 
 
 def test_a_file_that_is_not_a_pipe_is_written_plainly(tmp_path):

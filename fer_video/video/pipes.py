@@ -76,7 +76,8 @@ class FramePipe:
     change after it is written until then. The pipe holds at most its size in bytes, so the
     frames it can still be reading are the last `size // frame_bytes + 2`: this keeps those
     alive (their memory is not handed to a new array), and callers never write into a frame
-    once it is written. Raises BrokenPipeError when the reader has gone, as `write` does.
+    once it is written; `close` keeps them until the reader has exited. Raises BrokenPipeError
+    when the reader has gone, as `write` does.
     """
 
     def __init__(self, pipe, frame_bytes: int, splice: bool = True):
@@ -113,6 +114,12 @@ class FramePipe:
             raise OSError(code, os.strerror(code))
         self._held.append(data)
 
-    def close(self) -> None:
-        self._pipe.close()
-        self._held.clear()
+    def close(self, reader=None) -> None:
+        """Close this end of the pipe. What is still in the pipe still refers to the last frames:
+        they are kept until `reader` (the process reading it) has exited."""
+        try:
+            self._pipe.close()
+        finally:
+            if reader is not None:
+                reader.wait()
+                self._held.clear()

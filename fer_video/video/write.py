@@ -87,8 +87,7 @@ class VideoWriter:
             self._fail("ffmpeg stopped taking frames")
 
     def close(self) -> Path:
-        self._frames.close()
-        self._proc.wait()
+        self._frames.close(self._proc)  # waits for ffmpeg: it reads the last frames from our memory
         self._drain.join(timeout=10)
         if self._proc.returncode != 0:
             self._fail(f"ffmpeg exit {self._proc.returncode}")
