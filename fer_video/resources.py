@@ -50,6 +50,18 @@ def run_behind(pid: int, niceness: int = CODEC_NICENESS) -> None:
         pass
 
 
+def thread_behind(niceness: int = CODEC_NICENESS) -> None:
+    """`run_behind` for the calling thread alone (Linux keeps a niceness per thread): a thread
+    that decodes in this process, as an ffmpeg process would beside the analysis."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        behind = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), behind)
+    except OSError:
+        pass
+
+
 _quiet = threading.Lock()
 _quiet_depth = {1: 0, 2: 0}  # threads inside quiet_stderr hiding each descriptor
 _saved: dict[int, int] = {}  # the descriptor's real target while hidden

@@ -124,14 +124,23 @@ def _ffmpeg_children() -> list[int]:
     return pids
 
 
-def test_stopping_early_ends_the_decoder_and_its_thread(two_face_clip):
-    info = probe(two_face_clip)
+def test_stopping_early_ends_the_decoder_and_its_thread(rotated_clip):
+    info = probe(rotated_clip)  # decoded by the ffmpeg binary, which turns it upright
     frames = prefetch(lambda: read_frames(info))
     next(frames)
     assert _ffmpeg_children()
     frames.close()
     assert not any(t.name == "prefetch" for t in threading.enumerate())
     assert not _ffmpeg_children()
+
+
+def test_stopping_early_ends_the_decoding_in_this_process(two_face_clip):
+    info = probe(two_face_clip)  # decoded by PyAV, in this process
+    frames = prefetch(lambda: read_frames(info), behind=True)
+    next(frames)
+    assert not _ffmpeg_children()
+    frames.close()
+    assert not any(t.name == "prefetch" for t in threading.enumerate())
 
 
 class _SlowClassifier:

@@ -194,9 +194,10 @@ def test_video_writer_takes_i420_frames_as_decoded(tmp_path, two_face_clip):
 
 
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="reads threads' niceness from Linux's /proc")
-def test_decoder_and_encoder_run_behind_the_analysis(tmp_path, two_face_clip, monkeypatch):
+def test_decoder_and_encoder_run_behind_the_analysis(tmp_path, rotated_clip, monkeypatch):
     """Every thread of the decoding and the encoding ffmpeg at CODEC_NICENESS below this process:
-    the analysis gets the CPU first (docs/benchmarks.md)."""
+    the analysis gets the CPU first (docs/benchmarks.md). The clip is one the binary decodes
+    (it turns it upright), not PyAV in this process."""
     import os
     import subprocess
 
@@ -212,14 +213,14 @@ def test_decoder_and_encoder_run_behind_the_analysis(tmp_path, two_face_clip, mo
     def niceness(proc) -> set[int]:
         return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{proc.pid}/task")}
 
-    source = probe(two_face_clip.path)
+    source = probe(rotated_clip.path)
     monkeypatch.setattr(subprocess, "Popen", recording_popen)
     expected = {min(19, os.getpriority(os.PRIO_PROCESS, 0) + CODEC_NICENESS)}
     frames = read_frames(source)
     first = next(iter(frames))
     [decoder] = [proc for args, proc in started if "rawvideo" in args and "libx264" not in args]
     assert niceness(decoder) == expected
-    with VideoWriter(tmp_path / "out.mp4", 640, 360, source.fps, pix_fmt="yuv420p", preset="ultrafast") as writer:
+    with VideoWriter(tmp_path / "out.mp4", 480, 270, source.fps, pix_fmt="yuv420p", preset="ultrafast") as writer:
         writer.write(first.pixels)
         [encoder] = [proc for args, proc in started if "libx264" in args]
         assert niceness(encoder) == expected
@@ -227,9 +228,10 @@ def test_decoder_and_encoder_run_behind_the_analysis(tmp_path, two_face_clip, mo
     frames.close()
 
 
-def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, monkeypatch):
+def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, rotated_clip, monkeypatch):
     """Each ffmpeg runs its codec on `codec_threads()` (half the cores): beside the analysis, frame
-    threads on every core cost CPU without making the command faster (docs/benchmarks.md)."""
+    threads on every core cost CPU without making the command faster (docs/benchmarks.md). The
+    decoder is the binary's for a clip it turns upright."""
     import subprocess
 
     from fer_video.resources import codec_threads
@@ -242,6 +244,7 @@ def test_decoder_and_encoder_run_on_codec_threads(tmp_path, two_face_clip, monke
         return real_popen(args, *a, **k)
 
     monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    list(read_frames(probe(rotated_clip.path)))
     source = probe(two_face_clip.path)
     frames = [f.pixels for f in read_frames(source)][:5]
     with VideoWriter(tmp_path / "out.mp4", 640, 360, source.fps, pix_fmt="yuv420p", preset="ultrafast",

@@ -33,6 +33,7 @@ from fer_video.outputs import output_name
 from fer_video.persons.stage import appearance_check, chip_gatherer
 from fer_video.pipeline import model_cache
 from fer_video.video import DecodeStats, MediaInfo, read_frames
+from fer_video.video import libav
 from fer_video.video.prefetch import prefetch
 
 if TYPE_CHECKING:
@@ -165,7 +166,9 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     before = _stamp(info.path)
     # Decoding starts first: ffmpeg's start and first frames (about 0.05 s) overlap with loading
     # the models.
-    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid))
+    # Decoded in this process, the frames are decoded behind the analysis, as ffmpeg's are.
+    frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid),
+                      behind=libav.handles(info, first, last))
     try:
         detector = make_detector(options.detector, min_face=options.min_face,
                                  min_score=min(0.5, options.min_score),

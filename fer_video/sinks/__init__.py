@@ -103,7 +103,7 @@ def feed(info, faces: Faces, sinks: list[Sink], options) -> list[Path]:
 
 
 def _decoded(info, faces: Faces, sinks: list[Sink], options) -> None:
-    from fer_video.video import read_frames
+    from fer_video.video import libav, read_frames
     from fer_video.video.prefetch import prefetch
 
     frames_faces = by_frame(faces)
@@ -121,7 +121,7 @@ def _decoded(info, faces: Faces, sinks: list[Sink], options) -> None:
 
     bar = tqdm(total=info.expected_frames, unit="frame", desc=f"render {Path(info.path).name}",
                disable=not options.progress or info.is_image, leave=False, dynamic_ncols=True)
-    frames = prefetch(decoded)
+    frames = prefetch(decoded, behind=libav.handles(info, 0, None))
     next_frame, next_faces = next(pending, (None, None))
     try:
         # The bar is entered first, so that an error opening a sink's file clears it before its line.

@@ -25,23 +25,24 @@ class _Failed:
         self.error = error
 
 
-def prefetch(make_items: Callable[[], Iterator[T]], ahead: int = AHEAD) -> "Prefetched[T]":
+def prefetch(make_items: Callable[[], Iterator[T]], ahead: int = AHEAD, behind: bool = False) -> "Prefetched[T]":
     """The items of `make_items()`, produced in a worker thread up to `ahead` before they are
     used; the thread starts at once, so the first items are on their way while the caller gets
     ready for them (the analysis loads its models while ffmpeg starts). An exception the items
     raise is raised here, after the items before it, as a plain loop would. When the caller stops
     early (`close`, break, an exception, Ctrl-C) or drops it, the producer stops and closes its
     iterator in its own thread (a generator runs its clean-up there: `read_frames` ends its
-    ffmpeg)."""
-    return Prefetched(make_items, ahead)
+    ffmpeg). `behind`: the thread runs at the codecs' lower priority (`thread_behind`), for items
+    decoded in this process (`fer_video.video.libav`) rather than by an ffmpeg process."""
+    return Prefetched(make_items, ahead, behind)
 
 
 class Prefetched(Iterator[T]):
-    def __init__(self, make_items: Callable[[], Iterator[T]], ahead: int):
+    def __init__(self, make_items: Callable[[], Iterator[T]], ahead: int, behind: bool = False):
         self._items: queue.Queue = queue.Queue(ahead)
         self._stop = threading.Event()  # set when the consumer is done: the producer stops
         # The worker holds the queue and the event, not this object: dropped, it is closed.
-        self._worker = threading.Thread(target=_produce, args=(make_items, self._items, self._stop),
+        self._worker = threading.Thread(target=_produce, args=(make_items, self._items, self._stop, behind),
                                         name="prefetch", daemon=True)
         self._worker.start()
 
@@ -81,8 +82,12 @@ def _put(items: queue.Queue, stop: threading.Event, item) -> bool:
     return False
 
 
-def _produce(make_items, items: queue.Queue, stop: threading.Event) -> None:
+def _produce(make_items, items: queue.Queue, stop: threading.Event, behind: bool = False) -> None:
     iterator = None
+    if behind:
+        from fer_video.resources import thread_behind
+
+        thread_behind()  # this thread only: it ends with the items
     try:
         iterator = make_items()
         for item in iterator:

@@ -3,7 +3,9 @@
 One frame at a time is read, whatever the video's length. ffmpeg applies rotation metadata
 (so phone videos come out upright) and, with `-fps_mode passthrough`, emits each decoded frame
 once, so variable-frame-rate videos keep their true timestamps: the `showinfo` filter prints each
-frame's pts_time on stderr, which a reader thread collects.
+frame's pts_time on stderr, which a reader thread collects. A whole video that ffmpeg would pass
+through untouched is decoded in this process instead (`fer_video.video.libav`, PyAV): the same
+frames, numbers and timestamps, without the process and its pipe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from fer_video.errors import InputError
 from fer_video.faces.detectors.geometry import shrink
 from fer_video.resources import codec_threads, run_behind
+from fer_video.video import libav
 from fer_video.video.ffmpeg_binary import ffmpeg_exe, ffmpeg_path
 from fer_video.video.index import FrameIndex, frame_index
 from fer_video.video.pipes import enlarge_pipe
@@ -128,6 +131,9 @@ def read_frames(
         return
     stride = max(1, int(stride))
     first = max(0, int(first))
+    if libav.handles(info, first, last):
+        yield from _decode_in_process(info, stride, stats)
+        return
     if first > 0:
         index = frame_index(info.path)
         points = index.seek_points(first)[:SEEK_ATTEMPTS] if index is not None else []
@@ -253,6 +259,25 @@ def _decode(info: MediaInfo, stride: int, stats: DecodeStats, first: int, last: 
                     "single pass", info.path, seen, len(seek.index))
     _check_complete(info, proc.returncode, seen, b"\n".join(other_lines), last, times, stats)
     if last is None and times:
+        stats.end = video_end(info, times)
+
+
+def _decode_in_process(info: MediaInfo, stride: int, stats: DecodeStats) -> Iterator[Frame]:
+    """`read_frames` of a whole video by PyAV (`fer_video.video.libav`): the same frames, numbers
+    and times as the binary's pipe, checked for completeness the same way."""
+    times: list[float] = []
+    seen, returncode, complaint = 0, 0, ""
+    try:
+        for number, time, pixels in libav.decode(info.path, info.width, info.height):
+            times.append(time)
+            seen = number + 1
+            if number % stride == 0:
+                yield Frame(number, time, pixels)
+    except libav.DecodeFailed as error:
+        returncode, complaint = 1, str(error)
+    stats.decoded, stats.skipped = seen, 0
+    _check_complete(info, returncode, seen, complaint.encode(), None, times, stats)
+    if times:
         stats.end = video_end(info, times)
 
 
