@@ -110,3 +110,15 @@ def test_decoding_in_process_runs_behind_the_analysis(two_face_clip):
     frames.close()
     assert niceness == expected
     assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # that thread alone
+
+
+def test_choosing_the_decoder_does_not_import_pyav(two_face_clip):
+    """The analysis asks before the decoding thread starts: importing PyAV (0.1 s) is left to
+    that thread, beside the models loading."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fer_video.video import probe, libav; "
+            f"assert libav.handles(probe({str(two_face_clip.path)!r}), 0, None); print('av' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -14,6 +14,8 @@ gives. Everything else, and every video where PyAV is not installed, goes throug
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 from collections.abc import Iterator
 from fractions import Fraction
@@ -24,12 +26,11 @@ from fer_video.resources import codec_threads
 from fer_video.video.planes import i420_planes
 
 
+@functools.cache
 def available() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether PyAV is installed: looked up, not imported (0.1 s), so the caller's thread does
+    not wait for it; the decoding thread imports it."""
+    return importlib.util.find_spec("av") is not None
 
 
 def handles(info, first: int, last: int | None) -> bool:
