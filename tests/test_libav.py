@@ -122,3 +122,17 @@ def test_choosing_the_decoder_does_not_import_pyav(two_face_clip):
             f"assert libav.handles(probe({str(two_face_clip.path)!r}), 0, None); print('av' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_matroska_decodes_in_process_and_mpeg_ts_goes_to_the_binary(tmp_path, two_face_clip):
+    """MPEG-TS has timestamp discontinuities, for which ffmpeg moves the start by the streams it
+    uses (the video alone): left to it. Matroska's times are the binary's in process too."""
+    mkv, ts = tmp_path / "copy.mkv", tmp_path / "copy.ts"
+    ffmpeg("-i", two_face_clip.path, "-c", "copy", mkv)
+    ffmpeg("-i", two_face_clip.path, "-c", "copy", "-f", "mpegts", ts)
+    assert not libav.handles(probe(ts), 0, None)
+    info = probe(mkv)
+    ours, stats = _in_process(info)
+    theirs, binary_stats = _by_binary(info)
+    _same(ours, theirs)
+    assert dataclasses.asdict(stats) == dataclasses.asdict(binary_stats)

@@ -8,8 +8,8 @@ frame written into a pipe and read out of it (the kernel allocating, copying and
 (docs/benchmarks.md, 2026-12-07 23:30). PyAV lets go of the GIL while it decodes.
 
 Only a video the binary would pass through untouched is read here: a whole video (no segment,
-which seeks), not rotated, limited-range 8-bit 4:2:0 of even size, the I420 layout `read_frames`
-gives. Everything else, and every video where PyAV is not installed, goes through the binary.
+which seeks) in an MP4/MOV or Matroska/WebM file, not rotated, limited-range 8-bit 4:2:0 of even
+size, the I420 layout `read_frames` gives. Everything else, and every video where PyAV is not installed, goes through the binary.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ def handles(info, first: int, last: int | None) -> bool:
     """Whether `info`'s frames `first` to `last` are read here (see the module's docstring)."""
     return (first == 0 and last is None and not info.is_image and info.rotation == 0
             and info.pixel_format == "yuv420p" and not info.full_range
-            and info.width % 2 == 0 and info.height % 2 == 0 and available())
+            and info.width % 2 == 0 and info.height % 2 == 0 and _steady_clock(info) and available())
+
+
+def _steady_clock(info) -> bool:
+    """MP4/MOV and Matroska/WebM: containers whose timestamps ffmpeg moves by the file's start
+    alone. For formats with timestamp discontinuities (MPEG-TS and PS, FLV) it also corrects the
+    start by the streams it uses, which is left to it."""
+    return "mov" in info.container.split(",") or info.is_matroska
 
 
 def time_string_value(seconds: float) -> float:

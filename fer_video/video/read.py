@@ -268,7 +268,7 @@ def _decode_in_process(info: MediaInfo, stride: int, stats: DecodeStats) -> Iter
     times: list[float] = []
     seen, returncode, complaint = 0, 0, ""
     try:
-        for number, time, pixels in libav.decode(info.path, info.width, info.height):
+        for number, time, pixels in libav.decode(ffmpeg_path(info.path), info.width, info.height):
             times.append(time)
             seen = number + 1
             if number % stride == 0:
