@@ -10,7 +10,8 @@ the pipe stays as it is: that is only slower.
 A frame written to a pipe is copied into pages the kernel allocates for it, then copied out and
 the pages freed by the reader. `FramePipe` gives the pipe references to the frame's own pages
 instead (vmsplice(2)), so the reader's copy is the only one: about 0.4 s less CPU for the 30 s
-720p clip's 900 frames, on both sides of the pipe together (docs/benchmarks.md, 2026-12-07 22:50).
+720p clip's 900 frames in the command, on both sides of the pipe together, and 0.75 s alone
+(bench/pipes.py; docs/benchmarks.md, 2026-12-07 22:03).
 """
 
 from __future__ import annotations
