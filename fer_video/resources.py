@@ -35,11 +35,12 @@ def run_behind(pid: int, niceness: int = CODEC_NICENESS) -> None:
     analysis is what the command waits for: with all cores busy, the scheduler then gives the
     analysis the CPU first and the codecs the rest, instead of slicing it evenly (the 30 s 720p
     clip 3-5% faster on 2 cores, docs/benchmarks.md). Where the priority cannot be set (another
-    system, a process already gone), nothing changes."""
+    system, a process already gone), nothing changes. `pid` is a process's: given a thread's id,
+    /proc/<id>/task still lists every thread of its process (`thread_behind` is for one thread)."""
     if not hasattr(os, "setpriority"):
         return
     try:
-        behind = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)  # below this process, however nice it is
+        behind = _below_this(niceness)
         # Linux keeps a niceness per thread: the main thread's first, so threads it starts from
         # now on inherit it, then any already started.
         os.setpriority(os.PRIO_PROCESS, pid, behind)
@@ -56,10 +57,14 @@ def thread_behind(niceness: int = CODEC_NICENESS) -> None:
     if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
         return
     try:
-        behind = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), behind)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _below_this(niceness))
     except OSError:
         pass
+
+
+def _below_this(niceness: int) -> int:
+    """`niceness` steps below the calling thread's priority, however nice it is already."""
+    return min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
 
 
 _quiet = threading.Lock()

@@ -98,7 +98,7 @@ def test_decoding_in_process_runs_behind_the_analysis(two_face_clip):
     import os
     import threading
 
-    from fer_video.pipeline.analyse import prefetch
+    from fer_video.video.prefetch import prefetch
     from fer_video.resources import CODEC_NICENESS
 
     info = probe(two_face_clip.path)

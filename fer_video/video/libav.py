@@ -5,11 +5,12 @@ The ffmpeg process behind `read_frames` costs more than its decoding: its filter
 frame written into a pipe and read out of it (the kernel allocating, copying and freeing 1.4 MB a
 720p frame). Here the decoder writes into its frame and one copy makes the array: on the 30 s
 720p clip 0.9 s of CPU against 2.5-3 s for the process and both ends of its pipe
-(docs/benchmarks.md, 2026-12-07 23:30). PyAV lets go of the GIL while it decodes.
+(docs/benchmarks.md, 2026-12-07 22:03). PyAV lets go of the GIL while it decodes.
 
 Only a video the binary would pass through untouched is read here: a whole video (no segment,
 which seeks) in an MP4/MOV or Matroska/WebM file, not rotated, limited-range 8-bit 4:2:0 of even
-size, the I420 layout `read_frames` gives. Everything else, and every video where PyAV is not installed, goes through the binary.
+size, the I420 layout `read_frames` gives. Everything else, and every video where PyAV is not
+installed, goes through the binary.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def time_string_value(seconds: float) -> float:
     return float(f"{seconds:.{precision}f}")
 
 
-def decode(path: str, width: int, height: int) -> Iterator[tuple[int, float, object]]:
+def decode(path: str, width: int, height: int) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame number, seconds, I420 array) of every frame of the first video stream, with the
     number and time the binary's pipe gives each. Raises `DecodeFailed` where the file cannot be
     opened; a packet that does not decode is skipped, as the binary skips it, and a read error

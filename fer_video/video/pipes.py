@@ -93,9 +93,14 @@ class FramePipe:
 
     def write(self, frame: np.ndarray) -> None:
         data = np.ascontiguousarray(frame)
-        if self._splice is None:
+        if self._splice is not None and self._spliced(data):
+            self._held.append(data)
+        else:
             self._pipe.write(data.data)
-            return
+
+    def _spliced(self, data: np.ndarray) -> bool:
+        """`data` into the pipe by vmsplice; False, with nothing written, where vmsplice cannot
+        take this file (not a pipe after all, or a kernel without it): plain writes from then on."""
         address, size, done = data.ctypes.data, data.nbytes, 0
         while done < size:
             vec = _IoVec(address + done, size - done)
@@ -109,11 +114,10 @@ class FramePipe:
             if code == errno.EPIPE:
                 raise BrokenPipeError(code, os.strerror(code))
             if code in (errno.ENOSYS, errno.EINVAL, errno.EBADF) and done == 0:
-                self._splice = None  # not a pipe after all, or a kernel without it: plain writes from now on
-                self._pipe.write(data.data)
-                return
+                self._splice = None
+                return False
             raise OSError(code, os.strerror(code))
-        self._held.append(data)
+        return True
 
     def close(self, reader=None) -> None:
         """Close this end of the pipe. What is still in the pipe still refers to the last frames:

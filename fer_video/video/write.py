@@ -72,8 +72,9 @@ class VideoWriter:
         )
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         run_behind(self._proc.pid)
-        enlarge_pipe(self._proc.stdin, int(np.prod(self.shape)))
-        self._frames = FramePipe(self._proc.stdin, int(np.prod(self.shape)))
+        frame_bytes = int(np.prod(self.shape))
+        enlarge_pipe(self._proc.stdin, frame_bytes)
+        self._frames = FramePipe(self._proc.stdin, frame_bytes)
         self._stderr: list[bytes] = []
         self._drain = threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)
         self._drain.start()
