@@ -1,6 +1,6 @@
 """`fer-video annotate` under different environment settings, runs interleaved: wall and CPU seconds.
 
-    PYTHONPATH=. .venv/bin/python bench/env_ab.py [--seconds 30] [--repeats 3] [--set threads1 FER_VIDEO_THREADS=1 ...]
+    PYTHONPATH=. .venv/bin/python bench/env_ab.py [--seconds 30] [--repeats 3] [--no-video] [--set threads1 FER_VIDEO_THREADS=1 ...]
     PYTHONPATH=. .venv/bin/python bench/env_ab.py --set base PYTHONPATH=/path/to/other/checkout --repeats 5
 
 Each setting is a name and NAME=VALUE pairs added to the environment; `default` (nothing added)
@@ -30,10 +30,10 @@ from common import table
 DEFAULT_SETTINGS = [["threads1", "FER_VIDEO_THREADS=1"], ["opencv1", "OPENCV_FOR_THREADS_NUM=1"]]
 
 
-def run(clip: Path, out: Path, extra: dict) -> tuple[float, float]:
+def run(clip: Path, out: Path, extra: dict, options: list[str] = ()) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
     exe = Path(sys.executable).parent / "fer-video"
-    done = common.run_measured([str(exe), "annotate", str(clip), "--out", str(out), "--quiet"],
+    done = common.run_measured([str(exe), "annotate", str(clip), "--out", str(out), "--quiet", *options],
                                env={**os.environ, "PYTHONPATH": str(common.ROOT), **extra})
     return done["wall_s"], done["cpu_s"]
 
@@ -44,6 +44,7 @@ def main() -> int:
     p.add_argument("--clip", choices=["two-720p", "crowd-1080p"], default="two-720p",
                    help="two-720p: 1280x720, two faces; crowd-1080p: 1920x1080, ten faces (default two-720p)")
     p.add_argument("--repeats", type=int, default=3, help="rounds of all settings (default 3)")
+    p.add_argument("--no-video", action="store_true", help="the timeline alone, without the MP4")
     p.add_argument("--set", nargs="+", action="append", metavar=("NAME", "VAR=VALUE"),
                    help="a setting to compare with the default (repeatable)")
     args = p.parse_args()
@@ -52,13 +53,14 @@ def main() -> int:
     for name, *pairs in args.set or DEFAULT_SETTINGS:
         settings[name] = dict(pair.split("=", 1) for pair in pairs)
     clip = common.clip(args.seconds) if args.clip == "two-720p" else common.crowd_clip(args.seconds)
-    print(f"clip: {clip.relative_to(common.ROOT)}; settings: {settings}", flush=True)
+    print(f"clip: {clip.relative_to(common.ROOT)}{' without the MP4' if args.no_video else ''}; settings: {settings}",
+          flush=True)
     found: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     work = Path(tempfile.mkdtemp(prefix="fer-video-env-ab-"))
     try:
         for round_ in range(args.repeats):
             for name, extra in settings.items():
-                found[name].append(run(clip, work / name, extra))
+                found[name].append(run(clip, work / name, extra, ["--no-video"] if args.no_video else []))
                 wall, cpu = found[name][-1]
                 print(f"  {round_ + 1}/{args.repeats} {name}: {wall:.2f} s wall, {cpu:.1f} s CPU (load {common.load()})",
                       flush=True)

@@ -9,12 +9,22 @@ import sys
 import threading
 
 
-def model_threads() -> int:
+def model_threads(beside_encoder: bool = False) -> int:
     """$FER_VIDEO_THREADS, else every core this process may run on. Several worker processes on
     one machine should split the cores between them (flows/runners.py does for local clusters):
-    each model kernel spreading over all cores in every process only adds contention."""
+    each model kernel spreading over all cores in every process only adds contention.
+
+    `beside_encoder`: the annotated video is drawn and encoded while the frames are analysed.
+    The models then get the cores the codecs leave (`codec_threads`): drawing and encoding keep
+    the others busy, and a model's thread pool spends more CPU handing each invoke around than
+    its threads save. On 2 cores one thread each made the whole command on the 30 s 720p clip
+    0.95x the time with 0.945x the CPU; without the MP4 it made it 1.05x the time
+    (docs/benchmarks.md, 2026-12-08)."""
     value = os.environ.get("FER_VIDEO_THREADS")
-    return max(1, int(value)) if value else len(os.sched_getaffinity(0))
+    if value:
+        return max(1, int(value))
+    cores = len(os.sched_getaffinity(0))
+    return max(1, cores - codec_threads()) if beside_encoder else cores
 
 
 def codec_threads() -> int:

@@ -183,3 +183,36 @@ def test_frames_handed_to_the_drawing_thread_stay_few_when_many_turn_final_at_on
     live.close()
     assert live.frames == 240 and sum(sizes) == 240
     assert max(sizes) * max(pending) <= 8, (sizes, pending)  # frames handed over and not yet drawn
+
+
+def test_drawing_live_leaves_the_encoders_cores_to_it(tmp_path, monkeypatch):
+    """While the MP4 is drawn and encoded beside the analysis, the models' invokes run on the
+    cores the codecs leave (`model_threads(beside_encoder=True)`); without it, on every core.
+    The thread count changes no number: the faces are the same to the bit."""
+    import os
+
+    import fer_video.expression.classify as classify
+    import fer_video.faces.detectors.blazeface as blazeface
+    from fer_video.pipeline import model_cache
+    from fer_video.samples import make_clip
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})  # four cores, the codecs' two
+    monkeypatch.setattr(model_cache, "_models", {})
+    threads = []
+    for module in (classify, blazeface):  # the real interpreters, their thread counts noted
+        monkeypatch.setattr(module, "new_interpreter", lambda *a, _real=module.new_interpreter, **k:
+                            threads.append(k["num_threads"]) or _real(*a, **k))
+    info = probe(make_clip(tmp_path / "clip.mp4", seconds=1.0, width=480, height=270, fps=30))
+    faces = {}
+    for draw in (True, False):
+        threads.clear()
+        options = AnnotateOptions(out_dir=tmp_path / str(draw), progress=False)
+        analysis = analyse(info, options, "clip", draw=draw)
+        assert (analysis.live is not None) == draw
+        if draw:
+            analysis.live.discard()
+        assert threads and set(threads) == {2 if draw else 4}
+        faces[draw] = analysis.faces
+    assert len(faces[True]) > 0
+    for column in ("boxes", "scores", "keypoints", "probs", "track_ids"):
+        np.testing.assert_array_equal(getattr(faces[True], column), getattr(faces[False], column))

@@ -125,10 +125,13 @@ class ExpressionClassifier:
     plain logits. None mirrors every face. The plain pass then runs all faces in invokes of
     2 x `batch_size` images and the mirror pass only the uncertain ones: about 1.5x the faces/s
     of full flip at 0.5 (MODEL_CARD.md).
+
+    `threads`: of each invoke (default: `model_threads()`).
     """
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
-                 flip: bool | None = None, backend: str = "auto", flip_below: float | None = None):
+                 flip: bool | None = None, backend: str = "auto", flip_below: float | None = None,
+                 threads: int | None = None):
         if backend not in ("auto", "tflite", "keras"):
             raise ValueError(f"backend must be auto, tflite or keras, not {backend!r}")
         self.path = Path(model_path) if model_path else DEFAULT_MODEL
@@ -155,7 +158,7 @@ class ExpressionClassifier:
         # interpreter's input, invoke and output are one unit: two threads inside it at once
         # raise or swap each other's results.
         self._lock = threading.Lock()
-        threads = model_threads()
+        threads = threads or model_threads()
         images = self.batch_size * (2 if self.flip else 1)
         if backend == "keras":
             self.backend = "keras"

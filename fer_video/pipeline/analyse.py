@@ -32,6 +32,8 @@ from fer_video.jobs import AnnotateOptions
 from fer_video.outputs import output_name
 from fer_video.persons.stage import appearance_check, chip_gatherer
 from fer_video.pipeline import model_cache
+from fer_video.pipeline.live import can_draw_live
+from fer_video.resources import model_threads
 from fer_video.video import DecodeStats, MediaInfo, read_frames
 from fer_video.video import libav
 from fer_video.video.prefetch import prefetch
@@ -169,15 +171,18 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     # Decoded in this process, the frames are decoded behind the analysis, as ffmpeg's are.
     frames = prefetch(lambda: _decoded(read_frames(info, options.stride, stats, first, last), cuts, on_grid),
                       behind=libav.handles(info, first, last))
+    drawing = draw and first == 0 and last is None and can_draw_live(info, options)
+    threads = model_threads(beside_encoder=drawing)  # the encoder keeps the other cores busy
     try:
         detector = make_detector(options.detector, min_face=options.min_face,
                                  min_score=min(0.5, options.min_score),
-                                 frame_rate=float(info.fps) / options.stride if not info.is_image else None)
-        classifier = model_cache.load_classifier(options.model)
+                                 frame_rate=float(info.fps) / options.stride if not info.is_image else None,
+                                 threads=threads)
+        classifier = model_cache.load_classifier(options.model, threads)
         tracker = Tracker(same_face=appearance_check(options))
         chips = chip_gatherer(options)
         geometry = crop_geometry(detector.name)
-        live = _live_video(info, options, name, detector) if draw and first == 0 and last is None else None
+        live = _live_video(info, options, name, detector) if drawing else None
     except BaseException:
         frames.close()
         raise
@@ -294,15 +299,12 @@ LIVE_BATCH_SECONDS = 0.25  # with live drawing, a classifier batch goes at least
 
 
 def _live_video(info: MediaInfo, options: AnnotateOptions, name: str | None, detector):
-    """The `LiveVideo` that draws this input's annotated MP4 during its analysis, or None where
-    it cannot compute what the render stage draws (`can_draw_live`)."""
+    """The `LiveVideo` that draws this input's annotated MP4 during its analysis."""
     from fer_video.faces.detectors import detector_spec
     from fer_video.outputs import outputs_of
-    from fer_video.pipeline.live import LiveVideo, can_draw_live
+    from fer_video.pipeline.live import LiveVideo
     from fer_video.sinks.video import VideoSink
 
-    if not can_draw_live(info, options):
-        return None
     path = outputs_of(info, options.out_dir, name, options.inputs_root).media
     # Person labels: checked at the end (`LiveVideo.matches`). Each frame is drawn once its
     # analysis is done with it, so on its own pixels.

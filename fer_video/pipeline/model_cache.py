@@ -10,10 +10,12 @@ from pathlib import Path
 _models: dict = {}
 
 
-def load_classifier(model: Path | None):
+def load_classifier(model: Path | None, threads: int | None = None):
+    """The classifier of `model` (None: the shipped one) whose invokes run on `threads` threads
+    (None: `model_threads()`)."""
     from fer_video.expression.classify import ExpressionClassifier
 
-    key = str(model or "")
+    key = (str(model or ""), threads)
     if key not in _models:
-        _models[key] = ExpressionClassifier(model)
+        _models[key] = ExpressionClassifier(model, threads=threads)
     return _models[key]

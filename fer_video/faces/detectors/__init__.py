@@ -67,8 +67,8 @@ class ScorePolicy:
 class DetectorSpec:
     name: str
     # The options analysis passes: min_face, min_score (its candidate threshold, at most 0.5),
-    # frame_rate (analysed frames per second, None for an image). A factory drops the ones its
-    # detector has no use for.
+    # frame_rate (analysed frames per second, None for an image), threads (of each model invoke).
+    # A factory drops the ones its detector has no use for.
     make: Callable[..., Detector]
     crop: CropGeometry
     score_policy: ScorePolicy
