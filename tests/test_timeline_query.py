@@ -64,7 +64,7 @@ def known(tmp_path_factory) -> Path:
                              Actor(x=0.72, y=0.5, width=130, flip=True, tint=DARK, enter=0.9, leave=1.7)])
     out = root / "out"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(model_cache, "load_classifier", lambda model: BrightnessClassifier())
+        patch.setattr(model_cache, "load_classifier", lambda model, threads=None: BrightnessClassifier())
         pipeline.annotate(clip, pipeline.AnnotateOptions(out_dir=out, smoothing="none", progress=False))
     return out
 

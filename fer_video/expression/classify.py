@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -48,14 +49,14 @@ class _LiteRT:
     independent, so how a batch is split does not change any row's logits."""
 
     def __init__(self, content: bytes, threads: int, max_images: int):
-        self._content, self._threads = content, threads
+        self.content, self.threads = content, threads
         self.max_images = max_images
         self._interpreters: dict[int, tuple] = {}
 
     def _interpreter(self, size: int):
         if size not in self._interpreters:
-            interpreter, index = new_interpreter([size, 48, 48, 1], model_content=self._content,
-                                                 num_threads=self._threads)
+            interpreter, index = new_interpreter([size, 48, 48, 1], model_content=self.content,
+                                                 num_threads=self.threads)
             self._interpreters[size] = (interpreter, index, interpreter.get_output_details()[0]["index"])
         return self._interpreters[size]
 
@@ -126,12 +127,11 @@ class ExpressionClassifier:
     2 x `batch_size` images and the mirror pass only the uncertain ones: about 1.5x the faces/s
     of full flip at 0.5 (MODEL_CARD.md).
 
-    `threads`: of each invoke (default: `model_threads()`).
+    Invokes run on `model_threads()` threads; `on_threads(n)` gives the same classifier on `n`.
     """
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = DEFAULT_BATCH,
-                 flip: bool | None = None, backend: str = "auto", flip_below: float | None = None,
-                 threads: int | None = None):
+                 flip: bool | None = None, backend: str = "auto", flip_below: float | None = None):
         if backend not in ("auto", "tflite", "keras"):
             raise ValueError(f"backend must be auto, tflite or keras, not {backend!r}")
         self.path = Path(model_path) if model_path else DEFAULT_MODEL
@@ -158,7 +158,8 @@ class ExpressionClassifier:
         # interpreter's input, invoke and output are one unit: two threads inside it at once
         # raise or swap each other's results.
         self._lock = threading.Lock()
-        threads = threads or model_threads()
+        threads = model_threads()
+        self._on_threads: dict[int, ExpressionClassifier] = {threads: self}  # shared with those `on_threads` made
         images = self.batch_size * (2 if self.flip else 1)
         if backend == "keras":
             self.backend = "keras"
@@ -189,6 +190,18 @@ class ExpressionClassifier:
             with self._lock:
                 out[start : start + per_invoke] = self._logits(x[start : start + per_invoke])
         return out
+
+    def on_threads(self, threads: int) -> "ExpressionClassifier":
+        """This classifier with its invokes on `threads` threads (`model_threads(beside_encoder)`
+        chooses per input): the same model, calibration and lock, interpreters of its own, made
+        once per thread count. The Keras backend keeps TensorFlow's own pool."""
+        if not isinstance(self._logits, _LiteRT) or threads == self._logits.threads:
+            return self
+        if threads not in self._on_threads:
+            view = copy.copy(self)
+            view._logits = _LiteRT(self._logits.content, threads, self._logits.max_images)
+            self._on_threads[threads] = view
+        return self._on_threads[threads]
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         x = to_model_input(np.asarray(crops))

@@ -11,11 +11,11 @@ _models: dict = {}
 
 
 def load_classifier(model: Path | None, threads: int | None = None):
-    """The classifier of `model` (None: the shipped one) whose invokes run on `threads` threads
-    (None: `model_threads()`)."""
+    """The classifier of `model` (None: the shipped one), its invokes on `threads` threads (None:
+    `model_threads()`)."""
     from fer_video.expression.classify import ExpressionClassifier
 
-    key = (str(model or ""), threads)
+    key = str(model or "")
     if key not in _models:
-        _models[key] = ExpressionClassifier(model, threads=threads)
-    return _models[key]
+        _models[key] = ExpressionClassifier(model)
+    return _models[key] if threads is None else _models[key].on_threads(threads)
