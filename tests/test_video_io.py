@@ -290,3 +290,52 @@ def test_ffmpeg_log_lines_split_across_reads_are_read_whole():
     assert [n for n, _ in found] == list(range(40))
     np.testing.assert_allclose([t for _, t in found], np.arange(40) / 30, atol=1e-5)
     assert other == [b"", b"[h264 @ 0x2] error while decoding MB 3 4"]
+
+
+def test_a_probe_started_ahead_is_taken_once_and_only_while_the_file_is_unchanged(tmp_path, two_face_clip,
+                                                                                 monkeypatch):
+    """`probe_ahead` runs the probe's ffmpeg in a thread (the command starts it while it imports
+    the pipeline); the next `probe` of that file takes its answer instead of running ffmpeg again,
+    unless the file changed in between, and raises its error as a probe of its own would."""
+    import importlib
+    import os
+    import subprocess
+
+    import cv2
+
+    from fer_video.errors import InputError
+    from fer_video.video.probe import probe_ahead
+
+    probing = importlib.import_module("fer_video.video.probe")  # the module: fer_video.video.probe is the function
+
+    runs = []
+    real_run = subprocess.run
+
+    def counted_run(args, *a, **k):  # the real ffmpeg runs; its input is noted
+        runs.append(args[-1])
+        return real_run(args, *a, **k)
+
+    monkeypatch.setattr(probing.subprocess, "run", counted_run)
+    direct = probe(two_face_clip.path)
+    probe_ahead(two_face_clip.path)
+    assert probe(two_face_clip.path) == direct
+    assert len(runs) == 2  # the direct probe's ffmpeg and the one ahead, none more
+    assert probe(two_face_clip.path) == direct and len(runs) == 3  # taken once: the next probe runs its own
+
+    image = tmp_path / "still.png"
+    cv2.imwrite(str(image), np.zeros((40, 60, 3), np.uint8))
+    probe_ahead(image)
+    probing._ahead[os.path.abspath(image)].result(timeout=60)  # done before the file changes
+    cv2.imwrite(str(image), np.zeros((50, 80, 3), np.uint8))
+    os.utime(image, ns=(0, 1))  # and surely another stamp
+    info = probe(image)
+    assert (info.width, info.height) == (80, 50) and len(runs) == 5
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\0not a video" * 10)
+    with pytest.raises(InputError) as direct_error:
+        probe(bad)
+    probe_ahead(bad)
+    with pytest.raises(InputError) as ahead_error:
+        probe(bad)
+    assert str(ahead_error.value) == str(direct_error.value) and len(runs) == 7
