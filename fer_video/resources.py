@@ -18,8 +18,8 @@ def model_threads(beside_encoder: bool = False) -> int:
     The models then get the cores the codecs leave (`codec_threads`): drawing and encoding keep
     the others busy, and a model's thread pool spends more CPU handing each invoke around than
     its threads save. On 2 cores one thread each made the whole command on the 30 s 720p clip
-    0.95x the time with 0.945x the CPU; without the MP4 it made it 1.05x the time
-    (docs/benchmarks.md, 2026-12-08)."""
+    0.95-0.99x the time in five interleaved comparisons; without the MP4 it made it 1.05x the
+    time (docs/benchmarks.md, 2026-12-08)."""
     value = os.environ.get("FER_VIDEO_THREADS")
     if value:
         return max(1, int(value))
