@@ -31,10 +31,6 @@ def cmd_annotate(args) -> int:
 
 def annotate(args, inputs: list[str]) -> int:
     prefect = engine.prefect_wanted(args)
-    if not prefect and inputs:
-        from fer_video.video.probe import probe_ahead
-
-        probe_ahead(inputs[0])  # its ffmpeg runs while the pipeline is imported
     recorder = engine.recorder(prefect)  # first: its thread creates the flow run while the pipeline loads
     say(args, f"annotating {plural(len(inputs), 'input')} -> {folder_name(args.out)}, {engine.where(prefect)}")
     options = options_of(args)

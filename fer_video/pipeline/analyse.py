@@ -10,6 +10,7 @@ at most 0.25 s of video and LOOKAHEAD_BYTES), and only the small per-face record
 from __future__ import annotations
 
 import itertools
+import os
 from collections import deque
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ from fer_video.pipeline.live import can_draw_live
 from fer_video.resources import model_threads
 from fer_video.video import DecodeStats, MediaInfo, read_frames
 from fer_video.video import libav
-from fer_video.video.probe import file_stamp
 from fer_video.video.prefetch import prefetch
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
     def on_grid(frame) -> bool:  # analysed whatever comes before or after it
         return (frame.index // options.stride) % step == 0
 
-    before = file_stamp(info.path)
+    before = _stamp(info.path)
     # Decoding starts first: ffmpeg's start and first frames (about 0.05 s) overlap with loading
     # the models.
     # Decoded in this process, the frames are decoded behind the analysis, as ffmpeg's are.
@@ -266,7 +266,7 @@ def analyse(info: MediaInfo, options: AnnotateOptions, name: str | None = None,
 
     name = name or output_name(info.path)
     warnings = [f"{info.path}: {stats.short}"] if stats.short else []
-    if not info.is_image and file_stamp(info.path) != before:
+    if not info.is_image and _stamp(info.path) != before:
         warnings.append(f"{info.path}: changed while it was read (still being written?): the timeline may "
                         "not cover all of it")
     return Analysis(info, name, fill_between(batches.classified()), stats.decoded, detector.name, classifier.name,
@@ -322,3 +322,11 @@ def _lookahead(detector, info: MediaInfo) -> int:
         return 0
     held_bytes = max(1, info.width * info.height) * 4.5  # I420 (1.5 bytes a pixel) and BGR (3)
     return 0 if info.is_image else max(0, int(LOOKAHEAD_BYTES // held_bytes))
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns

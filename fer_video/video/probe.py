@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,53 +63,8 @@ def _fps(stream_line: str) -> Fraction:
     return Fraction(25)
 
 
-_ahead: dict[str, Future] = {}  # absolute path -> the probe `probe_ahead` started for it
-_ahead_lock = threading.Lock()
-
-
-def probe_ahead(path: str | Path) -> None:
-    """Start probing `path` in a thread of its own, for this process's next `probe(path)` to
-    take: the ffmpeg it runs, and finding the binary the first time, then overlap with what the
-    caller does meanwhile (the command imports the pipeline: 0.1-0.15 s of its start)."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result((file_stamp(path), _probe(path)))
-        except BaseException as error:  # noqa: BLE001 - raised where `probe` takes it
-            future.set_exception(error)
-
-    with _ahead_lock:
-        _ahead[os.path.abspath(path)] = future
-    threading.Thread(target=run, name="probe-ahead", daemon=True).start()
-
-
 def probe(path: str | Path) -> MediaInfo:
-    """Probe a video or still image; raises InputError with ffmpeg's reason when it cannot. Where
-    `probe_ahead(path)` started it, its answer, unless the file has changed since."""
-    with _ahead_lock:
-        future = _ahead.pop(os.path.abspath(path), None)
-    if future is not None:
-        from fer_video import interrupt
-
-        stamp, info = interrupt.result(future)  # the probe's own error is raised here
-        if stamp is not None and stamp == file_stamp(path):
-            return info
-    return _probe(path)
-
-
-def file_stamp(path: str | Path) -> tuple[int, int] | None:
-    """A file's size and modification time (ns), which change when it is written; None when it
-    cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-def _probe(path: str | Path) -> MediaInfo:
-    """`probe` itself: `ffmpeg -i`, read."""
+    """Probe a video or still image; raises InputError with ffmpeg's reason when it cannot."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
